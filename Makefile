@@ -1,0 +1,33 @@
+# Two commands matter: `make demo` and `make test`. Both set up .venv when needed.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	# torch first and pinned: the CPU build on disk; anything unpinned would pull a CUDA build.
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/kekong demo --out demo-output
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(PY) -m pytest -q
+
+# Detector timings on one pinned core (mediapipe's own thread count can't be set).
+bench: setup
+	taskset -c 0 $(PY) benchmarks/detectors.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache
