@@ -1,0 +1,172 @@
+"""OpenPose keypoints from mediapipe's bundled models (pose, hands, face mesh).
+
+mediapipe's pose model finds one person per call, so several people are found by masking
+out each person found (their segmentation, dilated) and looking again.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from kekong.detect import mp_models
+from kekong.detect.openpose.face_table import MESH_TO_OPENPOSE_FACE
+from kekong.detect.openpose.keypoints import (
+    BODY_POINTS,
+    HAND_POINTS,
+    Person,
+    PoseResult,
+    empty,
+)
+
+# OpenPose body index → mediapipe pose landmark index (neck is the shoulders' midpoint).
+MP_FOR_OPENPOSE = {
+    0: 0, 2: 12, 3: 14, 4: 16, 5: 11, 6: 13, 7: 15, 8: 24, 9: 26, 10: 28,
+    11: 23, 12: 25, 13: 27, 14: 5, 15: 2, 16: 8, 17: 7,
+}
+NECK, RIGHT_WRIST, LEFT_WRIST, NOSE = 1, 4, 7, 0
+MASK_FILL = 127  # grey painted over a person already found
+
+
+def _landmarks(result_landmarks: object, count: int) -> np.ndarray:
+    """mediapipe landmarks → (count, 3) array of x, y, visibility."""
+    points = np.zeros((count, 3), np.float32)
+    for i, lm in enumerate(result_landmarks.landmark[:count]):  # type: ignore[attr-defined]
+        points[i] = (lm.x, lm.y, getattr(lm, "visibility", 1.0) or 1.0)
+    return points
+
+
+def body_from_mediapipe(landmarks: np.ndarray, min_visibility: float) -> np.ndarray:
+    """33 mediapipe pose landmarks → 18 OpenPose body keypoints (NaN where not visible)."""
+    body = empty(BODY_POINTS)
+    for op, mp_index in MP_FOR_OPENPOSE.items():
+        body[op] = landmarks[mp_index]
+    shoulders = landmarks[[11, 12]]
+    body[NECK] = (*shoulders[:, :2].mean(axis=0), shoulders[:, 2].min())
+    hidden = (body[:, 2] < min_visibility) | np.any((body[:, :2] < 0) | (body[:, :2] > 1), axis=1)
+    body[hidden] = np.nan
+    return body
+
+
+def detect_bodies(image: np.ndarray, max_people: int, min_visibility: float) -> list[Person]:
+    """Find up to `max_people` bodies by detecting, masking out, and detecting again."""
+    work = image.copy()
+    people: list[Person] = []
+    for _ in range(max_people):
+        result = mp_models.pose().process(work)
+        if result.pose_landmarks is None:
+            break
+        body = body_from_mediapipe(_landmarks(result.pose_landmarks, 33), min_visibility)
+        if np.all(np.isnan(body[:, 0])) or _duplicate(body, people):
+            break
+        people.append(Person(body=body))
+        _mask_out(work, result.segmentation_mask, body)
+    return people
+
+
+def _duplicate(body: np.ndarray, people: list[Person]) -> bool:
+    """A detection whose neck or nose sits on a person already found is that person again."""
+    for person in people:
+        for index in (NECK, NOSE):
+            a, b = body[index, :2], person.point(index)
+            if b is not None and not np.isnan(a[0]) and np.hypot(*(a - b)) < 0.03:
+                return True
+    return False
+
+
+def _mask_out(work: np.ndarray, segmentation: np.ndarray | None, body: np.ndarray) -> None:
+    """Paint a found person grey so the next pose call looks elsewhere."""
+    h, w = work.shape[:2]
+    if segmentation is not None:
+        mask = (np.asarray(segmentation) > 0.5).astype(np.uint8)
+    else:
+        mask = np.zeros((h, w), np.uint8)
+    points = body[~np.isnan(body[:, 0]), :2] * (w, h)
+    if len(points):
+        x0, y0 = points.min(axis=0)
+        x1, y1 = points.max(axis=0)
+        pad = 0.15 * max(x1 - x0, y1 - y0, 1)
+        cv2.rectangle(mask, (int(x0 - pad), int(y0 - pad)), (int(x1 + pad), int(y1 + pad)), 1, -1)
+    size = max(3, int(0.02 * max(h, w)) | 1)
+    mask = cv2.dilate(mask, np.ones((size, size), np.uint8))
+    work[mask > 0] = MASK_FILL
+
+
+def detect_hands(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """Every hand: (21, 3) keypoints and the side it belongs to on the person ('left'/'right').
+
+    mediapipe labels handedness as if the image were mirrored (a selfie camera), so on an
+    ordinary photo its "Left" is the person's right hand.
+    """
+    result = mp_models.hands().process(image)
+    if not result.multi_hand_landmarks:
+        return []
+    hands = []
+    for landmarks, handedness in zip(result.multi_hand_landmarks, result.multi_handedness,
+                                     strict=True):
+        points = _landmarks(landmarks, HAND_POINTS)
+        points[:, 2] = handedness.classification[0].score
+        label = handedness.classification[0].label.lower()
+        hands.append((points, "right" if label == "left" else "left"))
+    return hands
+
+
+def detect_faces(image: np.ndarray) -> list[np.ndarray]:
+    """Every face as 70 OpenPose face keypoints, from the 478-point mesh."""
+    result = mp_models.face_mesh().process(image)
+    faces = []
+    for landmarks in result.multi_face_landmarks or []:
+        mesh = np.array([(lm.x, lm.y) for lm in landmarks.landmark], np.float32)
+        face = np.ones((len(MESH_TO_OPENPOSE_FACE), 3), np.float32)
+        face[:, :2] = mesh[list(MESH_TO_OPENPOSE_FACE)]
+        faces.append(face)
+    return faces
+
+
+def _attach_hands(people: list[Person], hands: list[tuple[np.ndarray, str]]) -> None:
+    """Give each hand to the person whose wrist is nearest; the mediapipe side breaks ties and
+    is used alone when no body wrist is near (hands without a body get a person of their own)."""
+    for points, side in hands:
+        wrist = points[0, :2]
+        span = float(np.ptp(points[:, :2], axis=0).max())
+        best: tuple[float, Person, str] | None = None
+        for person in people:
+            for slot, index in (("right", RIGHT_WRIST), ("left", LEFT_WRIST)):
+                body_wrist = person.point(index)
+                if body_wrist is None or getattr(person, f"{slot}_hand") is not None:
+                    continue
+                distance = float(np.hypot(*(wrist - body_wrist))) + (0 if slot == side else 1e-3)
+                if distance < 1.5 * span and (best is None or distance < best[0]):
+                    best = (distance, person, slot)
+        if best is not None:
+            setattr(best[1], f"{best[2]}_hand", points)
+        else:
+            people.append(Person(**{f"{side}_hand": points}))
+
+
+def _attach_faces(people: list[Person], faces: list[np.ndarray]) -> None:
+    """Give each face to the person whose nose is nearest (inside the face's box)."""
+    for face in faces:
+        low, high = face[:, :2].min(axis=0), face[:, :2].max(axis=0)
+        owner = None
+        for person in people:
+            nose = person.point(NOSE)
+            if person.face is None and nose is not None and np.all((nose >= low) & (nose <= high)):
+                owner = person
+                break
+        if owner is None:
+            people.append(Person(face=face))
+        else:
+            owner.face = face
+
+
+def detect_pose(image: np.ndarray, body: bool = True, hands: bool = False, face: bool = False,
+                max_people: int = 4, min_visibility: float = 0.5) -> PoseResult:
+    """OpenPose keypoints of everyone in an RGB image (normalised coordinates)."""
+    h, w = image.shape[:2]
+    people = detect_bodies(image, max_people, min_visibility) if body else []
+    if hands:
+        _attach_hands(people, detect_hands(image))
+    if face:
+        _attach_faces(people, detect_faces(image))
+    return PoseResult(people=people, width=w, height=h)

@@ -1,0 +1,174 @@
+"""Reading and writing images, with the same rules on every path that reads one.
+
+Rules (documented in README "Image input"):
+- EXIF orientation is applied, so a phone photo is upright.
+- Palette, greyscale, 16-bit, float and CMYK images are converted to 8-bit RGB.
+- Alpha is composited onto a background (white by default: a sketch on a transparent
+  layer reads as a sketch on paper). `load_image_rgba` keeps alpha for mask helpers.
+- Images larger than a pixel cap (KEKONG_MAX_PIXELS, default 40 megapixels) are refused
+  before their pixels are decoded, so a decompression bomb costs nothing.
+- A corrupt or non-image file raises ImageError naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kekong.errors import ImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000
+ImageSource = str | os.PathLike | bytes | np.ndarray | Image.Image
+
+
+def max_pixels() -> int:
+    """The decoded-pixel cap, from KEKONG_MAX_PIXELS or the default."""
+    value = os.environ.get("KEKONG_MAX_PIXELS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PIXELS
+
+
+def _describe(source: ImageSource) -> str:
+    if isinstance(source, bytes):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return f"<{type(source).__name__}>"
+
+
+def _open(source: ImageSource) -> Image.Image:
+    """Open without decoding pixels; check the size against the cap first."""
+    name = _describe(source)
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageError(f"{name}: no such file")
+            stream: io.IOBase = open(path, "rb")  # noqa: SIM115 - PIL keeps it open lazily
+        else:
+            stream = io.BytesIO(source)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(stream)
+        except (UnidentifiedImageError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
+        except OSError as exc:
+            raise ImageError(f"{name}: not a readable image ({exc})") from exc
+    width, height = image.size
+    if width * height > max_pixels():
+        raise ImageError(
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the cap of "
+            f"{max_pixels():,} (set KEKONG_MAX_PIXELS to raise it)"
+        )
+    if width == 0 or height == 0:
+        raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+    return image
+
+
+def _decode(image: Image.Image, name: str) -> Image.Image:
+    """Decode pixels, apply EXIF orientation and bring every mode to RGB or RGBA."""
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{name}: image data is corrupt or truncated ({exc})") from exc
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # High bit depth greyscale: scale the full range of the type down to 8 bits.
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if mode == "F" else (65535.0 if values.max() > 255 else 255.0)
+        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA")
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        return image.convert("RGBA")
+    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def load_image_rgba(source: ImageSource) -> np.ndarray:
+    """Load any image as uint8 HxWx4 RGBA (alpha 255 where the file has none)."""
+    if isinstance(source, np.ndarray):
+        return as_rgba(source)
+    name = _describe(source)
+    image = _decode(_open(source), name)
+    return np.array(image.convert("RGBA"), dtype=np.uint8)
+
+
+def load_image(source: ImageSource, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Load any image as uint8 HxWx3 RGB; alpha is composited onto `background`."""
+    if isinstance(source, np.ndarray):
+        return as_rgb(source)
+    name = _describe(source)
+    image = _decode(_open(source), name)
+    if image.mode == "RGBA":
+        base = Image.new("RGBA", image.size, (*background, 255))
+        image = Image.alpha_composite(base, image)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+def as_rgb(array: np.ndarray) -> np.ndarray:
+    """Check an in-memory image and bring it to uint8 HxWx3 (like ControlNet's HWC3)."""
+    if array.dtype != np.uint8:
+        raise ImageError(f"image array must be uint8, got {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape[:2]:
+        raise ImageError(f"image array must be HxW, HxWx1, HxWx3 or HxWx4, got {array.shape}")
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.shape[2] == 4:
+        rgb = array[:, :, :3].astype(np.float32)
+        alpha = array[:, :, 3:].astype(np.float32) / 255.0
+        return (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def as_rgba(array: np.ndarray) -> np.ndarray:
+    """Bring an in-memory uint8 image to HxWx4, opaque where it has no alpha."""
+    if array.ndim == 3 and array.shape[2] == 4 and array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    rgb = as_rgb(array)
+    alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
+    return np.concatenate([rgb, alpha], axis=2)
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike, pnginfo: dict[str, str] | None = None) -> Path:
+    """Write uint8 HxW, HxWx3 or HxWx4 atomically (temp file + rename); format from the suffix."""
+    path = Path(path)
+    if array.dtype != np.uint8:
+        raise ImageError(f"{path}: can only save uint8 images, got {array.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1 else array)
+    suffix = path.suffix.lower()
+    options: dict = {}
+    if suffix == ".png" and pnginfo:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in pnginfo.items():
+            info.add_itxt(key, value)
+        options["pnginfo"] = info
+    if suffix in (".jpg", ".jpeg") and image.mode == "RGBA":
+        raise ImageError(f"{path}: JPEG cannot hold alpha; save as .png")
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None:
+        raise ImageError(f"{path}: unknown image format '{suffix}' (use .png, .jpg or .webp)")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            image.save(stream, format=fmt, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,110 @@
+"""Finding and safely loading weight files for model-backed detectors.
+
+Annotator weights (lllyasviel/Annotators files such as ControlNetHED.pth) are looked for, in
+order: an explicit path; the kekong models folder (KEKONG_MODELS_DIR, default
+~/.cache/kekong/models) under `annotators/`; the Hugging Face cache. Transformers models
+(depth) are a local folder or a hub id already in the HF cache. Nothing is downloaded: when
+the weights are absent the error names the file, where to get it and where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+from kekong.errors import KekongError, MissingWeightsError
+
+ANNOTATORS_REPO = "lllyasviel/Annotators"
+
+
+def models_dir() -> Path:
+    """The kekong models folder (KEKONG_MODELS_DIR or ~/.cache/kekong/models)."""
+    default = Path.home() / ".cache" / "kekong" / "models"
+    return Path(os.environ.get("KEKONG_MODELS_DIR", default)).expanduser()
+
+
+def find_annotator(filename: str, detector: str, explicit: str | None = None,
+                   repo: str = ANNOTATORS_REPO, stand_in: str | None = None) -> Path:
+    """Path of an annotator weight file, or MissingWeightsError saying how to get it."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise MissingWeightsError(f"{detector}: weights file {path} does not exist")
+        return path
+    local = models_dir() / "annotators" / filename
+    if local.is_file():
+        return local
+    cached = _hf_cached_file(repo, filename)
+    if cached is not None:
+        return cached
+    hint = f" Offline stand-in that needs no weights: {stand_in}." if stand_in else ""
+    raise MissingWeightsError(
+        f"{detector} needs the weights file {filename} from the Hugging Face repo {repo} "
+        f"(https://huggingface.co/{repo}/blob/main/{filename}), which is not on this machine. "
+        f"Download it and put it at {local} (or set KEKONG_MODELS_DIR), pass weights=PATH, or "
+        f"fetch it into the HF cache with `hf download {repo} {filename}`.{hint}"
+    )
+
+
+def _hf_cached_file(repo: str, filename: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        return None
+    found = try_to_load_from_cache(repo, filename)
+    return Path(found) if isinstance(found, str) else None
+
+
+def find_pretrained(reference: str, detector: str, stand_in: str | None = None) -> str:
+    """A transformers/diffusers model as a local folder: a path, or a hub id in the HF cache."""
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise MissingWeightsError(f"{detector}: {path} has no config.json; it is not a "
+                                      "transformers model folder")
+        return str(path)
+    if path.suffix or reference.startswith((".", "/", "~")) or reference.count("/") != 1:
+        raise MissingWeightsError(f"{detector}: model {reference!r} is neither an existing "
+                                  "folder nor a hub id (owner/name)")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(reference, local_files_only=True)
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        hint = f" Offline stand-in: {stand_in}." if stand_in else ""
+        target = models_dir() / reference.replace("/", "--")
+        raise MissingWeightsError(
+            f"{detector} needs the model {reference} (https://huggingface.co/{reference}), "
+            f"which is not on this machine. Run `hf download {reference}` where there is "
+            f"network (it lands in the HF cache), or download the folder to {target} and pass "
+            f"model={target}.{hint}"
+        ) from None
+
+
+def load_state_dict(path: str | os.PathLike) -> dict:
+    """Tensors from .safetensors, or from .pth/.pt/.ckpt through torch.load(weights_only=True):
+    a pickle that tries to run code is refused and nothing runs."""
+    import torch
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise KekongError(f"{path}: not a valid .safetensors file ({exc})") from exc
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise KekongError(f"{path}: refused to load — the file pickles objects other than "
+                          f"tensors, which could run code ({str(exc).splitlines()[0]})") from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise KekongError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise KekongError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
+    return state
