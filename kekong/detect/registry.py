@@ -6,6 +6,7 @@ declared once here and drive validation, `kekong detect --list` and (later) the 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +121,8 @@ def get(name: str) -> Detector:
 
     load_all()
     if name not in DETECTORS:
-        close = [n for n in DETECTORS if name.split("_")[0] in n][:6]
+        close = difflib.get_close_matches(name, DETECTORS, n=4, cutoff=0.6)
+        close += [n for n in DETECTORS if n.startswith(name.split("_")[0]) and n not in close][:4]
         hint = f" (did you mean: {', '.join(close)}?)" if close else ""
         raise ParameterError(f"unknown detector {name!r}{hint}; `kekong detect --list` lists them")
     return DETECTORS[name]

@@ -1,1 +1,139 @@
-"""Learned detectors whose outputs ControlNet 1.1 models were trained on (weights required)."""
+"""Learned detectors whose outputs ControlNet 1.1 models were trained on (weights required).
+
+Each loads its released checkpoint (lllyasviel/Annotators) through `models.weights`: from
+`weights=PATH`, the kekong models folder, or the HF cache — never downloaded. Without the
+file, a MissingWeightsError names it, where to get it and the offline stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import torch
+
+from kekong.detect.learned.networks import AnimeLineartUnet, ControlNetHED, LineartGenerator
+from kekong.detect.registry import Param, detector
+from kekong.errors import KekongError
+from kekong.models.weights import find_annotator, load_state_dict
+
+WEIGHTS_PARAM = Param("weights", "", "path of the weights file (default: looked up)")
+NETWORKS: dict[str, Callable[[], torch.nn.Module]] = {
+    "ControlNetHED.pth": ControlNetHED,
+    "sk_model.pth": LineartGenerator,
+    "sk_model2.pth": LineartGenerator,
+    "netG.pth": AnimeLineartUnet,
+}
+
+
+@lru_cache(maxsize=4)
+def load_network(path: str, filename: str) -> torch.nn.Module:
+    """Build the network for `filename` and load `path` into it strictly."""
+    network = NETWORKS[filename]()
+    state = {key.removeprefix("module."): value for key, value in load_state_dict(path).items()}
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise KekongError(f"{path}: does not fit the {filename} network "
+                          f"({str(exc).splitlines()[0]})") from exc
+    return network.eval()
+
+
+def _network(filename: str, detector: str, weights: str, stand_in: str) -> torch.nn.Module:
+    path = find_annotator(filename, detector, explicit=weights or None, stand_in=stand_in)
+    return load_network(str(path), filename)
+
+
+def _to_tensor(image: np.ndarray, scale: float, shift: float = 0.0) -> torch.Tensor:
+    return torch.from_numpy(image.astype(np.float32) * scale + shift).permute(2, 0, 1)[None]
+
+
+def hed_edges(image: np.ndarray, weights: str, detector: str, safe: bool) -> np.ndarray:
+    """HED soft edges (uint8 HxW): mean of the five side outputs through a sigmoid."""
+    net = _network("ControlNetHED.pth", detector, weights, "softedge_dog")
+    h, w = image.shape[:2]
+    with torch.inference_mode():
+        sides = net(_to_tensor(image, 1.0))
+    maps = [cv2.resize(side[0, 0].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            for side in sides]
+    edge = 1.0 / (1.0 + np.exp(-np.mean(maps, axis=0).astype(np.float64)))
+    if safe:
+        edge = safe_step(edge)
+    return (edge * 255.0).clip(0, 255).astype(np.uint8)
+
+
+def safe_step(x: np.ndarray, step: int = 2) -> np.ndarray:
+    """Quantise soft edges (the *_safe modules): hides less of the picture in faint grey."""
+    return (x.astype(np.float32) * (step + 1)).astype(np.int32).astype(np.float32) / step
+
+
+def nms(edges: np.ndarray, threshold: int, sigma: float) -> np.ndarray:
+    """Thin soft edges to their ridges in four directions, then binarise."""
+    x = cv2.GaussianBlur(edges.astype(np.float32), (0, 0), sigma)
+    kernels = [np.array(k, np.uint8) for k in (
+        [[0, 0, 0], [1, 1, 1], [0, 0, 0]], [[0, 1, 0], [0, 1, 0], [0, 1, 0]],
+        [[1, 0, 0], [0, 1, 0], [0, 0, 1]], [[0, 0, 1], [0, 1, 0], [1, 0, 0]])]
+    ridges = np.zeros_like(x)
+    for kernel in kernels:
+        np.putmask(ridges, cv2.dilate(x, kernel=kernel) == x, x)
+    return np.where(ridges > threshold, 255, 0).astype(np.uint8)
+
+
+SOFTEDGE = ("control_v11p_sd15_softedge",)
+LINEART = ("control_v11p_sd15_lineart",)
+
+
+@detector("softedge_hed", "HED soft edges (learned; ControlNetHED.pth).", params=(WEIGHTS_PARAM,),
+          feeds=SOFTEDGE, needs_weights="ControlNetHED.pth")
+def softedge_hed(image: np.ndarray, weights: str = "") -> np.ndarray:
+    return hed_edges(image, weights, "softedge_hed", safe=False)
+
+
+@detector("softedge_hedsafe", "HED soft edges, quantised (learned; ControlNetHED.pth).",
+          params=(WEIGHTS_PARAM,), feeds=SOFTEDGE, needs_weights="ControlNetHED.pth")
+def softedge_hedsafe(image: np.ndarray, weights: str = "") -> np.ndarray:
+    return hed_edges(image, weights, "softedge_hedsafe", safe=True)
+
+
+@detector("scribble_hed", "Scribble from HED edges: thinned, blurred and binarised into bold "
+          "strokes (learned; ControlNetHED.pth).", params=(WEIGHTS_PARAM,),
+          feeds=("control_v11p_sd15_scribble",), needs_weights="ControlNetHED.pth")
+def scribble_hed(image: np.ndarray, weights: str = "") -> np.ndarray:
+    strokes = nms(hed_edges(image, weights, "scribble_hed", safe=False), 127, 3.0)
+    strokes = cv2.GaussianBlur(strokes, (0, 0), 3.0)
+    return np.where(strokes > 4, 255, 0).astype(np.uint8)
+
+
+def _lineart(image: np.ndarray, filename: str, detector: str, weights: str) -> np.ndarray:
+    net = _network(filename, detector, weights, "lineart_standard")
+    with torch.inference_mode():
+        paper = net(_to_tensor(image, 1 / 255.0))[0, 0].numpy()
+    return 255 - (paper * 255.0).clip(0, 255).astype(np.uint8)  # white lines on black
+
+
+@detector("lineart_realistic", "Line art from photos (learned; sk_model.pth), white on black.",
+          params=(WEIGHTS_PARAM,), feeds=LINEART, needs_weights="sk_model.pth")
+def lineart_realistic(image: np.ndarray, weights: str = "") -> np.ndarray:
+    return _lineart(image, "sk_model.pth", "lineart_realistic", weights)
+
+
+@detector("lineart_coarse", "Coarse line art (learned; sk_model2.pth), white on black.",
+          params=(WEIGHTS_PARAM,), feeds=LINEART, needs_weights="sk_model2.pth")
+def lineart_coarse(image: np.ndarray, weights: str = "") -> np.ndarray:
+    return _lineart(image, "sk_model2.pth", "lineart_coarse", weights)
+
+
+@detector("lineart_anime", "Anime line art (learned; netG.pth), white on black.",
+          params=(WEIGHTS_PARAM,), feeds=("control_v11p_sd15s2_lineart_anime",),
+          needs_weights="netG.pth")
+def lineart_anime(image: np.ndarray, weights: str = "") -> np.ndarray:
+    net = _network("netG.pth", "lineart_anime", weights, "lineart_standard")
+    h, w = image.shape[:2]
+    hn, wn = 256 * int(np.ceil(h / 256)), 256 * int(np.ceil(w / 256))  # the U-Net needs 256s
+    feed = cv2.resize(image, (wn, hn), interpolation=cv2.INTER_CUBIC)
+    with torch.inference_mode():
+        line = net(_to_tensor(feed, 1 / 127.5, -1.0))[0, 0].numpy() * 127.5 + 127.5
+    line = cv2.resize(line, (w, h), interpolation=cv2.INTER_CUBIC)
+    return 255 - line.clip(0, 255).astype(np.uint8)

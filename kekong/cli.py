@@ -1,0 +1,180 @@
+"""`kekong` command line: parse → call the core → print. No traceback reaches a user."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kekong.errors import KekongError, ParameterError
+
+app = typer.Typer(help="kekong (可控): controllable image generation with ControlNet.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+pose_app = typer.Typer(help="OpenPose JSON tools.", no_args_is_help=True)
+app.add_typer(pose_app, name="pose")
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """`key=value` strings → dict; a malformed pair is an error naming it."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"parameter {pair!r} is not of the form key=value")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def _write_json(data: object, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+@app.command()
+def detect(
+    image: Annotated[Path | None, typer.Argument(help="photo or sketch to read")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", "-k", help="detector name")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="control map to write")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="detector parameter key=value (repeatable)")] = None,
+    res: Annotated[int, typer.Option(help="processor resolution (short side)")] = 512,
+    pixel_perfect: Annotated[bool, typer.Option(
+        "--pixel-perfect", help="processor resolution from --width/--height")] = False,
+    width: Annotated[int | None, typer.Option(help="target width (pixel perfect, fitting)")] = None,
+    height: Annotated[int | None, typer.Option(help="target height")] = None,
+    resize_mode: Annotated[str, typer.Option(
+        help="Just Resize | Crop and Resize | Resize and Fill (or just/crop/fill)")] = "crop",
+    fit: Annotated[bool, typer.Option(
+        "--fit", help="fit the map to --width/--height with the resize mode")] = False,
+    mask: Annotated[Path | None, typer.Option(
+        help="inpaint mask (white = repaint); default: the image's transparent pixels")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="write structured data (OpenPose JSON) here")] = None,
+    list_all: Annotated[bool, typer.Option("--list", help="list every detector")] = False,
+    as_json: Annotated[bool, typer.Option(help="with --list: machine-readable")] = False,
+) -> None:
+    """Turn a photo or sketch into a control map: `kekong detect photo.jpg -k canny -o map.png`."""
+    if list_all:
+        _print_list(as_json)
+        return
+    if image is None or kind is None or out is None:
+        raise ParameterError("detect needs IMAGE, --kind and --out (or --list)")
+    from kekong.detect import run
+    from kekong.detect.inpaint import control_to_rgba, mask_from_alpha, mask_from_image
+    from kekong.detect.registry import get
+    from kekong.detect.resolution import ResizeMode, fit_to_target
+    from kekong.io import load_image, load_image_rgba, save_image
+
+    detector = get(kind)
+    params = parse_params(param or [])
+    detector.validate(params)  # before reading anything
+    mode = ResizeMode.parse(resize_mode)
+    target = (height, width) if width and height else None
+    if (pixel_perfect or fit) and target is None:
+        raise ParameterError("--pixel-perfect and --fit need --width and --height")
+    mask_array = None
+    if detector.takes_mask:
+        mask_array = (mask_from_image(load_image(mask)) if mask
+                      else mask_from_alpha(load_image_rgba(image)))
+    result = run(kind, load_image(image), res=res, pixel_perfect=pixel_perfect,
+                 target_hw=target, resize_mode=mode, mask=mask_array, **params)
+    control = result.image
+    if fit and target is not None:
+        control = fit_to_target(control, target, mode)
+    if control.dtype != "uint8":
+        control = control_to_rgba(control)  # inpaint: masked pixels transparent
+        if out.suffix.lower() != ".png":
+            raise ParameterError(f"{kind} writes float maps as RGBA; use a .png output")
+    save_image(control, out)
+    typer.echo(f"wrote {out} ({control.shape[1]}x{control.shape[0]}, {kind})")
+    if json_out is not None:
+        if result.data is None:
+            raise ParameterError(f"{kind} has no structured data to write with --json")
+        _write_json(result.data, json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+def _print_list(as_json: bool) -> None:
+    from kekong.detect import list_detectors
+
+    detectors = list_detectors()
+    if as_json:
+        rows = [{
+            "name": d.name, "description": d.description, "feeds": list(d.feeds),
+            "needs_weights": d.needs_weights, "approximates": d.approximates,
+            "params": [{"name": p.name, "default": p.default, "min": p.min, "max": p.max,
+                        "choices": list(p.choices) if p.choices else None, "help": p.help}
+                       for p in d.params],
+        } for d in detectors]
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for d in detectors:
+        weights = f"needs weights: {d.needs_weights}" if d.needs_weights else "offline"
+        typer.echo(f"{d.name}  [{weights}]")
+        typer.echo(f"    {d.description}")
+        if d.approximates:
+            typer.echo(f"    classical stand-in for: {d.approximates}")
+        if d.feeds:
+            typer.echo(f"    feeds: {', '.join(d.feeds)}")
+        for p in d.params:
+            bounds = (f" one of {'/'.join(p.choices)}" if p.choices else
+                      f" [{p.min}..{p.max}]" if p.min is not None else "")
+            typer.echo(f"    - {p.name} = {p.default!r}{bounds}: {p.help}")
+
+
+@pose_app.command("render")
+def pose_render(
+    pose_json: Annotated[Path, typer.Argument(help="OpenPose JSON file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="control map to write")],
+    width: Annotated[int | None, typer.Option(help="canvas width (default: the JSON's)")] = None,
+    height: Annotated[int | None, typer.Option(help="canvas height")] = None,
+) -> None:
+    """Render an OpenPose JSON file (kekong's, OpenPose's or a pose editor's) as a control map."""
+    from kekong.detect.openpose import render_json
+    from kekong.io import save_image
+
+    if not pose_json.is_file():
+        raise KekongError(f"{pose_json}: no such file")
+    for size in (width, height):
+        if size is not None and not 16 <= size <= 8192:
+            raise ParameterError(f"canvas size {size} is outside 16..8192")
+    canvas = render_json(pose_json.read_text(), width, height)
+    save_image(canvas, out)
+    typer.echo(f"wrote {out} ({canvas.shape[1]}x{canvas.shape[0]})")
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option(help="folder for the results")] = Path("demo-output"),
+         ) -> None:
+    """The main job on the built-in default: every offline detector on a bundled photo."""
+    from kekong.demo import run_demo
+
+    for line in run_demo(out):
+        typer.echo(line)
+
+
+def main() -> None:
+    """Entry point: user errors print one line; anything else prints a short report."""
+    try:
+        app()
+    except KekongError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so without a wall of traceback
+        if os.environ.get("KEKONG_DEBUG"):
+            raise
+        typer.echo(f"error: unexpected {exc.__class__.__name__}: {exc} "
+                   "(set KEKONG_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
