@@ -138,7 +138,7 @@ def as_rgba(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 4 and array.dtype == np.uint8:
         return np.ascontiguousarray(array)
     rgb = as_rgb(array)
-    alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
+    alpha = np.full((*rgb.shape[:2], 1), 255, np.uint8)
     return np.concatenate([rgb, alpha], axis=2)
 
 

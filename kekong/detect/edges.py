@@ -105,7 +105,7 @@ def softedge_dog(image: np.ndarray, safe: bool = False) -> np.ndarray:
         magnitude = np.sqrt(gx * gx + gy * gy) * sigma  # scale-normalised
         edges = np.maximum(edges, magnitude)
     top = float(np.percentile(edges, 99.5)) or 1.0
-    soft = np.clip(edges / top, 0, 1) ** 0.7
+    soft = np.clip(edges / top, 0, 1)
     soft = cv2.GaussianBlur(soft, (0, 0), 1.0)
     if safe:
         soft = np.round(soft * 4) / 4  # the *_safe quantisation of sd-webui-controlnet
@@ -114,7 +114,7 @@ def softedge_dog(image: np.ndarray, safe: bool = False) -> np.ndarray:
 
 def _thicken(strokes: np.ndarray, thickness: int, short_side: int) -> np.ndarray:
     """Dilate strokes to `thickness` px at 512 px short side, scaled to the working size."""
-    width = max(1, int(round(thickness * short_side / 512)))
+    width = max(1, round(thickness * short_side / 512))
     if width <= 1:
         return strokes
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))

@@ -49,7 +49,7 @@ class ResizeMode(str, Enum):
 
 def snap(value: int, multiple: int = 8) -> int:
     """Round a size to the nearest multiple the model needs (8 for SD latents), at least one."""
-    return max(multiple, int(round(value / multiple)) * multiple)
+    return max(multiple, round(value / multiple) * multiple)
 
 
 def pad64(size: int) -> int:
@@ -114,7 +114,7 @@ def resize_map(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     colours = np.unique(array.reshape(-1, array.shape[2] if array.ndim == 3 else 1), axis=0)
     interpolation = cv2.INTER_NEAREST if len(colours) <= 32 else _interpolation(k)
     out = cv2.resize(array, (tw, th), interpolation=interpolation)
-    return out.reshape((th, tw) + array.shape[2:])
+    return out.reshape((th, tw, *array.shape[2:]))
 
 
 def fit_to_target(array: np.ndarray, size_hw: tuple[int, int], mode: ResizeMode) -> np.ndarray:
@@ -141,4 +141,4 @@ def fit_to_target(array: np.ndarray, size_hw: tuple[int, int], mode: ResizeMode)
     canvas[:] = colour
     top, left = (th - nh) // 2, (tw - nw) // 2
     canvas[top:top + nh, left:left + nw] = flat
-    return canvas.reshape((th, tw) + array.shape[2:])
+    return canvas.reshape((th, tw, *array.shape[2:]))

@@ -41,7 +41,7 @@ def person_probability(image: np.ndarray, landscape: bool = False) -> np.ndarray
 def seg_person(image: np.ndarray, threshold: float = 0.5, background: str = "none",
                landscape: bool = False) -> np.ndarray:
     person = person_probability(image, landscape) > threshold
-    canvas = np.zeros(image.shape[:2] + (3,), np.uint8)
+    canvas = np.zeros((*image.shape[:2], 3), np.uint8)
     if background != "none":
         canvas[:] = ADE20K[background]
     canvas[person] = ADE20K["person"]

@@ -26,6 +26,7 @@ MP_FOR_OPENPOSE = {
 }
 NECK, RIGHT_WRIST, LEFT_WRIST, NOSE = 1, 4, 7, 0
 MASK_FILL = 127  # grey painted over a person already found
+MIN_KEYPOINTS = 4  # fewer visible body keypoints than this is not a person
 
 
 def _landmarks(result_landmarks: object, count: int) -> np.ndarray:
@@ -51,17 +52,36 @@ def body_from_mediapipe(landmarks: np.ndarray, min_visibility: float) -> np.ndar
 def detect_bodies(image: np.ndarray, max_people: int, min_visibility: float) -> list[Person]:
     """Find up to `max_people` bodies by detecting, masking out, and detecting again."""
     work = image.copy()
+    masked = np.zeros(image.shape[:2], bool)
     people: list[Person] = []
     for _ in range(max_people):
         result = mp_models.pose().process(work)
         if result.pose_landmarks is None:
             break
         body = body_from_mediapipe(_landmarks(result.pose_landmarks, 33), min_visibility)
-        if np.all(np.isnan(body[:, 0])) or _duplicate(body, people):
+        visible = body[~np.isnan(body[:, 0]), :2]
+        if (len(visible) < MIN_KEYPOINTS or _duplicate(body, people)
+                or _mostly_masked(visible, masked) or (people and _upside_down(body))):
             break
         people.append(Person(body=body))
-        _mask_out(work, result.segmentation_mask, body)
+        masked |= _mask_out(work, result.segmentation_mask, body)
     return people
+
+
+def _upside_down(body: np.ndarray) -> bool:
+    """Head below the hips: on a second look, pose models hallucinate such people from clutter
+    (seen on two astronauts side by side); a real first person may still be upside down."""
+    head, hips = body[[0, 14, 15], 1], body[[8, 11], 1]
+    return bool(np.nanmin(head) > np.nanmax(hips)) if not (
+        np.all(np.isnan(head)) or np.all(np.isnan(hips))) else False
+
+
+def _mostly_masked(points: np.ndarray, masked: np.ndarray) -> bool:
+    """A 'person' found on the grey we painted over earlier people is a phantom."""
+    h, w = masked.shape
+    cols = np.clip((points[:, 0] * w).astype(int), 0, w - 1)
+    rows = np.clip((points[:, 1] * h).astype(int), 0, h - 1)
+    return bool(masked[rows, cols].mean() > 0.3)
 
 
 def _duplicate(body: np.ndarray, people: list[Person]) -> bool:
@@ -74,8 +94,8 @@ def _duplicate(body: np.ndarray, people: list[Person]) -> bool:
     return False
 
 
-def _mask_out(work: np.ndarray, segmentation: np.ndarray | None, body: np.ndarray) -> None:
-    """Paint a found person grey so the next pose call looks elsewhere."""
+def _mask_out(work: np.ndarray, segmentation: np.ndarray | None, body: np.ndarray) -> np.ndarray:
+    """Paint a found person grey so the next pose call looks elsewhere; return the area."""
     h, w = work.shape[:2]
     if segmentation is not None:
         mask = (np.asarray(segmentation) > 0.5).astype(np.uint8)
@@ -90,6 +110,7 @@ def _mask_out(work: np.ndarray, segmentation: np.ndarray | None, body: np.ndarra
     size = max(3, int(0.02 * max(h, w)) | 1)
     mask = cv2.dilate(mask, np.ones((size, size), np.uint8))
     work[mask > 0] = MASK_FILL
+    return mask > 0
 
 
 def detect_hands(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
