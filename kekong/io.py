@@ -51,7 +51,7 @@ def _open(source: ImageSource) -> Image.Image:
             path = Path(source)
             if not path.is_file():
                 raise ImageError(f"{name}: no such file")
-            stream: io.IOBase = open(path, "rb")  # noqa: SIM115 - PIL keeps it open lazily
+            stream = io.BytesIO(path.read_bytes())  # PIL decodes lazily; no file left open
         else:
             stream = io.BytesIO(source)
         try:
