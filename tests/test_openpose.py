@@ -115,3 +115,11 @@ def test_hand_rendering_uses_openpose_hand_style():
 def test_no_person_gives_an_empty_black_map(coffee):
     result = run("openpose", coffee)
     assert result.data["people"] == [] and result.image.max() == 0
+
+
+def test_face_only_draws_white_face_dots_without_a_body(astronaut):
+    result = run("openpose_faceonly", astronaut)
+    person = result.data["people"][0]
+    assert person["face_keypoints_2d"] and person["pose_keypoints_2d"] is None
+    colours = {tuple(int(v) for v in c) for c in np.unique(result.image.reshape(-1, 3), axis=0)}
+    assert colours == {(0, 0, 0), (255, 255, 255)}

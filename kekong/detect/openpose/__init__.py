@@ -27,7 +27,7 @@ VARIANTS = {  # name → (body, hands, face, what it draws)
 
 def _make(body: bool, hands: bool, face: bool):
     def run(image: np.ndarray, max_people: int = 4, min_visibility: float = 0.5) -> DetectResult:
-        pose = detect_pose(image, body=body or face, hands=hands, face=face,
+        pose = detect_pose(image, body=body, hands=hands, face=face,
                            max_people=max_people, min_visibility=min_visibility)
         drawn = draw_pose(pose, body=body, hands=hands, face=face)
         return DetectResult(drawn, pose.to_json())

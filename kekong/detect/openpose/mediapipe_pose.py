@@ -72,8 +72,9 @@ def _upside_down(body: np.ndarray) -> bool:
     """Head below the hips: on a second look, pose models hallucinate such people from clutter
     (seen on two astronauts side by side); a real first person may still be upside down."""
     head, hips = body[[0, 14, 15], 1], body[[8, 11], 1]
-    return bool(np.nanmin(head) > np.nanmax(hips)) if not (
-        np.all(np.isnan(head)) or np.all(np.isnan(hips))) else False
+    if np.all(np.isnan(head)) or np.all(np.isnan(hips)):
+        return False
+    return bool(np.nanmin(head) > np.nanmax(hips))
 
 
 def _mostly_masked(points: np.ndarray, masked: np.ndarray) -> bool:
