@@ -158,6 +158,13 @@ def demo(out: Annotated[Path, typer.Option(help="folder for the results")] = Pat
         typer.echo(line)
 
 
+from kekong import cli_generate  # noqa: E402 - the commands register on `app` defined above
+
+app.command()(cli_generate.generate)
+app.command()(cli_generate.replay)
+app.command()(cli_generate.models)
+
+
 def main() -> None:
     """Entry point: user errors print one line; anything else prints a short report."""
     try:

@@ -9,7 +9,7 @@ class ImageError(KekongError):
     """An image could not be read or is not acceptable (corrupt, too large, wrong type)."""
 
 
-class ParameterError(KekongError):
+class ParameterError(KekongError, ValueError):
     """A parameter is unknown or out of its bounds."""
 
 

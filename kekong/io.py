@@ -156,7 +156,7 @@ def save_image(array: np.ndarray, path: str | os.PathLike, pnginfo: dict[str, st
 
         info = PngInfo()
         for key, value in pnginfo.items():
-            info.add_itxt(key, value)
+            info.add_text(key, value)  # tEXt, or iTXt when not Latin-1 (as A1111)
         options["pnginfo"] = info
     if suffix in (".jpg", ".jpeg") and image.mode == "RGBA":
         raise ImageError(f"{path}: JPEG cannot hold alpha; save as .png")
@@ -172,3 +172,34 @@ def save_image(array: np.ndarray, path: str | os.PathLike, pnginfo: dict[str, st
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def image_source(reference: str) -> ImageSource:
+    """A request's image field: a file path, or a `data:image/…;base64,` URI (API clients)."""
+    if reference.startswith("data:"):
+        header, _, payload = reference.partition(",")
+        if ";base64" not in header:
+            raise ImageError("data: URI images must be base64-encoded")
+        return _b64decode(payload)
+    return reference
+
+
+def _b64decode(payload: str) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageError(f"image is not valid base64 ({exc})") from None
+
+
+def source_sha256(reference: str) -> str:
+    """sha256 of a request image's bytes (recorded in the recipe; replay checks it)."""
+    import hashlib
+
+    source = image_source(reference)
+    data = source if isinstance(source, bytes) else Path(source).read_bytes() if Path(source).is_file() else b""
+    if not data:
+        raise ImageError(f"{reference}: no such file")
+    return hashlib.sha256(data).hexdigest()

@@ -97,7 +97,8 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         except Exception as exc:  # safetensors raises its own error types
             raise KekongError(f"{path}: not a valid .safetensors file ({exc})") from exc
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_harmless_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise KekongError(f"{path}: refused to load — the file pickles objects other than "
                           f"tensors, which could run code ({str(exc).splitlines()[0]})") from exc
@@ -108,3 +109,33 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict):
         raise KekongError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
     return state
+
+
+class _Ignored:
+    """Stands in for a training-framework object pickled beside the weights (never called)."""
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+# Old .ckpt files (SD 1.x, ControlNet 1.0) pickle these next to their tensors. Each is either a
+# plain data constructor or replaced by `_Ignored`; anything else is refused by torch.
+_IGNORED_GLOBALS = (
+    "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
+    "lightning.pytorch.callbacks.model_checkpoint.ModelCheckpoint",
+)
+
+
+def _harmless_globals() -> list:
+    import codecs
+
+    import numpy as np
+
+    numpy_core = np.core.multiarray  # the module old pickles name
+    return [
+        *((_Ignored, name) for name in _IGNORED_GLOBALS),
+        (numpy_core.scalar, "numpy.core.multiarray.scalar"),
+        (numpy_core._reconstruct, "numpy.core.multiarray._reconstruct"),
+        np.dtype, np.ndarray, codecs.encode,
+        *(type(np.dtype(kind)) for kind in ("float32", "float64", "int64", "int32")),
+    ]

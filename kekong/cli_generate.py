@@ -1,0 +1,197 @@
+"""`kekong generate`, `kekong replay` and `kekong models`: parse → core → print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kekong.errors import KekongError, ParameterError
+
+UNIT_KEYS = {"model": "model", "weight": "weight", "start": "start", "end": "end", "mode": "mode",
+             "resize": "resize_mode", "resize_mode": "resize_mode", "res": "res", "mask": "mask",
+             "pixel_perfect": "pixel_perfect", "pp": "pixel_perfect", "enabled": "enabled"}
+
+
+def parse_control(spec: str) -> dict[str, Any]:
+    """`MODULE:PATH[,key=value…]` → a ControlUnit's fields; unknown keys are detector parameters."""
+    module, sep, rest = spec.partition(":")
+    if not sep or not module.strip() or not rest.strip():
+        raise ParameterError(f"--control {spec!r}: expected MODULE:PATH[,key=value…] (MODULE `none` for a ready map)")
+    path, *pairs = rest.split(",")
+    unit: dict[str, Any] = {"module": module.strip(), "image": path.strip(), "params": {}}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ParameterError(f"--control {spec!r}: {pair!r} is not key=value")
+        if key in UNIT_KEYS:
+            unit[UNIT_KEYS[key]] = value.strip()
+        else:
+            unit["params"][key] = value.strip()
+    return unit
+
+
+def parse_lora(spec: str) -> dict[str, Any]:
+    """`PATH[:WEIGHT]` (the weight after the last colon when it is a number)."""
+    path, sep, weight = spec.rpartition(":")
+    if sep and path:
+        try:
+            return {"path": path, "weight": float(weight)}
+        except ValueError:
+            pass
+    return {"path": spec, "weight": 1.0}
+
+
+def output_paths(out: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{i:04d}{out.suffix}") for i in range(count)]
+
+
+class StepBar:
+    """A rich progress bar over all steps of all batches: step, it/s, ETA."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
+        self.task = self.progress.add_task("steps", total=total, rate="")
+
+    def __enter__(self) -> StepBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, info: Any) -> None:
+        self.progress.advance(self.task)
+        speed = self.progress.tasks[0].speed
+        self.progress.update(self.task, rate=f"{speed:.2f} it/s" if speed else "")
+
+
+def generate(
+    prompt: Annotated[str, typer.Argument(help="what to draw")] = "",
+    negative: Annotated[str, typer.Option("--negative", "-n", help="negative prompt")] = "",
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write (-0001… for several)")] = Path("kekong.png"),
+    model: Annotated[str | None, typer.Option(help="base model: file, folder, name or hub id")] = None,
+    control: Annotated[list[str] | None, typer.Option(
+        "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
+        "mode, resize, res, mask, pixel_perfect, or detector parameters")] = None,
+    seed: Annotated[int, typer.Option(help="-1 = random")] = -1,
+    steps: Annotated[int, typer.Option()] = 20,
+    cfg: Annotated[float, typer.Option("--cfg", help="CFG scale")] = 7.0,
+    sampler: Annotated[str, typer.Option(help="A1111 sampler name, e.g. 'DPM++ 2M', 'Euler a', UniPC")] = "DPM++ 2M",
+    schedule: Annotated[str, typer.Option(help="schedule type: Automatic, Karras, …")] = "Automatic",
+    width: Annotated[int, typer.Option("--width", "-W")] = 512,
+    height: Annotated[int, typer.Option("--height", "-H")] = 512,
+    batch_size: Annotated[int, typer.Option()] = 1,
+    batch_count: Annotated[int, typer.Option()] = 1,
+    clip_skip: Annotated[int, typer.Option()] = 1,
+    lora: Annotated[list[str] | None, typer.Option(help="PATH[:WEIGHT] (repeatable)")] = None,
+    init: Annotated[str | None, typer.Option(help="init image (img2img / inpaint)")] = None,
+    strength: Annotated[float, typer.Option(help="denoising strength")] = 0.75,
+    mask: Annotated[str | None, typer.Option(help="inpaint mask, white = repaint")] = None,
+    mask_blur: Annotated[int, typer.Option()] = 4,
+    mask_invert: Annotated[bool, typer.Option("--mask-invert")] = False,
+    only_masked: Annotated[bool, typer.Option("--only-masked", help="inpaint the masked region at full size")] = False,
+    padding: Annotated[int, typer.Option(help="only-masked padding (px)")] = 32,
+    fill: Annotated[str, typer.Option(help="masked content: fill, original, latent noise, latent nothing")] = "original",
+    request_file: Annotated[Path | None, typer.Option("--request", help="a request JSON (flags are ignored)")] = None,
+    save_maps: Annotated[bool, typer.Option("--save-maps", help="write the control maps beside")] = False,
+    save_recipe: Annotated[bool, typer.Option("--save-recipe", help="write the recipe JSON beside")] = False,
+) -> None:
+    """Generate images following a prompt and control images:
+    `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`."""
+    from kekong.request import build_request
+
+    if request_file is not None:
+        try:
+            fields = json.loads(request_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ParameterError(f"{request_file}: not a readable request JSON ({exc})") from None
+    else:
+        fields = dict(
+            prompt=prompt, negative_prompt=negative, model=model, seed=seed, steps=steps, cfg_scale=cfg,
+            sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,
+            batch_count=batch_count, clip_skip=clip_skip, loras=[parse_lora(s) for s in lora or []],
+            init_image=init, denoising_strength=strength, mask=mask, mask_blur=mask_blur, mask_invert=mask_invert,
+            inpaint_only_masked=only_masked, only_masked_padding=padding, inpainting_fill=fill,
+            controls=[parse_control(s) for s in control or []])
+    request = build_request(**fields)
+    if out.suffix.lower() != ".png":
+        raise ParameterError(f"{out}: generated images are written as .png")
+    run_and_write(request, out, save_maps, save_recipe)
+
+
+def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False) -> None:
+    from kekong.generate.pipeline import generate as run
+    from kekong.io import save_image
+    from kekong.provenance.stamp import stamp
+
+    count = request.batch_size * request.batch_count
+    run_steps = request.steps
+    if request.init_image is not None:
+        run_steps = max(1, int(request.steps * request.denoising_strength))
+    with StepBar(run_steps * request.batch_count) as bar:
+        results = run(request, on_step=bar)
+    for generated, path in zip(results, output_paths(out, count), strict=True):
+        stamp(generated, path, recipe_sidecar=save_recipe)
+        typer.echo(f"wrote {path} (seed {generated.seed})")
+    if save_maps and results:
+        for unit in results[0].units:
+            if unit.detected is not None and unit.detected.dtype.name == "uint8":
+                path = save_image(unit.detected, out.with_name(f"{out.stem}-control-{unit.index}.png"))
+                typer.echo(f"wrote {path} (control map {unit.index}: {unit.unit.module})")
+
+
+def replay(
+    recipe: Annotated[Path, typer.Argument(help="recipe .json, or a PNG kekong wrote")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")],
+) -> None:
+    """Regenerate an image from its recipe (bit-identical on the same torch, threads and CPU)."""
+    from kekong.generate.replay import load_recipe
+    from kekong.generate.replay import replay as run
+    from kekong.provenance.stamp import stamp
+
+    if out.suffix.lower() != ".png":
+        raise ParameterError(f"{out}: generated images are written as .png")
+    data = load_recipe(recipe)
+    steps = data["request"]["steps"]
+    with StepBar(steps) as bar:
+        generated, warnings = run(data, on_step=bar)
+    for warning in warnings:
+        typer.echo(f"warning: may not be bit-identical — {warning}", err=True)
+    stamp(generated, out)
+    typer.echo(f"wrote {out} (seed {generated.seed})")
+
+
+def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
+    """List the models on this machine with A1111's hashes (models folder: KEKONG_MODELS_DIR)."""
+    from kekong.models.hashes import legacy_hash, model_sha256
+    from kekong.models.refs import SUBFOLDERS, list_local
+    from kekong.models.weights import models_dir
+
+    rows = []
+    for role in SUBFOLDERS:
+        for path in list_local(role):
+            try:
+                digest = model_sha256(path)
+                legacy = legacy_hash(path) if path.is_file() else None
+            except OSError as exc:
+                raise KekongError(f"{path}: cannot read ({exc})") from None
+            rows.append({"role": role, "name": path.stem if path.is_file() else path.name, "path": str(path),
+                         "hash": digest[:10], "sha256": digest, "legacy_hash": legacy})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    typer.echo(f"models folder: {models_dir()}")
+    if not rows:
+        typer.echo("no models found (hub ids in the Hugging Face cache can still be named directly)")
+    for row in rows:
+        legacy = f" [{row['legacy_hash']}]" if row["legacy_hash"] else ""
+        typer.echo(f"{row['role']:<10} {row['name']}{legacy}  hash {row['hash']}  {row['path']}")

@@ -1,0 +1,1 @@
+"""Generation: txt2img / img2img / inpaint with any number of ControlNet units."""

@@ -1,0 +1,166 @@
+"""`generate(request)`: txt2img, img2img and inpaint with 0..N control units.
+
+Order of work: load the base and every ControlNet and check they fit (a mismatch is refused
+before any detector runs), read the init image and mask, run detectors, then one batch at a
+time: encode prompts, draw starting noise per image seed, denoise, decode.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from kekong.errors import ParameterError
+from kekong.generate import inpaint as inpaint_inputs
+from kekong.generate.control import PreparedUnit, detect_units, load_units
+from kekong.generate.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
+from kekong.generate.samplers import make_scheduler
+from kekong.generate.text import encode_pair
+from kekong.io import image_source, load_image
+from kekong.request import GenerationRequest, InpaintFill
+
+
+@dataclass
+class Generated:
+    """One generated image and what it takes to describe and replay it."""
+
+    image: np.ndarray  # uint8 HxWx3
+    seed: int  # this image's seed
+    index: int  # position among all images of the request
+    batch_seed: int  # first seed of its batch (replay re-runs the batch)
+    batch_position: int
+    request: GenerationRequest  # with the seed resolved
+    base: object
+    units: list[PreparedUnit] = field(default_factory=list)
+
+
+def resolve_seed(seed: int) -> int:
+    return secrets.randbelow(2**32) if seed == -1 else seed
+
+
+def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[Generated]:
+    """Every image the request asks for (batch_size × batch_count), in order."""
+    from kekong.models.load import load_base
+    from kekong.models.lora import applied_loras
+
+    request = request.model_copy(update={"seed": resolve_seed(request.seed)})
+    base = load_base(request.model)
+    if request.clip_skip != 1 and not base.uses_clip:
+        raise ParameterError(f"clip skip applies to CLIP text encoders; {base.name} uses "
+                             f"{type(base.text_encoders[0]).__name__}")
+    units = load_units(base, request.active_units)
+    size = (request.height, request.width)
+    prepared = _prepare_init(request, size)
+    detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None)
+    results = []
+    with applied_loras(base, request.loras):
+        for batch in range(request.batch_count):
+            first = (request.seed + batch * request.batch_size) % 2**32
+            seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
+            images = _run_batch(base, request, units, seeds, prepared, on_step)
+            for k, image in enumerate(images):
+                results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
+                                         base, units))
+    return results
+
+
+def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_inputs.InpaintInputs | None:
+    if request.init_image is None:
+        return None
+    original = load_image(image_source(request.init_image))
+    if request.mask is None:
+        import cv2
+
+        resized = cv2.resize(original, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        return inpaint_inputs.InpaintInputs(resized, np.zeros(size, np.uint8), resized, np.zeros(size, np.uint8), None)
+    mask = load_image(image_source(request.mask))
+    return inpaint_inputs.prepare(
+        original, mask, size, invert=request.mask_invert, blur=request.mask_blur,
+        only_masked=request.inpaint_only_masked, padding=request.only_masked_padding,
+        fill=request.inpainting_fill == InpaintFill.FILL)
+
+
+def _timesteps(scheduler, request: GenerationRequest) -> torch.Tensor:
+    scheduler.set_timesteps(request.steps)
+    if request.init_image is None:
+        return scheduler.timesteps
+    run = min(int(request.steps * request.denoising_strength), request.steps)
+    if run < 1:
+        raise ParameterError(f"denoising strength {request.denoising_strength} with {request.steps} steps "
+                             "leaves no step to run; raise one of them")
+    start = (request.steps - run) * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    return scheduler.timesteps[start:]
+
+
+@torch.no_grad()
+def _run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
+               prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None) -> list[np.ndarray]:
+    from diffusers.utils.torch_utils import randn_tensor
+
+    count = len(seeds)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    cond, uncond = encode_pair(base, [request.prompt] * count, [request.negative_prompt] * count,
+                               request.clip_skip)
+    guidance = Guidance(cond, uncond if request.cfg_scale > 1 else None, request.cfg_scale)
+    if cond.pooled is not None:
+        h, w = request.height, request.width
+        guidance.time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=cond.embeds.dtype).repeat(count, 1)
+    scheduler = make_scheduler(request.sampler, request.scheduler, base.scheduler_config)
+    timesteps = _timesteps(scheduler, request)
+    channels = base.vae.config.latent_channels
+    shape = (count, channels, request.height // base.vae_scale, request.width // base.vae_scale)
+    noise = randn_tensor(shape, generator=generators, dtype=cond.embeds.dtype)
+    blend = inpaint_channels = None
+    if prepared is None:
+        latents = noise * scheduler.init_noise_sigma
+    else:
+        init = _encode_image(base, prepared.image, generators)
+        latent_mask = _latent_mask(prepared.mask, shape) if request.mask is not None else None
+        if latent_mask is not None and request.inpainting_fill == InpaintFill.LATENT_NOISE:
+            init = init * (1 - latent_mask) + randn_tensor(shape, generator=generators) * latent_mask
+        elif latent_mask is not None and request.inpainting_fill == InpaintFill.LATENT_NOTHING:
+            init = init * (1 - latent_mask)
+        latents = scheduler.add_noise(init, noise, timesteps[:1])
+        if latent_mask is not None:
+            if base.unet.config.in_channels == 2 * channels + 1:
+                masked = _encode_image(base, prepared.image * (prepared.mask[..., None] < 128), None)
+                inpaint_channels = InpaintChannels(latent_mask, masked)
+            else:
+                blend = InpaintBlend(init, noise, latent_mask)
+    latents = denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
+                      blend, inpaint_channels)
+    images = _decode(base, latents)
+    if prepared is not None and request.mask is not None:
+        images = [inpaint_inputs.paste(image, prepared) for image in images]
+    return images
+
+
+def _encode_image(base, image: np.ndarray, generators: list[torch.Generator] | None) -> torch.Tensor:
+    pixels = torch.from_numpy(image.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    dist = base.vae.encode(pixels).latent_dist
+    if generators is None:
+        latents = dist.mode()
+    else:
+        latents = torch.cat([dist.sample(generator=g) for g in generators])
+    shift = getattr(base.vae.config, "shift_factor", None) or 0.0
+    return (latents - shift) * base.vae.config.scaling_factor
+
+
+def _latent_mask(mask: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    """A1111: the blurred mask scaled to latent size and rounded to 0/1."""
+    import cv2
+
+    small = cv2.resize(mask, (shape[3], shape[2]), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return torch.from_numpy(np.round(small))[None, None].repeat(shape[0], 1, 1, 1)
+
+
+def _decode(base, latents: torch.Tensor) -> list[np.ndarray]:
+    shift = getattr(base.vae.config, "shift_factor", None) or 0.0
+    pixels = base.vae.decode(latents / base.vae.config.scaling_factor + shift, return_dict=False)[0]
+    pixels = (pixels / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    return [(p * 255).round().astype(np.uint8) for p in pixels]

@@ -1,0 +1,77 @@
+"""Regenerate an image from its recipe (a .json file, or a PNG kekong wrote)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kekong.errors import KekongError, ParameterError
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise KekongError(f"{path}: no such file")
+    if path.suffix.lower() == ".png":
+        from kekong.provenance.stamp import RECIPE_KEY, read_png_text
+
+        text = read_png_text(path).get(RECIPE_KEY)
+        if text is None:
+            raise KekongError(f"{path}: this PNG carries no kekong recipe")
+    else:
+        text = path.read_text()
+    try:
+        recipe = json.loads(text)
+    except ValueError as exc:
+        raise KekongError(f"{path}: the recipe is not valid JSON ({exc})") from None
+    if not isinstance(recipe, dict) or recipe.get("kekong_recipe") != 1:
+        raise KekongError(f"{path}: not a kekong recipe (version 1)")
+    return recipe
+
+
+def check_inputs(recipe: dict[str, Any]) -> None:
+    """Every input image must be the one the recipe was made from."""
+    from kekong.io import source_sha256
+
+    request = recipe["request"]
+    expected = [(request.get("init_image"), recipe["inputs"].get("init_image_sha256"), "init image"),
+                (request.get("mask"), recipe["inputs"].get("mask_sha256"), "mask")]
+    for unit, unit_request in zip(recipe["models"]["controlnets"], request["controls"], strict=False):
+        expected.append((unit_request.get("image") or request.get("init_image"), unit["image_sha256"],
+                         f"control unit {unit['index']} image"))
+        expected.append((unit_request.get("mask"), unit.get("mask_sha256"), f"control unit {unit['index']} mask"))
+    for reference, digest, what in expected:
+        if reference and digest and source_sha256(reference) != digest:
+            raise ParameterError(f"the {what} {reference[:80]} is not the file the recipe was made from "
+                                 "(its sha256 differs)")
+
+
+def differences(recipe: dict[str, Any]) -> list[str]:
+    """Why a replay might not be bit-identical: environment facts that differ."""
+    from kekong.provenance.recipe import environment
+
+    now, then = environment(), recipe.get("environment", {})
+    return [f"{key}: recipe {then.get(key)!r}, here {now[key]!r}"
+            for key in ("torch", "diffusers", "threads", "cpu") if then.get(key) != now[key]]
+
+
+def replay(recipe: dict[str, Any], on_step=None):
+    """The recipe's image, regenerated; returns (Generated, warnings)."""
+    from kekong.generate.pipeline import generate
+    from kekong.models.hashes import model_sha256
+    from kekong.request import build_request
+
+    check_inputs(recipe)
+    fields = dict(recipe["request"])
+    image = recipe["image"]
+    # Re-run the image's own batch: batched kernels are not bit-identical to single runs.
+    fields.update(seed=image["batch_seed"], batch_count=1)
+    request = build_request(**fields)
+    warnings = differences(recipe)
+    results = generate(request, on_step)
+    generated = results[image["batch_position"]]
+    generated.index = image["index"]
+    if model_sha256(generated.base.ref.path) != recipe["models"]["base"]["sha256"]:
+        warnings.append(f"base model {generated.base.name} is not the file the recipe was made with")
+    return generated, warnings

@@ -1,0 +1,204 @@
+"""Loading base models and ControlNets, with a cache bounded by memory (least recently used out).
+
+A base model has SD's parts — UNet, VAE, text encoder(s) + tokenizer(s), scheduler config —
+whatever its text encoder is (CLIP for SD 1.5/SDXL, MiniLM for the shipped kekong-shapes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kekong.errors import KekongError, MissingWeightsError
+from kekong.models import single_file
+from kekong.models.hashes import legacy_hash, short_hash
+from kekong.models.refs import DEFAULT_BASE, ModelRef, resolve
+from kekong.models.weights import load_state_dict
+
+FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL", "sd2": "SD 2.x"}
+
+
+@dataclass(eq=False)
+class BaseModel:
+    """The parts of a Stable-Diffusion-shaped model, loaded and in eval mode."""
+
+    ref: ModelRef
+    unet: Any
+    vae: Any
+    text_encoders: list[Any]
+    tokenizers: list[Any]
+    scheduler_config: dict[str, Any]
+    controlnets: dict[str, str] = field(default_factory=dict)  # module → default ControlNet (shipped)
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def family(self) -> str:
+        return unet_family(self.unet.config)
+
+    @property
+    def uses_clip(self) -> bool:
+        return type(self.text_encoders[0]).__name__.startswith("CLIP")
+
+    @property
+    def hash(self) -> str:
+        return short_hash(self.ref.path)
+
+    @property
+    def vae_scale(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+
+def unet_family(config: Any) -> str:
+    """"sdxl", "sd15", "sd2", or a description, from a UNet or ControlNet config."""
+    if config.get("addition_embed_type") == "text_time":
+        return "sdxl"
+    width = config["cross_attention_dim"]
+    return {768: "sd15", 1024: "sd2"}.get(width, f"custom (cross-attention {width})")
+
+
+def family_name(family: str) -> str:
+    return FAMILY_NAMES.get(family, family)
+
+
+class ModelCache:
+    """Loaded models by key, evicting the least recently used past a memory budget."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, load: Any) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key][0]
+        value = load()
+        size = _size_of(value)
+        with self._lock:
+            self._items[key] = (value, size)
+            while len(self._items) > 1 and sum(s for _, s in self._items.values()) > self.budget:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _size_of(value: Any) -> int:
+    modules = [value] if isinstance(value, torch.nn.Module) else [
+        m for m in vars(value).values() if isinstance(m, torch.nn.Module)] + [
+        m for m in getattr(value, "text_encoders", [])]
+    return sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
+
+
+CACHE = ModelCache(int(float(os.environ.get("KEKONG_MODEL_CACHE_GB", "12")) * 2**30))
+
+
+def load_base(reference: str | None = None, config: str | Path | None = None) -> BaseModel:
+    """A base model by reference (default: the shipped kekong-shapes), from the cache when loaded."""
+    ref = resolve(reference or DEFAULT_BASE, "base")
+    quiet_loading()
+    return CACHE.get(f"base:{ref.path.resolve()}:{config}", lambda: _load_base(ref, config))
+
+
+def _load_base(ref: ModelRef, config: str | Path | None) -> BaseModel:
+    if ref.is_file:
+        parts = single_file.load_components(load_state_dict(ref.path), Path(config) if config else None)
+        return BaseModel(ref, **parts)
+    return _load_base_folder(ref)
+
+
+def _load_base_folder(ref: ModelRef) -> BaseModel:
+    import diffusers
+    import transformers
+
+    folder = ref.path
+    index = json.loads((folder / "model_index.json").read_text())
+    extra = json.loads((folder / "kekong.json").read_text()) if (folder / "kekong.json").is_file() else {}
+
+    def component(name: str) -> Any:
+        library, class_name = index[name]
+        module = diffusers if library == "diffusers" else transformers
+        source = extra.get("components", {}).get(name)
+        where = _package_path(source) if source else folder / name
+        try:
+            return getattr(module, class_name).from_pretrained(where, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise KekongError(f"{ref.name}: cannot load {name} from {where}: {exc}") from None
+
+    encoders = [component(n) for n in ("text_encoder", "text_encoder_2") if n in index and index[n][0]]
+    tokenizers = [component(n) for n in ("tokenizer", "tokenizer_2") if n in index and index[n][0]]
+    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    return BaseModel(ref, component("unet").eval(), component("vae").eval(), [e.eval() for e in encoders],
+                     tokenizers, scheduler, extra.get("controlnets", {}))
+
+
+def _package_path(source: str) -> Path:
+    """`package:relative/path` → a folder inside an installed package (the shipped text encoder)."""
+    import importlib
+
+    package, _, relative = source.partition(":")
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise MissingWeightsError(f"the Python package {package} is missing; `make setup` installs it") from None
+    return Path(module.__file__).parent / relative
+
+
+def load_controlnet(reference: str, config: str | Path | None = None) -> tuple[Any, ModelRef]:
+    """A ControlNetModel (diffusers folder, single file in either layout, hub id, or name)."""
+    ref = resolve(reference, "controlnet")
+    model = CACHE.get(f"controlnet:{ref.path.resolve()}:{config}", lambda: _load_controlnet(ref, config))
+    return model, ref
+
+
+def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
+    from diffusers import ControlNetModel
+
+    if ref.is_file:
+        return single_file.load_controlnet(load_state_dict(ref.path), Path(config) if config else None)
+    try:
+        return ControlNetModel.from_pretrained(ref.path, local_files_only=True).eval()
+    except (OSError, ValueError) as exc:
+        raise KekongError(f"cannot load ControlNet {ref.name} from {ref.path}: {exc}") from None
+
+
+def controlnet_label(ref: ModelRef) -> str:
+    """How sd-webui-controlnet names a model in infotext: `name [legacy hash]`."""
+    weights = ref.path if ref.is_file else next(
+        (p for p in sorted(ref.path.glob("*")) if p.suffix in (".safetensors", ".bin")), None)
+    return f"{ref.name} [{legacy_hash(weights)}]" if weights else ref.name
+
+
+def check_compatible(base: BaseModel, controlnet: Any, name: str) -> None:
+    """Refuse a ControlNet built for another base family, naming both."""
+    theirs, ours = unet_family(controlnet.config), base.family
+    same_width = controlnet.config["cross_attention_dim"] == base.unet.config["cross_attention_dim"]
+    same_blocks = list(controlnet.config["block_out_channels"]) == list(base.unet.config["block_out_channels"])
+    if theirs != ours or not same_width or not same_blocks:
+        raise KekongError(f"ControlNet {name} is for {family_name(theirs)} but the base model {base.name} is "
+                          f"{family_name(ours)}; pick a ControlNet made for {family_name(ours)}")
+
+
+def quiet_loading() -> None:
+    """diffusers/transformers print progress bars while loading; the CLI has its own."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()

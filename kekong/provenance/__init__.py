@@ -1,0 +1,1 @@
+"""Provenance: infotext, recipe and (later) watermark and content credentials on every image."""

@@ -1,0 +1,214 @@
+"""The one request model shared by the CLI, the Python API, the HTTP API and the UI.
+
+Bounds live here, once. Validation happens when a request is built — before any image is
+read or any model is loaded — and every error names the field and the bound it broke.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kekong.detect.resolution import ResizeMode
+from kekong.errors import ParameterError
+from kekong.generate.samplers import SAMPLER_NAMES, SCHEDULE_TYPES, split_sampler_name
+
+MAX_SEED = 2**32 - 1
+MAX_SIDE = 2048
+MAX_UNITS = 8
+
+
+class ControlMode(str, Enum):
+    """sd-webui-controlnet's control modes (the API sends names or 0/1/2)."""
+
+    BALANCED = "Balanced"
+    PROMPT = "My prompt is more important"  # soft injection: deeper layers weaker
+    CONTROL = "ControlNet is more important"  # soft injection, conditional half of CFG only
+
+    @classmethod
+    def parse(cls, value: str | int | ControlMode) -> ControlMode:
+        """Display name, API integer, or a short name; `guess` is the original guess mode,
+        which is exactly "ControlNet is more important" (same scales, no control on uncond)."""
+        if isinstance(value, cls):
+            return value
+        key = str(value).strip().lower()
+        aliases = {"0": cls.BALANCED, "balanced": cls.BALANCED,
+                   "1": cls.PROMPT, "prompt": cls.PROMPT,
+                   "2": cls.CONTROL, "control": cls.CONTROL, "controlnet": cls.CONTROL,
+                   "guess": cls.CONTROL}
+        for mode in cls:
+            if key == mode.value.lower():
+                return mode
+        if key in aliases:
+            return aliases[key]
+        raise ParameterError(f"unknown control mode {value!r}; expected one of: "
+                             + ", ".join(m.value for m in cls) + " (or 0/1/2, guess)")
+
+
+class InpaintFill(str, Enum):
+    """What the masked area starts from (A1111's "Masked content")."""
+
+    FILL = "fill"  # the surrounding colours, blurred in
+    ORIGINAL = "original"
+    LATENT_NOISE = "latent noise"
+    LATENT_NOTHING = "latent nothing"
+
+    @classmethod
+    def parse(cls, value: str | int | InpaintFill) -> InpaintFill:
+        if isinstance(value, cls):
+            return value
+        members = list(cls)
+        key = str(value).strip().lower().replace("_", " ")
+        if key.isdigit() and int(key) < len(members):
+            return members[int(key)]
+        for fill in members:
+            if key == fill.value:
+                return fill
+        raise ParameterError(f"unknown inpainting fill {value!r}; expected one of: "
+                             + ", ".join(f.value for f in members) + " (or 0-3)")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraSpec(_Strict):
+    path: str = Field(min_length=1, description="LoRA file (.safetensors) or name in the models folder")
+    weight: float = Field(1.0, ge=-5, le=5)
+
+
+class ControlUnit(_Strict):
+    """One ControlNet unit; units are independent and any number (up to MAX_UNITS) may run."""
+
+    module: str = Field("none", description="detector name, or `none` when the image is a control map")
+    image: str | None = Field(None, description="path or data: URI; default: the init image")
+    params: dict[str, float | int | bool | str] = Field(default_factory=dict)
+    model: str | None = Field(None, description="ControlNet; default: the base model's for the module")
+    weight: float = Field(1.0, ge=0, le=2)
+    start: float = Field(0.0, ge=0, le=1, description="guidance start (fraction of the schedule)")
+    end: float = Field(1.0, ge=0, le=1, description="guidance end (fraction of the schedule)")
+    mode: ControlMode = ControlMode.BALANCED
+    resize_mode: ResizeMode = ResizeMode.CROP_AND_RESIZE
+    res: int = Field(512, ge=64, le=2048, description="processor resolution (short side)")
+    pixel_perfect: bool = False
+    mask: str | None = Field(None, description="region mask: the unit acts only where it is white")
+    enabled: bool = True
+
+    @field_validator("module")
+    @classmethod
+    def _known_module(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("none", ""):
+            return "none"
+        from kekong.detect import load_all
+        from kekong.detect.registry import get
+
+        load_all()
+        return get(value).name  # raises with close-match suggestions
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> ControlMode:
+        return ControlMode.parse(value)
+
+    @field_validator("resize_mode", mode="before")
+    @classmethod
+    def _resize(cls, value: Any) -> ResizeMode:
+        return ResizeMode.parse(value)
+
+    @model_validator(mode="after")
+    def _window_and_params(self) -> ControlUnit:
+        if self.start > self.end:
+            raise ValueError(f"guidance start {self.start} is after guidance end {self.end}")
+        if self.module != "none":
+            from kekong.detect.registry import get
+
+            self.__dict__["params"] = get(self.module).validate(dict(self.params))
+        elif self.params:
+            raise ValueError("module `none` takes no detector parameters")
+        return self
+
+
+class GenerationRequest(_Strict):
+    """txt2img, img2img (init_image) and inpaint (init_image + mask), with 0..N control units."""
+
+    prompt: str = Field("", max_length=20_000)
+    negative_prompt: str = Field("", max_length=20_000)
+    model: str | None = Field(None, description="base model; default: the shipped kekong-shapes")
+    seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 = random; the used seed is recorded")
+    steps: int = Field(20, ge=1, le=150)
+    cfg_scale: float = Field(7.0, ge=1, le=30)
+    sampler: str = "DPM++ 2M"
+    scheduler: str = Field("Automatic", description="A1111's schedule type")
+    width: int = Field(512, ge=64, le=MAX_SIDE)
+    height: int = Field(512, ge=64, le=MAX_SIDE)
+    batch_size: int = Field(1, ge=1, le=8)
+    batch_count: int = Field(1, ge=1, le=100)
+    clip_skip: int = Field(1, ge=1, le=12)
+    loras: list[LoraSpec] = Field(default_factory=list, max_length=16)
+    init_image: str | None = None
+    denoising_strength: float = Field(0.75, ge=0, le=1)
+    mask: str | None = Field(None, description="inpaint mask: white = repaint")
+    mask_invert: bool = False
+    mask_blur: int = Field(4, ge=0, le=64)
+    inpaint_only_masked: bool = False
+    only_masked_padding: int = Field(32, ge=0, le=256)
+    inpainting_fill: InpaintFill = InpaintFill.ORIGINAL
+    controls: list[ControlUnit] = Field(default_factory=list, max_length=MAX_UNITS)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"{value} is not a multiple of 8 (try {value - value % 8})")
+        return value
+
+    @field_validator("inpainting_fill", mode="before")
+    @classmethod
+    def _fill(cls, value: Any) -> InpaintFill:
+        return InpaintFill.parse(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GenerationRequest:
+        sampler, schedule = split_sampler_name(self.sampler, self.scheduler)
+        if sampler not in SAMPLER_NAMES:
+            raise ValueError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
+        if schedule not in SCHEDULE_TYPES:
+            raise ValueError(f"unknown schedule type {self.scheduler!r}; known: {', '.join(SCHEDULE_TYPES)}")
+        self.__dict__["sampler"], self.__dict__["scheduler"] = sampler, schedule
+        if self.mask is not None and self.init_image is None:
+            raise ValueError("a mask needs an init image (inpainting repaints part of an image)")
+        if self.init_image is None:
+            for index, unit in enumerate(self.controls):
+                if unit.enabled and unit.image is None:
+                    raise ValueError(f"control unit {index} has no image (and there is no init image)")
+        return self
+
+    @property
+    def mode(self) -> str:
+        if self.init_image is None:
+            return "txt2img"
+        return "inpaint" if self.mask is not None else "img2img"
+
+    @property
+    def active_units(self) -> list[ControlUnit]:
+        return [unit for unit in self.controls if unit.enabled]
+
+
+def build_request(**fields: Any) -> GenerationRequest:
+    """A GenerationRequest, with pydantic's errors turned into one ParameterError that names them."""
+    try:
+        return GenerationRequest(**fields)
+    except ValidationError as error:
+        raise ParameterError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "request"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "invalid request: " + "; ".join(parts)

@@ -1,0 +1,91 @@
+"""Tiny random Stable-Diffusion-shaped models, built offline by the tests (sizes as in diffusers'
+own tests). They have every part a real model has, so every code path runs — in milliseconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+TOKENIZER_FILES = Path(__file__).resolve().parent.parent / "kekong" / "models" / "configs" / "clip_tokenizer"
+
+
+def _clip_config(hidden: int = 32, projection: bool = False):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(hidden_size=hidden, intermediate_size=37, num_hidden_layers=3, num_attention_heads=4,
+                          max_position_embeddings=77, vocab_size=49408, projection_dim=hidden,
+                          bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+
+
+def tiny_unet(sdxl: bool = False, in_channels: int = 4):
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    extra = {}
+    if sdxl:
+        extra = {"addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+                 "projection_class_embeddings_input_dim": 8 * 6 + 32, "transformer_layers_per_block": (1, 2),
+                 "use_linear_projection": True, "attention_head_dim": (2, 4)}
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=16, in_channels=in_channels, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D") if sdxl else ("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D") if sdxl else ("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=64 if sdxl else 32, norm_num_groups=32, **({"attention_head_dim": 2} | extra))
+
+
+def tiny_vae():
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         norm_num_groups=32, sample_size=32)
+
+
+def build_tiny_base(folder: Path, sdxl: bool = False, in_channels: int = 4) -> Path:
+    """A diffusers folder with a tiny UNet, VAE, CLIP text encoder(s) and the real CLIP tokenizer."""
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    folder = Path(folder)
+    tiny_unet(sdxl, in_channels).save_pretrained(folder / "unet")
+    tiny_vae().save_pretrained(folder / "vae")
+    torch.manual_seed(0)
+    CLIPTextModel(_clip_config()).save_pretrained(folder / "text_encoder")
+    tokenizer = CLIPTokenizer(str(TOKENIZER_FILES / "vocab.json"), str(TOKENIZER_FILES / "merges.txt"),
+                              model_max_length=77)
+    tokenizer.save_pretrained(folder / "tokenizer")
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+             "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+             "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"]}
+    if sdxl:
+        CLIPTextModelWithProjection(_clip_config(projection=True)).save_pretrained(folder / "text_encoder_2")
+        CLIPTokenizer(str(TOKENIZER_FILES / "vocab.json"), str(TOKENIZER_FILES / "merges.txt"),
+                      pad_token="!", model_max_length=77).save_pretrained(folder / "tokenizer_2")
+        index.update(_class_name="StableDiffusionXLPipeline",
+                     text_encoder_2=["transformers", "CLIPTextModelWithProjection"],
+                     tokenizer_2=["transformers", "CLIPTokenizer"])
+    (folder / "scheduler").mkdir(parents=True, exist_ok=True)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps({
+        "_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+        "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
+        "clip_sample": False}))
+    (folder / "model_index.json").write_text(json.dumps(index))
+    return folder
+
+
+def build_tiny_controlnet(folder: Path, sdxl: bool = False, seed: int = 1) -> Path:
+    """A tiny ControlNet from the tiny UNet, with its zero convolutions re-initialised (a fresh
+    ControlNet outputs exactly zero, which would hide every bug)."""
+    from diffusers import ControlNetModel
+
+    controlnet = ControlNetModel.from_unet(tiny_unet(sdxl), conditioning_embedding_out_channels=(16, 32))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in controlnet.named_parameters():
+            if "zero_conv" in name or "controlnet_down_blocks" in name or "controlnet_mid_block" in name \
+                    or "conv_out" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    controlnet.save_pretrained(folder)
+    return Path(folder)
