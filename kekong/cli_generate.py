@@ -100,7 +100,7 @@ def generate(
     mask_invert: Annotated[bool, typer.Option("--mask-invert")] = False,
     only_masked: Annotated[bool, typer.Option("--only-masked", help="inpaint the masked region at full size")] = False,
     padding: Annotated[int, typer.Option(help="only-masked padding (px)")] = 32,
-    fill: Annotated[str, typer.Option(help="masked content: fill, original, latent noise, latent nothing")] = "original",
+    fill: Annotated[str, typer.Option(help="masked content: fill, original, latent noise/nothing")] = "original",
     request_file: Annotated[Path | None, typer.Option("--request", help="a request JSON (flags are ignored)")] = None,
     save_maps: Annotated[bool, typer.Option("--save-maps", help="write the control maps beside")] = False,
     save_recipe: Annotated[bool, typer.Option("--save-recipe", help="write the recipe JSON beside")] = False,

@@ -39,9 +39,10 @@ def tiny_vae():
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    return AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4,
-                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                         norm_num_groups=32, sample_size=32)
+    # four levels, like SD's VAE: images are 8× the latent size, as ControlNet's hint block assumes
+    return AutoencoderKL(block_out_channels=(32, 32, 32, 32), in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                         layers_per_block=1, norm_num_groups=32, sample_size=64)
 
 
 def build_tiny_base(folder: Path, sdxl: bool = False, in_channels: int = 4) -> Path:
@@ -80,7 +81,7 @@ def build_tiny_controlnet(folder: Path, sdxl: bool = False, seed: int = 1) -> Pa
     ControlNet outputs exactly zero, which would hide every bug)."""
     from diffusers import ControlNetModel
 
-    controlnet = ControlNetModel.from_unet(tiny_unet(sdxl), conditioning_embedding_out_channels=(16, 32))
+    controlnet = ControlNetModel.from_unet(tiny_unet(sdxl))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in controlnet.named_parameters():
