@@ -28,6 +28,7 @@ test: setup lint
 # Detector timings on one pinned core (mediapipe's own thread count can't be set).
 bench: setup
 	taskset -c 0 $(PY) benchmarks/detectors.py
+	$(PY) benchmarks/generation.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,3 +1,25 @@
 """kekong (可控): controllable image generation with ControlNet."""
 
 __version__ = "0.1.0"
+
+
+def generate(request=None, /, on_step=None, **fields):
+    """Generate images: `kekong.generate(prompt="a red star", controls=[{"module": "canny", "image": "p.png"}])`.
+
+    Takes a GenerationRequest or its fields (validated before anything loads); returns a list of
+    `Generated` (`.image` is uint8 HxWx3, plus the seed and what made it). Write them with
+    `kekong.save(generated, "out.png")`, which stamps the infotext and recipe.
+    """
+    from kekong.generation.pipeline import generate as run
+    from kekong.request import GenerationRequest, build_request
+
+    if request is not None and not isinstance(request, GenerationRequest):
+        raise TypeError("pass a GenerationRequest or keyword fields")
+    return run(request or build_request(**fields), on_step)
+
+
+def save(generated, path, recipe_sidecar: bool = False):
+    """Write a generated image as PNG with its A1111 parameters and kekong recipe."""
+    from kekong.provenance.stamp import stamp
+
+    return stamp(generated, path, recipe_sidecar)

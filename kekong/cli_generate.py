@@ -129,7 +129,7 @@ def generate(
 
 
 def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False) -> None:
-    from kekong.generate.pipeline import generate as run
+    from kekong.generation.pipeline import generate as run
     from kekong.io import save_image
     from kekong.provenance.stamp import stamp
 
@@ -154,8 +154,8 @@ def replay(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")],
 ) -> None:
     """Regenerate an image from its recipe (bit-identical on the same torch, threads and CPU)."""
-    from kekong.generate.replay import load_recipe
-    from kekong.generate.replay import replay as run
+    from kekong.generation.replay import load_recipe
+    from kekong.generation.replay import replay as run
     from kekong.provenance.stamp import stamp
 
     if out.suffix.lower() != ".png":

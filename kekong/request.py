@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kekong.detect.resolution import ResizeMode
 from kekong.errors import ParameterError
-from kekong.generate.samplers import SAMPLER_NAMES, SCHEDULE_TYPES, split_sampler_name
+from kekong.generation.samplers import SAMPLER_NAMES, SCHEDULE_TYPES, split_sampler_name
 
 MAX_SEED = 2**32 - 1
 MAX_SIDE = 2048

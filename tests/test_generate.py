@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from kekong.errors import KekongError, ParameterError
-from kekong.generate import control as control_module
-from kekong.generate.loop import Cancelled, control_residuals
-from kekong.generate.pipeline import generate
+from kekong.generation import control as control_module
+from kekong.generation.loop import Cancelled, control_residuals
+from kekong.generation.pipeline import generate
 from kekong.io import save_image
 from kekong.request import build_request
 from tests.tiny_models import build_tiny_base, build_tiny_controlnet
@@ -83,7 +83,7 @@ def test_unit_weight_matters_and_weight_zero_is_no_unit(tiny):
 def test_window_skipping_is_bit_identical_to_stock_diffusers_multiplying_by_zero(tiny):
     from diffusers import StableDiffusionControlNetPipeline
 
-    from kekong.generate.samplers import make_scheduler
+    from kekong.generation.samplers import make_scheduler
     from kekong.models.load import load_base, load_controlnet
 
     base = load_base(str(tiny / "base"))
@@ -140,10 +140,10 @@ def test_units_sharing_model_and_image_share_one_evaluation(tiny):
     counter = CountingControlNet(units[0].controlnet)
     for unit in units:
         unit.controlnet = counter
-    down, mid = residuals_for(units, base)
+    _down, mid = residuals_for(units, base)
     assert len(counter.batches) == 1
     _, single = prepared_units(tiny, [{"weight": 1.5}])
-    down_1, mid_1 = residuals_for(single, base)
+    _down_1, mid_1 = residuals_for(single, base)
     assert torch.allclose(mid, mid_1, atol=1e-5)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kekong.generate.pipeline import generate
-from kekong.generate.replay import load_recipe, replay
+from kekong.generation.pipeline import generate
+from kekong.generation.replay import load_recipe, replay
 from kekong.io import save_image
 from kekong.provenance.infotext import parse_controlnet, parse_infotext
 from kekong.provenance.stamp import read_png_text, stamp
@@ -36,7 +36,7 @@ def made(tmp_path_factory):
 
 
 def test_png_parameters_parse_back_into_the_same_parameters(made):
-    _, results, paths = made
+    _, _results, paths = made
     prompt, negative, params = parse_infotext(read_png_text(paths[1])["parameters"])
     assert (prompt, negative) == ("a red star, (bold:1.2)", "blurry")
     assert params["Steps"] == "3" and params["Sampler"] == "DPM++ 2M" and params["Schedule type"] == "Karras"
@@ -72,7 +72,7 @@ def test_older_infotext_forms_are_read():
 
 
 def test_recipe_replays_bit_identically(made):
-    _, results, paths = made
+    _, _results, paths = made
     for path in (paths[1], paths[1].with_suffix(".json")):
         generated, warnings = replay(load_recipe(path))
         assert warnings == []

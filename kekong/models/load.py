@@ -136,13 +136,17 @@ def _load_base_folder(ref: ModelRef) -> BaseModel:
         module = diffusers if library == "diffusers" else transformers
         source = extra.get("components", {}).get(name)
         where = _package_path(source) if source else folder / name
+        options = {"torch_dtype": torch.float32} if library == "diffusers" else {}  # shipped weights are fp16
         try:
-            return getattr(module, class_name).from_pretrained(where, local_files_only=True)
+            return getattr(module, class_name).from_pretrained(where, local_files_only=True, **options)
         except (OSError, ValueError) as exc:
             raise KekongError(f"{ref.name}: cannot load {name} from {where}: {exc}") from None
 
     encoders = [component(n) for n in ("text_encoder", "text_encoder_2") if n in index and index[n][0]]
     tokenizers = [component(n) for n in ("tokenizer", "tokenizer_2") if n in index and index[n][0]]
+    if "tokenizer_max_length" in extra:  # the prompt window the model was trained with
+        for tokenizer in tokenizers:
+            tokenizer.model_max_length = int(extra["tokenizer_max_length"])
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     return BaseModel(ref, component("unet").eval(), component("vae").eval(), [e.eval() for e in encoders],
                      tokenizers, scheduler, extra.get("controlnets", {}))
@@ -173,7 +177,7 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
     if ref.is_file:
         return single_file.load_controlnet(load_state_dict(ref.path), Path(config) if config else None)
     try:
-        return ControlNetModel.from_pretrained(ref.path, local_files_only=True).eval()
+        return ControlNetModel.from_pretrained(ref.path, local_files_only=True, torch_dtype=torch.float32).eval()
     except (OSError, ValueError) as exc:
         raise KekongError(f"cannot load ControlNet {ref.name} from {ref.path}: {exc}") from None
 

@@ -18,7 +18,7 @@ RECIPE_KEY = "kekong-recipe"
 def infotext_params(generated) -> dict[str, Any]:
     """A1111's key order for the parameters line."""
     from kekong.detect.registry import get
-    from kekong.generate.samplers import resolved_schedule
+    from kekong.generation.samplers import resolved_schedule
 
     request = generated.request
     params: dict[str, Any] = {

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from kekong.errors import ParameterError
-from kekong.generate import inpaint as inpaint_inputs
-from kekong.generate.control import PreparedUnit, detect_units, load_units
-from kekong.generate.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
-from kekong.generate.samplers import make_scheduler
-from kekong.generate.text import encode_pair
+from kekong.generation import inpaint as inpaint_inputs
+from kekong.generation.control import PreparedUnit, detect_units, load_units
+from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
+from kekong.generation.samplers import make_scheduler
+from kekong.generation.text import encode_pair
 from kekong.io import image_source, load_image
 from kekong.request import GenerationRequest, InpaintFill
 
@@ -54,13 +54,14 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     units = load_units(base, request.active_units)
     size = (request.height, request.width)
     prepared = _prepare_init(request, size)
-    detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None)
+    detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None,
+                 inpaint_mask=_unit_mask(request))
     results = []
     with applied_loras(base, request.loras):
         for batch in range(request.batch_count):
             first = (request.seed + batch * request.batch_size) % 2**32
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
-            images = _run_batch(base, request, units, seeds, prepared, on_step)
+            images = run_batch(base, request, units, seeds, prepared, on_step)
             for k, image in enumerate(images):
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
                                          base, units))
@@ -83,6 +84,20 @@ def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_
         fill=request.inpainting_fill == InpaintFill.FILL)
 
 
+def _unit_mask(request: GenerationRequest) -> np.ndarray | None:
+    """The inpaint mask at the init image's size, unblurred (what an inpaint_only unit reads)."""
+    if request.mask is None:
+        return None
+    import cv2
+
+    from kekong.detect.inpaint import mask_from_image
+
+    original = load_image(image_source(request.init_image))
+    mask = mask_from_image(load_image(image_source(request.mask)))
+    mask = cv2.resize(mask, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return 255 - mask if request.mask_invert else mask
+
+
 def _timesteps(scheduler, request: GenerationRequest) -> torch.Tensor:
     scheduler.set_timesteps(request.steps)
     if request.init_image is None:
@@ -98,7 +113,7 @@ def _timesteps(scheduler, request: GenerationRequest) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
+def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
                prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None) -> list[np.ndarray]:
     from diffusers.utils.torch_utils import randn_tensor
 

@@ -80,11 +80,12 @@ def load_units(base, units: list[ControlUnit]) -> list[PreparedUnit]:
 
 
 def detect_units(prepared: list[PreparedUnit], size_hw: tuple[int, int], init_image: str | None,
-                 crop: tuple[int, int, int, int] | None = None) -> None:
+                 crop: tuple[int, int, int, int] | None = None, inpaint_mask: np.ndarray | None = None) -> None:
     """Run each unit's detector, fit its map to the generation size and read its region mask.
 
     With an "only masked" inpaint crop, a control image the size of the init image is cropped
-    the same way, so the structure lines up with the repainted region."""
+    the same way, so the structure lines up with the repainted region. `inpaint_only` units
+    take the request's inpaint mask (white = repaint)."""
     from kekong.detect import run
 
     for item in prepared:
@@ -93,14 +94,17 @@ def detect_units(prepared: list[PreparedUnit], size_hw: tuple[int, int], init_im
         if reference is None:
             raise ParameterError(f"control unit {item.index} has no image")
         image = load_image(image_source(reference))
+        mask = None
+        if unit.module == "inpaint_only":
+            if inpaint_mask is None or reference != init_image:
+                raise ParameterError("an inpaint_only unit works on the init image with the request's inpaint mask")
+            mask = inpaint_mask
         if crop is not None and reference == init_image:
             image = image[crop[1]:crop[3], crop[0]:crop[2]]
+            mask = mask[crop[1]:crop[3], crop[0]:crop[2]] if mask is not None else None
         if unit.module == "none":
             detected = image
         else:
-            mask = None
-            if unit.module == "inpaint_only":
-                raise ParameterError("inpaint_only units take their mask from the request's inpaint mask")
             detected = run(unit.module, image, res=unit.res, pixel_perfect=unit.pixel_perfect,
                            target_hw=size_hw, resize_mode=unit.resize_mode, mask=mask, **unit.params).image
         fitted = fit_to_target(detected, size_hw, unit.resize_mode)

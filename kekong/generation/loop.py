@@ -22,8 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kekong.generate.control import PreparedUnit
-from kekong.generate.text import Conditioning
+from kekong.generation.control import PreparedUnit
+from kekong.generation.text import Conditioning
 
 
 class Cancelled(Exception):
@@ -37,7 +37,7 @@ class StepInfo:
     latents: torch.Tensor
 
     def preview(self) -> Any:
-        from kekong.generate.preview import latents_to_rgb
+        from kekong.generation.preview import latents_to_rgb
 
         return latents_to_rgb(self.latents)
 

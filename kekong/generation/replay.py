@@ -58,7 +58,7 @@ def differences(recipe: dict[str, Any]) -> list[str]:
 
 def replay(recipe: dict[str, Any], on_step=None):
     """The recipe's image, regenerated; returns (Generated, warnings)."""
-    from kekong.generate.pipeline import generate
+    from kekong.generation.pipeline import generate
     from kekong.models.hashes import model_sha256
     from kekong.request import build_request
 

@@ -1,0 +1,112 @@
+"""`kekong data shapes`, `kekong train base|controlnet`, `kekong bench control`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kekong.errors import KekongError, ParameterError
+
+data_app = typer.Typer(help="Training datasets.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a base model or a ControlNet (resumable).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks of trained models.", no_args_is_help=True)
+
+
+@data_app.command("shapes")
+def data_shapes(
+    out: Annotated[Path, typer.Argument(help="folder to write (fill layout)")],
+    count: Annotated[int, typer.Option(min=1, max=1_000_000)] = 20_000,
+    size: Annotated[int, typer.Option(min=32, max=512)] = 64,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Synthetic shapes: outlines and scribbles as conditions, colours named in the prompt."""
+    from kekong.train.shapes import write_dataset
+
+    write_dataset(out, count, size, seed)
+    typer.echo(f"wrote {count} samples to {out} (prompt.json, source/, scribble/, target/)")
+
+
+def _load_data(data: str, size: int, limit: int | None, detector: str | None, seed: int):
+    from kekong.train.data import load_captioned, load_fill, shapes_set
+
+    if data == "shapes":
+        return shapes_set(limit or 20_000, size, seed)
+    folder = Path(data)
+    if not folder.is_dir():
+        raise KekongError(f"{folder}: no such dataset folder (or use `shapes` for the synthetic set)")
+    if (folder / "prompt.json").is_file() and detector is None:
+        return load_fill(folder, size, limit)
+    if detector is None:
+        raise ParameterError(f"{folder} has no prompt.json; name a --detector to compute conditions")
+    return load_captioned(folder, size, detector, limit)
+
+
+@train_app.command("base")
+def train_base_command(
+    out: Annotated[Path, typer.Option(help="run folder (checkpoints, log, the model in out/model)")],
+    data: Annotated[str, typer.Option(help="fill-layout folder, or `shapes` (generated in memory)")] = "shapes",
+    size: Annotated[int, typer.Option(help="training resolution")] = 64,
+    limit: Annotated[int | None, typer.Option(help="use at most this many samples")] = None,
+    vae_steps: Annotated[int, typer.Option()] = 1500,
+    unet_steps: Annotated[int, typer.Option()] = 3000,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train a small text-to-image model from scratch (VAE, then UNet; MiniLM text encoder)."""
+    from kekong.train.base import train_base
+
+    folder = train_base(_load_data(data, size, limit, None, seed), out, vae_steps, unet_steps, batch_size, seed)
+    typer.echo(f"wrote {folder}")
+
+
+@train_app.command("controlnet")
+def train_controlnet_command(
+    base: Annotated[str, typer.Option(help="base model (file, folder, name or hub id)")],
+    out: Annotated[Path, typer.Option(help="run folder (checkpoints, log; the ControlNet in out/controlnet)")],
+    data: Annotated[str, typer.Option(help="fill-layout folder, image folder (+ --detector), or `shapes`")] = "shapes",
+    detector: Annotated[str | None, typer.Option(help="compute conditions with this detector, e.g. canny")] = None,
+    size: Annotated[int, typer.Option()] = 64,
+    limit: Annotated[int | None, typer.Option()] = None,
+    steps: Annotated[int, typer.Option()] = 2000,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    grad_accum: Annotated[int, typer.Option(help="gradient accumulation steps")] = 1,
+    lr: Annotated[float, typer.Option()] = 2e-4,
+    prompt_dropout: Annotated[float, typer.Option(min=0, max=1)] = 0.1,
+    validate_every: Annotated[int, typer.Option()] = 250,
+    checkpoint_every: Annotated[int, typer.Option()] = 200,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train a ControlNet from a base model's encoder; logs a controllability metric."""
+    from kekong.models.load import load_base
+    from kekong.train.controlnet import save_controlnet, train_controlnet
+    from kekong.train.runner import RunSettings
+
+    settings = RunSettings(out, steps, batch_size, lr, seed, grad_accum, checkpoint_every, validate_every)
+    model = load_base(base)
+    dataset = _load_data(data, size, limit, detector, seed)
+    controlnet = train_controlnet(model, dataset, settings, prompt_dropout)
+    typer.echo(f"wrote {save_controlnet(controlnet, out / 'controlnet')}")
+
+
+@bench_app.command("control")
+def bench_control(
+    base: Annotated[str | None, typer.Option(help="base model (default: kekong-shapes)")] = None,
+    controlnet: Annotated[str | None, typer.Option(help="ControlNet (default: the base's outline one)")] = None,
+    count: Annotated[int, typer.Option(help="held-out conditions")] = 200,
+    steps: Annotated[int, typer.Option()] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Shape IoU and colour accuracy on held-out shapes, with the ControlNet and without."""
+    from kekong.train.bench import run_bench
+
+    result = run_bench(base, controlnet, count, steps)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    for row in result["rows"]:
+        typer.echo(f"{row['name']:<14} IoU {row['iou']:.3f}  colour accuracy {row['colour_accuracy']:.3f}  "
+                   f"(shape {row['shape_colour']:.3f}, background {row['background_colour']:.3f})  "
+                   f"{row['ms_per_image']:.0f} ms/image")
