@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench shipped-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: setup lint
 bench: setup
 	taskset -c 0 $(PY) benchmarks/detectors.py
 	$(PY) benchmarks/generation.py
+
+# Retrain the shipped kekong-shapes model from nothing (< 60 min on 2 CPU cores; resumable).
+shipped-model: setup
+	$(PY) -m kekong.train.shipped --run runs/kekong-shapes
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -278,3 +278,20 @@ def test_lora_applies_with_its_weight_and_is_removed_after(tiny, tmp_path):
     weak = image(tiny, loras=[{"path": str(tmp_path / "style.safetensors"), "weight": 0.2}])
     assert not np.array_equal(strong, before) and not np.array_equal(strong, weak)
     assert np.array_equal(image(tiny), before)  # unloaded again
+
+
+def test_default_controlnet_is_the_base_familys_model_for_the_map(tiny):
+    from types import SimpleNamespace
+
+    from kekong.generation.control import default_controlnet
+
+    sd15 = SimpleNamespace(controlnets={}, family="sd15", name="v1-5")
+    sdxl = SimpleNamespace(controlnets={}, family="sdxl", name="xl")
+    assert default_controlnet(sd15, "canny") == "lllyasviel/control_v11p_sd15_canny"
+    assert default_controlnet(sdxl, "canny") == "diffusers/controlnet-canny-sdxl-1.0"
+    shipped = SimpleNamespace(controlnets={"none": "kekong-shapes-outline"}, family="custom", name="kekong-shapes")
+    assert default_controlnet(shipped, "none") == "kekong-shapes-outline"
+    with pytest.raises(ParameterError, match="needs model="):
+        default_controlnet(sd15, "none")
+    with pytest.raises(KekongError, match=r"lllyasviel/control_v11p_sd15_canny.*hf download"):
+        generate(request(tiny, [{"module": "canny", "model": "lllyasviel/control_v11p_sd15_canny"}]))

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from kekong.generation.control import PreparedUnit
-from kekong.generation.text import Conditioning
+from kekong.generation.text import Conditioning, Schedule, pick
 
 
 class Cancelled(Exception):
@@ -47,10 +47,15 @@ OnStep = Callable[[StepInfo], bool | None]  # return False to cancel
 
 @dataclass
 class Guidance:
-    cond: Conditioning
-    uncond: Conditioning | None  # None when CFG scale is 1 (no unconditional pass)
+    cond: Schedule  # conditioning per step (prompt editing, alternation)
+    uncond: Schedule | None  # None when CFG scale is 1 (no unconditional pass)
     scale: float
+    steps: int  # sampling steps the schedules count in
     time_ids: torch.Tensor | None = None  # SDXL micro-conditioning (B, 6)
+
+    def inputs(self, step: int) -> tuple[torch.Tensor, dict | None]:
+        """UNet text inputs at a 1-based step: [uncond, cond] stacked for CFG."""
+        return _cfg_inputs(pick(self.cond, step), pick(self.uncond, step) if self.uncond else None, self.time_ids)
 
 
 @dataclass
@@ -70,13 +75,13 @@ class InpaintChannels:
     masked_latents: torch.Tensor  # (B, 4, h, w)
 
 
-def _cfg_inputs(guidance: Guidance) -> tuple[torch.Tensor, dict | None]:
-    cond, uncond = guidance.cond, guidance.uncond
+def _cfg_inputs(cond: Conditioning, uncond: Conditioning | None,
+                time_ids: torch.Tensor | None) -> tuple[torch.Tensor, dict | None]:
     embeds = cond.embeds if uncond is None else torch.cat([uncond.embeds, cond.embeds])
     if cond.pooled is None:
         return embeds, None
     pooled = cond.pooled if uncond is None else torch.cat([uncond.pooled, cond.pooled])
-    time_ids = guidance.time_ids if uncond is None else torch.cat([guidance.time_ids, guidance.time_ids])
+    time_ids = time_ids if uncond is None else torch.cat([time_ids, time_ids])
     return embeds, {"text_embeds": pooled, "time_ids": time_ids}
 
 
@@ -142,10 +147,10 @@ def denoise(
 ) -> torch.Tensor:
     """Run the sampler over `timesteps`; returns the final latents."""
     cfg = guidance.uncond is not None
-    embeds, added = _cfg_inputs(guidance)
     step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     total = len(timesteps)
     for i, t in enumerate(timesteps):
+        embeds, added = guidance.inputs(i * guidance.steps // total + 1)
         latent_in = torch.cat([latents] * 2) if cfg else latents
         latent_in = scheduler.scale_model_input(latent_in, t)
         down, mid = control_residuals(units, i, total, latent_in, t, embeds, added, cfg)

@@ -18,8 +18,9 @@ from kekong.generation import inpaint as inpaint_inputs
 from kekong.generation.control import PreparedUnit, detect_units, load_units
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
 from kekong.generation.samplers import make_scheduler
-from kekong.generation.text import encode_pair
+from kekong.generation.text import encode_schedules
 from kekong.io import image_source, load_image
+from kekong.prompt.syntax import extract_loras, resolve_dynamic
 from kekong.request import GenerationRequest, InpaintFill
 
 
@@ -35,6 +36,8 @@ class Generated:
     request: GenerationRequest  # with the seed resolved
     base: object
     units: list[PreparedUnit] = field(default_factory=list)
+    prompt_used: str = ""  # after dynamic choices and <lora:…> tags are resolved
+    negative_used: str = ""
 
 
 def resolve_seed(seed: int) -> int:
@@ -51,21 +54,37 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     if request.clip_skip != 1 and not base.uses_clip:
         raise ParameterError(f"clip skip applies to CLIP text encoders; {base.name} uses "
                              f"{type(base.text_encoders[0]).__name__}")
+    loras = [*request.loras, *prompt_loras(request)]
     units = load_units(base, request.active_units)
     size = (request.height, request.width)
     prepared = _prepare_init(request, size)
     detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None,
                  inpaint_mask=_unit_mask(request))
     results = []
-    with applied_loras(base, request.loras):
+    with applied_loras(base, loras):
         for batch in range(request.batch_count):
             first = (request.seed + batch * request.batch_size) % 2**32
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
             images = run_batch(base, request, units, seeds, prepared, on_step)
             for k, image in enumerate(images):
+                prompt, negative = prompts_for(request, seeds[k])
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
-                                         base, units))
+                                         base, units, prompt, negative))
     return results
+
+
+def prompts_for(request: GenerationRequest, seed: int) -> tuple[str, str]:
+    """The prompt and negative prompt an image's seed gives: dynamic choices made, LoRA tags out."""
+    return (extract_loras(resolve_dynamic(request.prompt, seed))[0],
+            extract_loras(resolve_dynamic(request.negative_prompt, seed))[0])
+
+
+def prompt_loras(request: GenerationRequest) -> list:
+    """`<lora:name:weight>` tags of the prompt, as the request's LoRA entries (as A1111's API clients send)."""
+    from kekong.request import LoraSpec
+
+    _, tags = extract_loras(request.prompt)
+    return [LoraSpec(path=name, weight=weight) for name, weight in tags]
 
 
 def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_inputs.InpaintInputs | None:
@@ -119,17 +138,19 @@ def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds
 
     count = len(seeds)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
-    cond, uncond = encode_pair(base, [request.prompt] * count, [request.negative_prompt] * count,
-                               request.clip_skip)
-    guidance = Guidance(cond, uncond if request.cfg_scale > 1 else None, request.cfg_scale)
-    if cond.pooled is not None:
-        h, w = request.height, request.width
-        guidance.time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=cond.embeds.dtype).repeat(count, 1)
     scheduler = make_scheduler(request.sampler, request.scheduler, base.scheduler_config)
     timesteps = _timesteps(scheduler, request)
+    run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
+    texts = [prompts_for(request, seed) for seed in seeds]
+    cond, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps, request.clip_skip)
+    guidance = Guidance(cond, uncond if request.cfg_scale > 1 else None, request.cfg_scale, run_steps)
+    first = cond[0][1]
+    if first.pooled is not None:
+        h, w = request.height, request.width
+        guidance.time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=first.embeds.dtype).repeat(count, 1)
     channels = base.vae.config.latent_channels
     shape = (count, channels, request.height // base.vae_scale, request.width // base.vae_scale)
-    noise = randn_tensor(shape, generator=generators, dtype=cond.embeds.dtype)
+    noise = randn_tensor(shape, generator=generators, dtype=first.embeds.dtype)
     blend = inpaint_channels = None
     if prepared is None:
         latents = noise * scheduler.init_noise_sigma

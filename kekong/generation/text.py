@@ -1,10 +1,12 @@
-"""Prompt text → the conditioning a UNet cross-attends to.
+"""Prompt text → the conditioning a UNet cross-attends to, per sampling step.
 
-CLIP encoders (SD 1.5, SDXL) read prompts of any length as A1111 does: 75-token chunks, each
-wrapped in BOS/EOS and padded to 77, encoded separately and concatenated; the prompt and the
-negative prompt are padded to the same number of chunks. Clip skip takes an earlier layer
-(with the final layer norm for SD 1.5, as A1111). Other encoders (the shipped MiniLM one) take
-one padded window; a prompt that does not fit is refused rather than cut silently.
+CLIP encoders (SD 1.5, SDXL) read A1111's syntax with A1111's maths: attention weights scale
+each token's embedding and the chunk is rescaled to keep its original mean; prompts of any
+length become 75-token chunks (BOS + 75 + EOS, padded), broken early at a comma within 20
+tokens of the end, and at BREAK; prompt editing and alternation give a conditioning per step.
+Clip skip takes an earlier layer (with the final layer norm for SD 1.5, as A1111).
+Other encoders (the shipped MiniLM one) read plain text in one window; syntax that cannot apply
+to them, and prompts that do not fit, are refused rather than silently cut.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 import torch
 
 from kekong.errors import ParameterError
+from kekong.prompt.syntax import parse_attention, schedule, uses_syntax
 
 CHUNK = 75
+COMMA_BACKTRACK = 20  # A1111's default "comma padding backtrack"
 
 
 @dataclass
@@ -24,78 +28,150 @@ class Conditioning:
     pooled: torch.Tensor | None = None  # SDXL's pooled text embedding (B, 1280)
 
 
+Schedule = list[tuple[int, Conditioning]]  # (last step, conditioning), steps 1-based
+
+
+def pick(schedule_: Schedule, step: int) -> Conditioning:
+    for last, conditioning in schedule_:
+        if step <= last:
+            return conditioning
+    return schedule_[-1][1]
+
+
 def encode(base, prompts: list[str], clip_skip: int = 1) -> Conditioning:
-    """Encode a batch of prompts with the base model's text encoder(s)."""
+    """Encode prompts as written (no scheduling): used for training and single-step needs."""
+    return _encode_texts(base, prompts, clip_skip, count=None)
+
+
+def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int,
+                     clip_skip: int = 1) -> tuple[Schedule, Schedule]:
+    """Per-step conditioning for a batch of prompts and negative prompts, all the same token length."""
     if not base.uses_clip:
+        for text in prompts + negatives:
+            if uses_syntax(text):
+                raise ParameterError(f"{base.name} has a {type(base.text_encoders[0]).__name__} text encoder: "
+                                     "prompt weights, BREAK and prompt editing need a CLIP encoder; "
+                                     f"write the prompt as plain text ({text[:60]!r})")
         if clip_skip != 1:
             raise ParameterError(f"clip skip applies to CLIP text encoders; {base.name} uses "
                                  f"{type(base.text_encoders[0]).__name__}")
-        return _encode_plain(base.text_encoders[0], base.tokenizers[0], prompts)
-    chunks = _chunk_all(base.tokenizers[0], prompts)
-    if len(base.text_encoders) == 1:
-        return Conditioning(_encode_clip(base.text_encoders[0], chunks, clip_skip, sdxl=False)[0])
-    first, _ = _encode_clip(base.text_encoders[0], chunks, clip_skip, sdxl=True)
-    chunks_2 = _chunk_all(base.tokenizers[1], prompts, pad_chunks=chunks.shape[1])
-    second, pooled = _encode_clip(base.text_encoders[1], chunks_2, clip_skip, sdxl=True)
-    return Conditioning(torch.cat([first, second], dim=-1), pooled)
+        return [(steps, encode(base, prompts))], [(steps, encode(base, negatives))]
+    plans = [schedule(text, steps) for text in prompts]
+    negative_plans = [schedule(text, steps) for text in negatives]
+    every_text = [t for plan in plans + negative_plans for _, t in plan]
+    count = max(len(_chunks(base.tokenizers[0], t)) for t in every_text)
 
+    def build(plans_: list[list[tuple[int, str]]]) -> Schedule:
+        boundaries = sorted({last for plan in plans_ for last, _ in plan})
+        out: Schedule = []
+        previous: list[str] = []
+        for last in boundaries:
+            texts = [_text_at(plan, last) for plan in plans_]
+            if out and texts == previous:
+                out[-1] = (last, out[-1][1])
+                continue
+            out.append((last, _encode_texts(base, texts, clip_skip, count)))
+            previous = texts
+        return out
 
-def encode_pair(base, prompts: list[str], negatives: list[str],
-                clip_skip: int = 1) -> tuple[Conditioning, Conditioning]:
-    """Prompt and negative prompt conditioning with equal token lengths (so CFG can batch them)."""
-    if not base.uses_clip:
-        return encode(base, prompts, clip_skip), encode(base, negatives, clip_skip)
-    count = max(_chunk_count(base.tokenizers[0], t) for t in prompts + negatives)
-    cond = _encode_padded(base, prompts, clip_skip, count)
-    uncond = _encode_padded(base, negatives, clip_skip, count)
+    cond, uncond = build(plans), build(negative_plans)
     if len(base.text_encoders) == 2 and all(not n for n in negatives):
         # SDXL base models are trained with zeros for an empty prompt (force_zeros_for_empty_prompt)
-        uncond = Conditioning(torch.zeros_like(uncond.embeds), torch.zeros_like(uncond.pooled))
+        uncond = [(last, Conditioning(torch.zeros_like(c.embeds), torch.zeros_like(c.pooled))) for last, c in uncond]
     return cond, uncond
 
 
-def _encode_padded(base, prompts: list[str], clip_skip: int, count: int) -> Conditioning:
-    chunks = _chunk_all(base.tokenizers[0], prompts, pad_chunks=count)
-    if len(base.text_encoders) == 1:
-        return Conditioning(_encode_clip(base.text_encoders[0], chunks, clip_skip, sdxl=False)[0])
-    first, _ = _encode_clip(base.text_encoders[0], chunks, clip_skip, sdxl=True)
-    second, pooled = _encode_clip(base.text_encoders[1], _chunk_all(base.tokenizers[1], prompts, count),
-                                  clip_skip, sdxl=True)
-    return Conditioning(torch.cat([first, second], dim=-1), pooled)
+def _text_at(plan: list[tuple[int, str]], step: int) -> str:
+    for last, text in plan:
+        if step <= last:
+            return text
+    return plan[-1][1]
 
 
-def _chunk_count(tokenizer, text: str) -> int:
-    ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
-    return max(1, -(-len(ids) // CHUNK))
+def _encode_texts(base, texts: list[str], clip_skip: int, count: int | None) -> Conditioning:
+    if not base.uses_clip:
+        return _encode_plain(base.text_encoders[0], base.tokenizers[0], texts)
+    sdxl = len(base.text_encoders) == 2
+    count = count or max(len(_chunks(base.tokenizers[0], t)) for t in texts)
+    hidden, pooled = [], None
+    for encoder, tokenizer in zip(base.text_encoders, base.tokenizers, strict=True):
+        ids, weights = _batch(tokenizer, texts, count)
+        states, pooled_out = _encode_clip(encoder, ids, weights, clip_skip, sdxl)
+        hidden.append(states)
+        pooled = pooled_out if pooled_out is not None else pooled
+    return Conditioning(torch.cat(hidden, dim=-1), pooled if sdxl else None)
 
 
-def _chunk_all(tokenizer, prompts: list[str], pad_chunks: int = 0) -> torch.Tensor:
-    """(B, chunks, 77) token ids."""
+def _chunks(tokenizer, text: str) -> list[tuple[list[int], list[float]]]:
+    """A1111's tokenize_line: weighted tokens in 75-token chunks, BOS/EOS added, padded."""
+    comma = tokenizer.convert_tokens_to_ids(",</w>")
+    runs = parse_attention(text)
+    fragments = [r[0] for r in runs if r != ("BREAK", -1.0)]
+    ids_per_run = iter(tokenizer(fragments, add_special_tokens=False, truncation=False).input_ids if fragments
+                       else [])
+    chunks: list[tuple[list[int], list[float]]] = []
+    tokens: list[int] = []
+    weights: list[float] = []
+    last_comma = -1
+
+    def close() -> None:
+        nonlocal tokens, weights, last_comma
+        pad = CHUNK - len(tokens)
+        row = [tokenizer.bos_token_id, *tokens, tokenizer.eos_token_id] + [tokenizer.pad_token_id] * pad
+        chunks.append((row, [1.0, *weights, 1.0] + [1.0] * pad))
+        tokens, weights, last_comma = [], [], -1
+
+    for text, weight in runs:
+        if (text, weight) == ("BREAK", -1.0):
+            close()
+            continue
+        for token in next(ids_per_run):
+            if token == comma:
+                last_comma = len(tokens)
+            elif len(tokens) == CHUNK and last_comma != -1 and len(tokens) - last_comma <= COMMA_BACKTRACK:
+                keep = last_comma + 1
+                moved, moved_weights = tokens[keep:], weights[keep:]
+                tokens, weights = tokens[:keep], weights[:keep]
+                close()
+                tokens, weights = moved, moved_weights
+            if len(tokens) == CHUNK:
+                close()
+            tokens.append(token)
+            weights.append(weight)
+    if tokens or not chunks:
+        close()
+    return chunks
+
+
+def _batch(tokenizer, texts: list[str], count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, count, 77) ids and weights; shorter prompts get empty chunks (BOS, EOS, padding)."""
+    empty = _chunks(tokenizer, "")[0]
     rows = []
-    count = max([pad_chunks] + [_chunk_count(tokenizer, t) for t in prompts])
-    for text in prompts:
-        ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
-        chunks = []
-        for c in range(count):
-            part = ids[c * CHUNK:(c + 1) * CHUNK]
-            row = [tokenizer.bos_token_id, *part, tokenizer.eos_token_id]
-            row += [tokenizer.pad_token_id] * (CHUNK + 2 - len(row))
-            chunks.append(row)
-        rows.append(chunks)
-    return torch.tensor(rows, dtype=torch.long)
+    for text in texts:
+        chunks = _chunks(tokenizer, text)
+        rows.append(chunks + [empty] * (count - len(chunks)))
+    ids = torch.tensor([[c[0] for c in row] for row in rows], dtype=torch.long)
+    weights = torch.tensor([[c[1] for c in row] for row in rows], dtype=torch.float32)
+    return ids, weights
 
 
 @torch.no_grad()
-def _encode_clip(encoder, chunks: torch.Tensor, clip_skip: int, sdxl: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    batch, count, length = chunks.shape
-    output = encoder(chunks.reshape(batch * count, length), output_hidden_states=True)
+def _encode_clip(encoder, ids: torch.Tensor, weights: torch.Tensor, clip_skip: int,
+                 sdxl: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    batch, count, length = ids.shape
+    output = encoder(ids.reshape(batch * count, length), output_hidden_states=True)
     if sdxl:  # SDXL reads the penultimate layer; clip skip counts on from there
         hidden = output.hidden_states[-(clip_skip + 1)]
     elif clip_skip == 1:
         hidden = output.last_hidden_state
     else:
-        hidden = encoder.final_layer_norm(output.hidden_states[-clip_skip]) if hasattr(encoder, "final_layer_norm") \
-            else encoder.text_model.final_layer_norm(output.hidden_states[-clip_skip])
+        norm = encoder.final_layer_norm if hasattr(encoder, "final_layer_norm") else encoder.text_model.final_layer_norm
+        hidden = norm(output.hidden_states[-clip_skip])
+    flat = weights.reshape(batch * count, length, 1)
+    if not torch.all(flat == 1):  # A1111's emphasis: weight, then restore each chunk's mean
+        original = hidden.mean(dim=(1, 2), keepdim=True)
+        hidden = hidden * flat
+        hidden = hidden * (original / hidden.mean(dim=(1, 2), keepdim=True))
     hidden = hidden.reshape(batch, count * length, -1)
     pooled = getattr(output, "text_embeds", None)
     if pooled is not None:

@@ -1,0 +1,117 @@
+"""Training: the shapes data, the metrics, a short run whose loss falls, and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kekong.train.bench import score
+from kekong.train.controlnet import filled_region, iou
+from kekong.train.data import load_fill
+from kekong.train.runner import RunSettings, run_training
+from kekong.train.shapes import COLOURS, MIN_DELTA_E, colour_of, delta_e, lab, random_sample, write_dataset
+from tests.tiny_models import build_tiny_base
+
+
+def test_shapes_samples_are_large_far_apart_in_colour_and_described():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        sample = random_sample(rng, 64)
+        for shape in sample.shapes:
+            assert shape.radius >= 64 / 4.6
+            assert f"a {shape.colour} {shape.kind}" in sample.prompt
+            assert delta_e(lab(colour_of(shape.colour)), lab(colour_of(sample.background))) >= MIN_DELTA_E
+        assert sample.prompt.endswith(f"on a {sample.background} background")
+        assert sample.filled.sum() == sum(m.sum() for m in sample.masks)  # masks partition the shapes
+        assert set(np.unique(sample.outline)) == {0, 255}
+
+
+def test_colour_names_of_one_colour_are_one_class():
+    assert colour_of("aqua") == colour_of("cyan") and colour_of("fuchsia") == colour_of("magenta")
+    assert len({rgb for rgb, _ in COLOURS.values()}) == len(COLOURS)
+
+
+def test_dataset_is_written_in_the_fill_layout_and_reads_back(tmp_path):
+    write_dataset(tmp_path, 6, 64, seed=3)
+    lines = [json.loads(line) for line in (tmp_path / "prompt.json").read_text().splitlines()]
+    assert len(lines) == 6 and set(lines[0]) == {"source", "target", "prompt", "scribble"}
+    data = load_fill(tmp_path, 64)
+    assert data.targets.shape == (6, 64, 64, 3) and len(data.conditions) == 2
+
+
+def test_outline_fill_and_iou():
+    sample = random_sample(np.random.default_rng(1), 64)
+    region = filled_region(sample.outline)
+    assert iou(region, sample.filled) > 0.85
+    assert iou(np.zeros_like(region), region) == 0.0
+
+
+def test_bench_score_is_perfect_on_the_target_and_zero_on_a_blank_image():
+    sample = random_sample(np.random.default_rng(2), 64)
+    perfect = score(sample.target, sample)
+    assert perfect["iou"] > 0.9 and perfect["shape_colour"] == 1.0 and perfect["background_colour"] == 1.0
+    blank = np.empty_like(sample.target)
+    blank[:] = colour_of(sample.background)
+    empty = score(blank, sample)
+    assert empty["iou"] == 0.0 and empty["background_colour"] == 1.0
+
+
+def test_a_short_run_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+    x = torch.randn(256, 8)
+    y = x[:, :1] * 2 - x[:, 1:2]
+
+    def loss_fn(step, micro):
+        rows = torch.from_numpy(np.random.default_rng([step, micro]).integers(256, size=32))
+        return torch.nn.functional.mse_loss(model(x[rows]), y[rows])
+
+    settings = RunSettings(tmp_path, steps=60, lr=1e-2, checkpoint_every=20, warmup=1, progress=False)
+    run_training(settings, "toy", {"model": model}, loss_fn)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:10])
+
+    def crash_at_70(step, micro):
+        if step == 70:
+            raise RuntimeError("power cut")
+        return loss_fn(step, micro)
+
+    with pytest.raises(RuntimeError):
+        run_training(RunSettings(tmp_path, steps=90, lr=1e-2, checkpoint_every=20, progress=False), "toy",
+                     {"model": model}, crash_at_70)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 60  # last one written
+    run_training(RunSettings(tmp_path, steps=90, lr=1e-2, checkpoint_every=20, progress=False), "toy",
+                 {"model": model}, loss_fn)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps[-20:] == list(range(71, 91))  # resumed at 61 after the crash; 61..70 logged twice
+
+
+def test_controlnet_training_killed_midway_resumes_from_the_checkpoint(tmp_path):
+    build_tiny_base(tmp_path / "base")
+    command = [sys.executable, "-m", "kekong.cli", "train", "controlnet", "--base", str(tmp_path / "base"),
+               "--out", str(tmp_path / "run"), "--data", "shapes", "--limit", "24", "--steps", "400",
+               "--batch-size", "2", "--checkpoint-every", "3", "--validate-every", "1000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not checkpoint.is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(checkpoint, weights_only=True)["step"]
+    assert saved >= 3
+    resume = subprocess.run([*command[:-8], "--steps", str(saved + 2), *command[-6:]], capture_output=True, text=True,
+                            timeout=300)
+    assert resume.returncode == 0, resume.stderr
+    steps = [json.loads(line)["step"] for line in (Path(tmp_path) / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps[-2:] == [saved + 1, saved + 2]
+    assert (tmp_path / "run" / "controlnet" / "config.json").is_file()
