@@ -142,8 +142,8 @@ class GenerationRequest(_Strict):
     cfg_scale: float = Field(7.0, ge=1, le=30)
     sampler: str = "DPM++ 2M"
     scheduler: str = Field("Automatic", description="A1111's schedule type")
-    width: int = Field(512, ge=64, le=MAX_SIDE)
-    height: int = Field(512, ge=64, le=MAX_SIDE)
+    width: int | None = Field(None, ge=64, le=MAX_SIDE, description="default: the model's native size")
+    height: int | None = Field(None, ge=64, le=MAX_SIDE)
     batch_size: int = Field(1, ge=1, le=8)
     batch_count: int = Field(1, ge=1, le=100)
     clip_skip: int = Field(1, ge=1, le=12)
@@ -160,8 +160,8 @@ class GenerationRequest(_Strict):
 
     @field_validator("width", "height")
     @classmethod
-    def _multiple_of_8(cls, value: int) -> int:
-        if value % 8:
+    def _multiple_of_8(cls, value: int | None) -> int | None:
+        if value is not None and value % 8:
             raise ValueError(f"{value} is not a multiple of 8 (try {value - value % 8})")
         return value
 

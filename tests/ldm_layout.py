@@ -125,3 +125,25 @@ def clip_to_ldm(encoder, prefix: str = "cond_stage_model.transformer.") -> dict[
         key = key if key.startswith("text_model.") else "text_model." + key
         out[prefix + key] = value
     return out
+
+
+def open_clip_to_ldm(encoder, prefix: str = "conditioner.embedders.1.model.") -> dict[str, torch.Tensor]:
+    """SDXL's second text encoder (OpenCLIP bigG layout: fused q/k/v, transposed projection)."""
+    state = {k if k.startswith(("text_model.", "text_projection")) else "text_model." + k: v
+             for k, v in encoder.state_dict().items()}
+    out = {prefix + "token_embedding.weight": state["text_model.embeddings.token_embedding.weight"],
+           prefix + "positional_embedding": state["text_model.embeddings.position_embedding.weight"],
+           prefix + "ln_final.weight": state["text_model.final_layer_norm.weight"],
+           prefix + "ln_final.bias": state["text_model.final_layer_norm.bias"],
+           prefix + "text_projection": state["text_projection.weight"].T.contiguous()}
+    for i in range(encoder.config.num_hidden_layers):
+        old = f"text_model.encoder.layers.{i}."
+        new = f"{prefix}transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            out[f"{new}attn.in_proj_{kind}"] = torch.cat([state[f"{old}self_attn.{p}_proj.{kind}"] for p in "qkv"])
+            out[f"{new}attn.out_proj.{kind}"] = state[f"{old}self_attn.out_proj.{kind}"]
+            out[f"{new}ln_1.{kind}"] = state[f"{old}layer_norm1.{kind}"]
+            out[f"{new}ln_2.{kind}"] = state[f"{old}layer_norm2.{kind}"]
+            out[f"{new}mlp.c_fc.{kind}"] = state[f"{old}mlp.fc1.{kind}"]
+            out[f"{new}mlp.c_proj.{kind}"] = state[f"{old}mlp.fc2.{kind}"]
+    return out

@@ -84,9 +84,11 @@ def test_list_shows_every_detector_with_params(tmp_path):
     assert "control_v11p_sd15_openpose" in rows["openpose"]["feeds"]
 
 
-def test_demo_writes_every_offline_map(tmp_path):
+def test_demo_generates_from_a_sketch_and_writes_every_offline_map(tmp_path):
     done = kekong("demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
     written = {p.name for p in (tmp_path / "demo").iterdir()}
-    assert {"input.png", "canny.png", "openpose_full.png", "openpose_full.json",
-            "seg_person.png"} <= written
+    assert {"sketch.png", "generated-0.png", "generated-3.png", "input.png", "canny.png", "openpose_full.png",
+            "openpose_full.json", "seg_person.png"} <= written
+    stamped = Image.open(tmp_path / "demo" / "generated-0.png").text
+    assert "Model: kekong-shapes" in stamped["parameters"] and "kekong-recipe" in stamped

@@ -132,7 +132,7 @@ def residuals_for(units, base, cfg=True):
     torch.manual_seed(0)
     latents = torch.randn(2 if cfg else 1, 4, 8, 8)
     embeds = torch.randn(latents.shape[0], 77, 32)
-    return control_residuals(units, 0, 4, latents, torch.tensor(500), embeds, None, cfg)
+    return control_residuals(units, 0, 4, latents, torch.tensor(500), embeds, None, 1 if cfg else 0)
 
 
 def test_units_sharing_model_and_image_share_one_evaluation(tiny):
@@ -249,6 +249,13 @@ def test_step_preview_is_a_small_rgb_image(tiny):
     previews = []
     generate(request(tiny), on_step=lambda info: previews.append(info.preview()))
     assert len(previews) == 4 and previews[0].shape == (8, 8, 3) and previews[0].dtype == np.uint8
+
+
+def test_and_parts_and_prompt_editing_change_the_image(tiny):
+    plain = image(tiny, prompt="a red star")
+    assert not np.array_equal(plain, image(tiny, prompt="a red star AND a blue circle :0.5"))
+    assert not np.array_equal(plain, image(tiny, prompt="a [red:blue:0.5] star"))
+    assert np.array_equal(plain, image(tiny, prompt="a red star :1"))  # one part of weight 1 is the prompt
 
 
 def test_long_prompts_are_chunked_not_cut(tiny):

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from kekong.errors import KekongError, MissingWeightsError
 from kekong.models.load import ModelCache, load_base, load_controlnet
 from kekong.models.refs import resolve, strip_hash
-from tests.ldm_layout import clip_to_ldm, controlnet_to_ldm, unet_to_ldm, vae_to_ldm
+from tests.ldm_layout import clip_to_ldm, controlnet_to_ldm, open_clip_to_ldm, unet_to_ldm, vae_to_ldm
 from tests.tiny_models import build_tiny_base, build_tiny_controlnet
 
 
@@ -39,6 +39,18 @@ def test_sd_single_file_loads_the_same_weights_as_the_folder(folders, tmp_path):
     assert same_weights(folder.unet, single.unet) and same_weights(folder.vae, single.vae)
     assert same_weights(folder.text_encoders[0], single.text_encoders[0])
     assert single.name == "model" and single.family == folder.family
+
+
+def test_sdxl_single_file_loads_the_same_weights_as_the_folder(folders, tmp_path):
+    folder = load_base(str(folders[1]))
+    save_file(contiguous({**unet_to_ldm(folder.unet), **vae_to_ldm(folder.vae),
+                          **clip_to_ldm(folder.text_encoders[0], "conditioner.embedders.0.transformer."),
+                          **open_clip_to_ldm(folder.text_encoders[1])}), tmp_path / "xl.safetensors")
+    single = load_base(str(tmp_path / "xl.safetensors"), config=folders[1])
+    assert single.family == "sdxl" and len(single.text_encoders) == 2
+    for ours, theirs in zip([folder.unet, folder.vae, *folder.text_encoders],
+                            [single.unet, single.vae, *single.text_encoders], strict=True):
+        assert same_weights(ours, theirs)
 
 
 def test_controlnet_single_file_in_ldm_and_diffusers_layouts(folders, tmp_path):

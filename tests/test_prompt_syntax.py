@@ -9,7 +9,7 @@ import torch
 
 from kekong.errors import ParameterError
 from kekong.generation.text import _chunks, encode, encode_schedules, pick
-from kekong.prompt.syntax import extract_loras, parse_attention, resolve_dynamic, schedule
+from kekong.prompt.syntax import extract_loras, parse_attention, resolve_dynamic, schedule, split_and
 from tests.tiny_models import build_tiny_base
 
 
@@ -85,11 +85,19 @@ def test_weights_scale_tokens_and_keep_the_chunk_mean(base):
 
 
 def test_prompt_editing_gives_a_conditioning_per_step(base):
-    cond, uncond = encode_schedules(base, ["a [cat:dog:0.5]"], [""], steps=10)
-    assert [last for last, _ in cond] == [5, 10] and len(uncond) == 1
+    [(weight, cond)], uncond = encode_schedules(base, ["a [cat:dog:0.5]"], [""], steps=10)
+    assert weight == 1.0 and [last for last, _ in cond] == [5, 10] and len(uncond) == 1
     assert torch.equal(pick(cond, 5).embeds, encode(base, ["a cat"]).embeds)
     assert torch.equal(pick(cond, 6).embeds, encode(base, ["a dog"]).embeds)
     assert pick(cond, 1).embeds.shape == pick(uncond, 1).embeds.shape
+
+
+def test_and_composes_weighted_parts_of_equal_length(base):
+    assert split_and("a cat :1.2 AND a dog") == [("a cat", 1.2), (" a dog", 1.0)]  # A1111 keeps the space
+    parts, uncond = encode_schedules(base, ["a cat :1.2 AND " + ", ".join(["a dog"] * 40)], [""], steps=4)
+    assert [w for w, _ in parts] == [1.2, 1.0]
+    shapes = {pick(s, 1).embeds.shape for _, s in parts} | {pick(uncond, 1).embeds.shape}
+    assert shapes == {(1, 154, 32)}  # the longest part sets the length for all
 
 
 def test_syntax_is_refused_for_a_non_clip_text_encoder():
@@ -99,5 +107,25 @@ def test_syntax_is_refused_for_a_non_clip_text_encoder():
     minilm = SimpleNamespace(uses_clip=False, name="kekong-shapes", text_encoders=[encoder], tokenizers=[tokenizer])
     with pytest.raises(ParameterError, match="prompt weights, BREAK and prompt editing need a CLIP encoder"):
         encode_schedules(minilm, ["a (red:1.3) star"], [""], steps=10)
-    cond, _ = encode_schedules(minilm, ["a red star"], [""], steps=10)
+    [(_, cond)], _ = encode_schedules(minilm, ["a red star"], [""], steps=10)
     assert cond[0][1].embeds.shape == (1, 32, 384)
+    with pytest.raises(ParameterError, match="need a CLIP encoder"):
+        encode_schedules(minilm, ["a star AND a circle"], [""], steps=10)
+
+
+def test_textual_inversion_embedding_by_name(base, tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("KEKONG_MODELS_DIR", str(tmp_path))
+    (tmp_path / "embeddings").mkdir()
+    vectors = torch.randn(2, 32)
+    save_file({"emb_params": vectors}, tmp_path / "embeddings" / "myStyle.safetensors")
+    before = encode(base, ["a cat"]).embeds
+    [(_, cond)], _ = encode_schedules(base, ["a cat, myStyle"], [""], steps=4)
+    assert not torch.equal(pick(cond, 1).embeds, before)
+    token_ids = base.tokenizers[0]("<mystyle-0> <mystyle-1>", add_special_tokens=False).input_ids
+    table = base.text_encoders[0].get_input_embeddings().weight
+    assert torch.equal(table[token_ids], vectors)
+    save_file({"emb_params": torch.randn(1, 768)}, tmp_path / "embeddings" / "wrong.safetensors")
+    with pytest.raises(Exception, match="made for another model"):
+        encode_schedules(base, ["wrong"], [""], steps=4)

@@ -11,7 +11,7 @@ import torch
 TOKENIZER_FILES = Path(__file__).resolve().parent.parent / "kekong" / "models" / "configs" / "clip_tokenizer"
 
 
-def _clip_config(hidden: int = 32, projection: bool = False):
+def _clip_config(hidden: int = 32):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(hidden_size=hidden, intermediate_size=37, num_hidden_layers=3, num_attention_heads=4,
@@ -25,14 +25,15 @@ def tiny_unet(sdxl: bool = False, in_channels: int = 4):
     torch.manual_seed(0)
     extra = {}
     if sdxl:
+        # the second text encoder is wider (48) than the first (32), as bigG is wider than CLIP-L
         extra = {"addition_embed_type": "text_time", "addition_time_embed_dim": 8,
-                 "projection_class_embeddings_input_dim": 8 * 6 + 32, "transformer_layers_per_block": (1, 2),
+                 "projection_class_embeddings_input_dim": 8 * 6 + 48, "transformer_layers_per_block": (1, 2),
                  "use_linear_projection": True, "attention_head_dim": (2, 4)}
     return UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=2, sample_size=16, in_channels=in_channels, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D") if sdxl else ("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D") if sdxl else ("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=64 if sdxl else 32, norm_num_groups=32, **({"attention_head_dim": 2} | extra))
+        cross_attention_dim=80 if sdxl else 32, norm_num_groups=32, **({"attention_head_dim": 2} | extra))
 
 
 def tiny_vae():
@@ -61,7 +62,7 @@ def build_tiny_base(folder: Path, sdxl: bool = False, in_channels: int = 4) -> P
              "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
              "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"]}
     if sdxl:
-        CLIPTextModelWithProjection(_clip_config(projection=True)).save_pretrained(folder / "text_encoder_2")
+        CLIPTextModelWithProjection(_clip_config(hidden=48)).save_pretrained(folder / "text_encoder_2")
         CLIPTokenizer(str(TOKENIZER_FILES / "vocab.json"), str(TOKENIZER_FILES / "merges.txt"),
                       pad_token="!", model_max_length=77).save_pretrained(folder / "tokenizer_2")
         index.update(_class_name="StableDiffusionXLPipeline",

@@ -37,6 +37,15 @@ def invert(image: np.ndarray) -> np.ndarray:
 
 
 @detector(
+    "scribble", "ControlNet 1.0's scribble: dark strokes on light paper (any channel below 127) → "
+    "white strokes on black.",
+    feeds=(*SCRIBBLE_MODELS,), pad64=False,
+)
+def scribble(image: np.ndarray) -> np.ndarray:
+    return np.where(image.min(axis=2) < 127, 255, 0).astype(np.uint8)
+
+
+@detector(
     "threshold", "Binarize: pixels brighter than the threshold become white, others black.",
     params=(Param("threshold", 127, "brightness threshold", 0, 255),),
     feeds=(*SCRIBBLE_MODELS,), pad64=False,

@@ -47,15 +47,27 @@ OnStep = Callable[[StepInfo], bool | None]  # return False to cancel
 
 @dataclass
 class Guidance:
-    cond: Schedule  # conditioning per step (prompt editing, alternation)
+    parts: list[tuple[float, Schedule]]  # (weight, conditioning per step) per AND part of the prompt
     uncond: Schedule | None  # None when CFG scale is 1 (no unconditional pass)
     scale: float
     steps: int  # sampling steps the schedules count in
     time_ids: torch.Tensor | None = None  # SDXL micro-conditioning (B, 6)
 
     def inputs(self, step: int) -> tuple[torch.Tensor, dict | None]:
-        """UNet text inputs at a 1-based step: [uncond, cond] stacked for CFG."""
-        return _cfg_inputs(pick(self.cond, step), pick(self.uncond, step) if self.uncond else None, self.time_ids)
+        """UNet text inputs at a 1-based step: [uncond, part 1, part 2, …] stacked."""
+        conds = [pick(schedule_, step) for _, schedule_ in self.parts]
+        return _stack(conds, pick(self.uncond, step) if self.uncond else None, self.time_ids)
+
+    def combine(self, prediction: torch.Tensor, batch: int) -> torch.Tensor:
+        """Classifier-free guidance (composable: uncond + scale · Σ wᵢ (condᵢ − uncond))."""
+        weights = [w for w, _ in self.parts]
+        if self.uncond is None:
+            chunks = prediction.chunk(len(weights))
+            return chunks[0] if len(weights) == 1 else sum(w * c for w, c in zip(weights, chunks)) / sum(weights)
+        uncond, conds = prediction[:batch], prediction[batch:].chunk(len(weights))
+        if weights == [1.0]:  # written as diffusers writes it, so results match it bit for bit
+            return uncond + self.scale * (conds[0] - uncond)
+        return uncond + self.scale * sum(w * (c - uncond) for w, c in zip(weights, conds, strict=True))
 
 
 @dataclass
@@ -75,45 +87,43 @@ class InpaintChannels:
     masked_latents: torch.Tensor  # (B, 4, h, w)
 
 
-def _cfg_inputs(cond: Conditioning, uncond: Conditioning | None,
-                time_ids: torch.Tensor | None) -> tuple[torch.Tensor, dict | None]:
-    embeds = cond.embeds if uncond is None else torch.cat([uncond.embeds, cond.embeds])
-    if cond.pooled is None:
+def _stack(conds: list[Conditioning], uncond: Conditioning | None,
+           time_ids: torch.Tensor | None) -> tuple[torch.Tensor, dict | None]:
+    rows = ([uncond] if uncond is not None else []) + conds
+    embeds = torch.cat([c.embeds for c in rows])
+    if conds[0].pooled is None:
         return embeds, None
-    pooled = cond.pooled if uncond is None else torch.cat([uncond.pooled, cond.pooled])
-    time_ids = time_ids if uncond is None else torch.cat([time_ids, time_ids])
-    return embeds, {"text_embeds": pooled, "time_ids": time_ids}
+    return embeds, {"text_embeds": torch.cat([c.pooled for c in rows]), "time_ids": torch.cat([time_ids] * len(rows))}
 
 
-def _half(tensor: Any, batch: int, cfg: bool) -> Any:
-    """The conditional half of a CFG-batched tensor (or dict of tensors)."""
-    if tensor is None or not cfg:
+def _conditional(tensor: Any, uncond_rows: int) -> Any:
+    """The conditional rows of a CFG-batched tensor (or dict of tensors)."""
+    if tensor is None or not uncond_rows:
         return tensor
     if isinstance(tensor, dict):
-        return {k: _half(v, batch, cfg) for k, v in tensor.items()}
-    return tensor[batch:]
+        return {k: _conditional(v, uncond_rows) for k, v in tensor.items()}
+    return tensor[uncond_rows:]
 
 
 @torch.no_grad()
 def control_residuals(
     units: list[PreparedUnit], step: int, total: int, latent_in: torch.Tensor, t: torch.Tensor,
-    embeds: torch.Tensor, added: dict | None, cfg: bool,
+    embeds: torch.Tensor, added: dict | None, uncond_rows: int,
 ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
-    """Sum of the active units' residuals for this step, or (None, None) when none is active."""
+    """Sum of the active units' residuals for this step, or (None, None) when none is active.
+    Rows [0, uncond_rows) of the batch are the unconditional ones (none without CFG)."""
     active = [u for u in units if u.active(step, total)]
     if not active:
         return None, None
-    full = latent_in.shape[0]
-    batch = full // 2 if cfg else full
     groups: dict[tuple[int, str], list[PreparedUnit]] = {}
     for unit in active:
         groups.setdefault((id(unit.controlnet), unit.image_key), []).append(unit)
     total_down: list[torch.Tensor] | None = None
     total_mid: torch.Tensor | None = None
     for members in groups.values():
-        cond_only = cfg and all(u.cfg_injection for u in members)
+        cond_only = uncond_rows > 0 and all(u.cfg_injection for u in members)
         x, e, a = (latent_in, embeds, added) if not cond_only else (
-            _half(latent_in, batch, cfg), _half(embeds, batch, cfg), _half(added, batch, cfg))
+            _conditional(latent_in, uncond_rows), _conditional(embeds, uncond_rows), _conditional(added, uncond_rows))
         image = members[0].cond.expand(x.shape[0], -1, -1, -1)
         kwargs = {"added_cond_kwargs": a} if a is not None else {}
         down, mid = members[0].controlnet(x, t, encoder_hidden_states=e, controlnet_cond=image,
@@ -126,10 +136,10 @@ def control_residuals(
                 r = out * scale
                 if unit.region is not None:
                     r = r * F.interpolate(unit.region, size=r.shape[-2:], mode="area")
-                if cfg and not cond_only and unit.cfg_injection:
-                    r = torch.cat([torch.zeros_like(r[:batch]), r[batch:]])
+                if uncond_rows and not cond_only and unit.cfg_injection:
+                    r = torch.cat([torch.zeros_like(r[:uncond_rows]), r[uncond_rows:]])
                 if cond_only:
-                    r = torch.cat([torch.zeros_like(r), r])
+                    r = torch.cat([r.new_zeros((uncond_rows, *r.shape[1:])), r])
                 scaled.append(r)
             if total_down is None:
                 total_down, total_mid = scaled[:-1], scaled[-1]
@@ -147,24 +157,23 @@ def denoise(
 ) -> torch.Tensor:
     """Run the sampler over `timesteps`; returns the final latents."""
     cfg = guidance.uncond is not None
+    batch = latents.shape[0]
+    copies = len(guidance.parts) + (1 if cfg else 0)
     step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         embeds, added = guidance.inputs(i * guidance.steps // total + 1)
-        latent_in = torch.cat([latents] * 2) if cfg else latents
+        latent_in = torch.cat([latents] * copies) if copies > 1 else latents
         latent_in = scheduler.scale_model_input(latent_in, t)
-        down, mid = control_residuals(units, i, total, latent_in, t, embeds, added, cfg)
+        down, mid = control_residuals(units, i, total, latent_in, t, embeds, added, batch if cfg else 0)
         unet_in = latent_in
         if channels is not None:
-            repeat = 2 if cfg else 1
-            unet_in = torch.cat([latent_in, channels.mask.repeat(repeat, 1, 1, 1),
-                                 channels.masked_latents.repeat(repeat, 1, 1, 1)], dim=1)
+            unet_in = torch.cat([latent_in, channels.mask.repeat(copies, 1, 1, 1),
+                                 channels.masked_latents.repeat(copies, 1, 1, 1)], dim=1)
         kwargs = {"added_cond_kwargs": added} if added is not None else {}
         noise_pred = unet(unet_in, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
                           mid_block_additional_residual=mid, return_dict=False, **kwargs)[0]
-        if cfg:
-            noise_uncond, noise_text = noise_pred.chunk(2)
-            noise_pred = noise_uncond + guidance.scale * (noise_text - noise_uncond)
+        noise_pred = guidance.combine(noise_pred, batch)
         latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
         if blend is not None:
             keep = blend.init_latents

@@ -49,8 +49,10 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     from kekong.models.load import load_base
     from kekong.models.lora import applied_loras
 
-    request = request.model_copy(update={"seed": resolve_seed(request.seed)})
     base = load_base(request.model)
+    native = base.unet.config.sample_size * base.vae_scale  # 512 for SD 1.5, 1024 for SDXL, 64 for kekong-shapes
+    request = request.model_copy(update={"seed": resolve_seed(request.seed), "width": request.width or native,
+                                         "height": request.height or native})
     if request.clip_skip != 1 and not base.uses_clip:
         raise ParameterError(f"clip skip applies to CLIP text encoders; {base.name} uses "
                              f"{type(base.text_encoders[0]).__name__}")
@@ -142,9 +144,10 @@ def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds
     timesteps = _timesteps(scheduler, request)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]
-    cond, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps, request.clip_skip)
-    guidance = Guidance(cond, uncond if request.cfg_scale > 1 else None, request.cfg_scale, run_steps)
-    first = cond[0][1]
+    parts, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps,
+                                     request.clip_skip)
+    guidance = Guidance(parts, uncond if request.cfg_scale > 1 else None, request.cfg_scale, run_steps)
+    first = parts[0][1][0][1]
     if first.pooled is not None:
         h, w = request.height, request.width
         guidance.time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=first.embeds.dtype).repeat(count, 1)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from kekong.errors import ParameterError
-from kekong.prompt.syntax import parse_attention, schedule, uses_syntax
+from kekong.prompt import embeddings
+from kekong.prompt.syntax import parse_attention, schedule, split_and, uses_syntax
 
 CHUNK = 75
 COMMA_BACKTRACK = 20  # A1111's default "comma padding backtrack"
@@ -44,8 +45,9 @@ def encode(base, prompts: list[str], clip_skip: int = 1) -> Conditioning:
 
 
 def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int,
-                     clip_skip: int = 1) -> tuple[Schedule, Schedule]:
-    """Per-step conditioning for a batch of prompts and negative prompts, all the same token length."""
+                     clip_skip: int = 1) -> tuple[list[tuple[float, Schedule]], Schedule]:
+    """Per-step conditioning for a batch: (weight, schedule) per AND part of the prompt, and the
+    negative prompt's schedule — all the same token length, so they batch together."""
     if not base.uses_clip:
         for text in prompts + negatives:
             if uses_syntax(text):
@@ -55,10 +57,17 @@ def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int,
         if clip_skip != 1:
             raise ParameterError(f"clip skip applies to CLIP text encoders; {base.name} uses "
                                  f"{type(base.text_encoders[0]).__name__}")
-        return [(steps, encode(base, prompts))], [(steps, encode(base, negatives))]
-    plans = [schedule(text, steps) for text in prompts]
+        return [(1.0, [(steps, encode(base, prompts))])], [(steps, encode(base, negatives))]
+    prompts, negatives = embeddings.apply(base, prompts), embeddings.apply(base, negatives)
+    split = [split_and(text) for text in prompts]
+    if len({len(parts) for parts in split}) != 1:
+        raise ParameterError("every image of a batch needs the same number of AND parts")
+    if any(split[0][i][1] != parts[i][1] for parts in split for i in range(len(parts))):
+        raise ParameterError("AND part weights must be the same for every image of a batch")
+    part_plans = [[schedule(parts[i][0], steps) for parts in split] for i in range(len(split[0]))]
     negative_plans = [schedule(text, steps) for text in negatives]
-    every_text = [t for plan in plans + negative_plans for _, t in plan]
+    every_text = [t for plans in part_plans for plan in plans for _, t in plan]
+    every_text += [t for plan in negative_plans for _, t in plan]
     count = max(len(_chunks(base.tokenizers[0], t)) for t in every_text)
 
     def build(plans_: list[list[tuple[int, str]]]) -> Schedule:
@@ -74,11 +83,12 @@ def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int,
             previous = texts
         return out
 
-    cond, uncond = build(plans), build(negative_plans)
+    parts = [(split[0][i][1], build(plans)) for i, plans in enumerate(part_plans)]
+    uncond = build(negative_plans)
     if len(base.text_encoders) == 2 and all(not n for n in negatives):
         # SDXL base models are trained with zeros for an empty prompt (force_zeros_for_empty_prompt)
         uncond = [(last, Conditioning(torch.zeros_like(c.embeds), torch.zeros_like(c.pooled))) for last, c in uncond]
-    return cond, uncond
+    return parts, uncond
 
 
 def _text_at(plan: list[tuple[int, str]], step: int) -> str:

@@ -5,6 +5,7 @@
 - `BREAK` starts a new 75-token chunk.
 - Prompt editing `[from:to:when]`, `[to:when]`, `[from::when]`: `when` with a decimal point is a
   fraction of the steps, without one a step number. Alternation `[a|b]` switches every step.
+- `AND` composes prompts (`a cat :1.2 AND a dog`): each part guides with its weight.
 - `<lora:name:weight>` tags are taken out of the prompt into the request's LoRAs.
 - Dynamic prompts `{red|blue|green}` and `__wildcard__` files resolve from the seed.
 """
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -185,20 +185,22 @@ def _wildcard_lines(name: str, folder: Path | None) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True)
-class PromptPlan:
-    """What a prompt asks of the text encoder at each step."""
+_AND = re.compile(r"\bAND\b")
+_PART_WEIGHT = re.compile(r"^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$")
 
-    steps: list[tuple[int, str]]  # (last step, prompt text with attention syntax)
 
-    def text_at(self, step: int) -> str:
-        for last, text in self.steps:
-            if step <= last:
-                return text
-        return self.steps[-1][1]
+def split_and(prompt: str) -> list[tuple[str, float]]:
+    """Composable prompts: `a cat :1.2 AND a dog` → [("a cat", 1.2), ("a dog", 1.0)]."""
+    parts = []
+    for part in _AND.split(prompt):
+        match = _PART_WEIGHT.search(part)
+        text, weight = (match.group(1), float(match.group(2)) if match.group(2) else 1.0) if match else (part, 1.0)
+        parts.append((text, weight))
+    return parts
 
 
 def uses_syntax(prompt: str) -> bool:
     """True when the prompt weights, breaks or schedules anything (CLIP-only features)."""
     runs = parse_attention(prompt)
-    return any(weight != 1.0 for _, weight in runs) or len(schedule(prompt, 10)) > 1
+    return (any(weight != 1.0 for _, weight in runs) or len(schedule(prompt, 10)) > 1
+            or len(split_and(prompt)) > 1)

@@ -19,7 +19,7 @@ from kekong.models.refs import SHIPPED_DIR
 
 BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 # Detectors whose maps are white lines on black, like the outlines the ControlNet learnt from.
-OUTLINE_MODULES = ("none", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold", "canny",
+OUTLINE_MODULES = ("none", "scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold", "canny",
                    "lineart_standard", "softedge_dog")
 SAMPLES, SIZE = 16_000, 64
 VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 2000, 1800, 1200
