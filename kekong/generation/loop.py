@@ -63,7 +63,9 @@ class Guidance:
         weights = [w for w, _ in self.parts]
         if self.uncond is None:
             chunks = prediction.chunk(len(weights))
-            return chunks[0] if len(weights) == 1 else sum(w * c for w, c in zip(weights, chunks)) / sum(weights)
+            if len(weights) == 1:
+                return chunks[0]
+            return sum(w * c for w, c in zip(weights, chunks, strict=True)) / sum(weights)
         uncond, conds = prediction[:batch], prediction[batch:].chunk(len(weights))
         if weights == [1.0]:  # written as diffusers writes it, so results match it bit for bit
             return uncond + self.scale * (conds[0] - uncond)

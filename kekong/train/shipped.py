@@ -19,8 +19,8 @@ from kekong.models.refs import SHIPPED_DIR
 
 BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 # Detectors whose maps are white lines on black, like the outlines the ControlNet learnt from.
-OUTLINE_MODULES = ("none", "scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold", "canny",
-                   "lineart_standard", "softedge_dog")
+OUTLINE_MODULES = ("none", "scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold",
+                   "canny", "lineart_standard", "softedge_dog")
 SAMPLES, SIZE = 16_000, 64
 VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 2000, 1800, 1200
 
