@@ -28,6 +28,7 @@ test: setup lint
 # Detector timings on one pinned core (mediapipe's own thread count can't be set).
 bench: setup
 	taskset -c 0 $(PY) benchmarks/detectors.py
+	$(PY) benchmarks/prompt_expand.py
 	$(PY) benchmarks/generation.py
 
 # Retrain the shipped kekong-shapes model from nothing (< 60 min on 2 CPU cores; resumable).
