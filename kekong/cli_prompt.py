@@ -28,3 +28,28 @@ def expand_command(
     result = expand(text, negative=negative, count=count, top_k=top_k, top_p=top_p, temperature=temperature,
                     seed=seed, tags_only=tags_only)
     typer.echo(json.dumps({"prompt": result.prompt, "tags": result.tags}, indent=1) if as_json else result.prompt)
+
+
+@prompt_app.command("describe")
+def describe_command(
+    images: Annotated[list[str], typer.Argument(help="image files")],
+    mode: Annotated[str, typer.Option(help="structure (offline, detectors), fast, best, negative")] = "structure",
+    caption_model: Annotated[str | None, typer.Option(help="BLIP folder or cached hub id")] = None,
+    clip_model: Annotated[str | None, typer.Option(help="CLIP folder or cached hub id")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="tags and what they were read from")] = False,
+) -> None:
+    """Describe an image as a prompt (A1111's interrogate)."""
+    from kekong.io import load_image
+    from kekong.prompt.describe import describe_structure
+    from kekong.prompt.interrogate import interrogate
+
+    rows = []
+    for path in images:
+        image = load_image(path)
+        result = describe_structure(image) if mode == "structure" else interrogate(image, mode, caption_model,
+                                                                                    clip_model)
+        rows.append({"image": path, "prompt": result.prompt, "tags": result.tags, "data": result.data})
+        if not as_json:
+            typer.echo(result.prompt if len(images) == 1 else f"{path}: {result.prompt}")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
