@@ -49,7 +49,8 @@ def tiny_models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("describe")
     bert = BertTokenizer(str(_package_path(VOCAB)))
-    blip = BlipConfig(text_config={"vocab_size": bert.vocab_size + 2, "hidden_size": 32,  # + BLIP's [DEC] and [ENC] "num_hidden_layers": 1,
+    # BLIP's text vocabulary is BERT's plus its [DEC] and [ENC] tokens
+    blip = BlipConfig(text_config={"vocab_size": bert.vocab_size + 2, "hidden_size": 32, "num_hidden_layers": 1,
                                    "num_attention_heads": 2, "intermediate_size": 37, "encoder_hidden_size": 32},
                       vision_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                                      "intermediate_size": 37, "image_size": 32, "patch_size": 8})
