@@ -89,9 +89,6 @@ def test_demo_generates_from_a_sketch_and_writes_every_offline_map(tmp_path):
     assert done.returncode == 0, done.stderr
     written = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"input.png", "canny.png", "openpose_full.png", "openpose_full.json", "seg_person.png"} <= written
-    from kekong.models.refs import SHIPPED_DIR
-
-    if (SHIPPED_DIR / "kekong-shapes").is_dir():  # TEMPORARY until the shipped model is committed
-        assert {"sketch.png", "generated-0.png", "generated-3.png"} <= written
-        stamped = Image.open(tmp_path / "demo" / "generated-0.png").text
-        assert "Model: kekong-shapes" in stamped["parameters"] and "kekong-recipe" in stamped
+    assert {"sketch.png", "generated-0.png", "generated-3.png"} <= written
+    stamped = Image.open(tmp_path / "demo" / "generated-0.png").text
+    assert "Model: kekong-shapes" in stamped["parameters"] and "kekong-recipe" in stamped

@@ -106,12 +106,18 @@ def train_vae(data: TrainingSet, settings: RunSettings, config: BaseConfig):
         return F.mse_loss(recon, pixels) + 0.1 * F.l1_loss(recon, pixels) + 1e-6 * posterior.kl().mean()
 
     run_training(settings, "vae", {"vae": vae}, loss_fn)
-    # SD's convention: latents scaled to unit variance before diffusion
-    with torch.no_grad():
-        sample = data.targets[np.random.default_rng(settings.seed).integers(len(data), size=min(512, len(data)))]
-        std = float(encode_latents(vae, sample).std())
-    vae.register_to_config(scaling_factor=1.0 / std)
+    set_unit_scale(vae, data, settings.seed)
     return vae
+
+
+def set_unit_scale(vae, data: TrainingSet, seed: int = 0) -> float:
+    """SD's convention: latents are scaled to unit variance before diffusion. (Measured on the raw
+    latents: a scale left in the config would otherwise be measured into the new one.)"""
+    sample = data.targets[np.random.default_rng(seed).integers(len(data), size=min(512, len(data)))]
+    vae.register_to_config(scaling_factor=1.0)
+    std = float(encode_latents(vae, sample).std())
+    vae.register_to_config(scaling_factor=1.0 / std)
+    return 1.0 / std
 
 
 def train_unet(data: TrainingSet, settings: RunSettings, config: BaseConfig, vae, encoder, tokenizer,

@@ -22,7 +22,7 @@ BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 OUTLINE_MODULES = ("none", "scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold",
                    "canny", "lineart_standard", "softedge_dog")
 SAMPLES, SIZE = 16_000, 64
-VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 2000, 1800, 1200
+VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 2000, 1500, 1000
 
 
 def retrain(run: Path, install: bool = True, samples: int = SAMPLES, vae_steps: int = VAE_STEPS,

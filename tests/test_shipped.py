@@ -1,0 +1,56 @@
+"""The shipped kekong-shapes model: the default model, offline, a few seconds on CPU — and it
+meets its controllability benchmark on a 30-condition subset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kekong
+from kekong.errors import ParameterError
+from kekong.io import save_image
+from kekong.train.bench import run_bench, score
+from kekong.train.shapes import random_sample
+
+
+@pytest.fixture(scope="module")
+def outline(tmp_path_factory):
+    sample = random_sample(np.random.default_rng(2024), 64)
+    path = save_image(sample.outline, tmp_path_factory.mktemp("shipped") / "outline.png")
+    return sample, str(path)
+
+
+def test_default_model_follows_an_outline(outline):
+    sample, path = outline
+    [generated] = kekong.generate(prompt=sample.prompt, seed=1, controls=[{"module": "none", "image": path}])
+    assert generated.base.name == "kekong-shapes" and generated.image.shape == (64, 64, 3)
+    assert generated.units[0].model_name == "kekong-shapes-outline"
+    assert score(generated.image, sample)["iou"] > 0.6
+
+
+def test_a_sketch_on_paper_goes_through_the_scribble_detector(tmp_path):
+    from kekong.demo import hand_sketch
+
+    sketch = save_image(hand_sketch(), tmp_path / "sketch.png")
+    [generated] = kekong.generate(prompt="a red star on a light blue background",
+                                  controls=[{"module": "scribble", "image": str(sketch)}])
+    assert generated.image.shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"clip_skip": 2}, "clip skip applies to CLIP text encoders"),
+    ({"prompt": "a (red:1.3) star"}, "need a CLIP encoder"),
+])
+def test_clip_only_options_are_refused(fields, message):
+    with pytest.raises(ParameterError, match=message):
+        kekong.generate(**{"prompt": "a red star on a white background", **fields})
+
+
+def test_benchmark_subset():
+    # The issue's goals (IoU ≥ 0.85 with, ≤ 0.3 without, colour ≥ 0.8) are NOT met by the model
+    # trained in the budget (200 conditions: IoU 0.68 / 0.36, colour 0.62 — see BENCHMARKS.md).
+    # This guards the measured level so a regression shows; raise it when a retrain does better.
+    result = run_bench(None, None, count=30)
+    with_control, without = result["rows"]
+    assert with_control["iou"] >= 0.55 and with_control["iou"] >= without["iou"] + 0.15
+    assert with_control["colour_accuracy"] >= 0.45
