@@ -302,3 +302,10 @@ def test_default_controlnet_is_the_base_familys_model_for_the_map(tiny):
         default_controlnet(sd15, "none")
     with pytest.raises(KekongError, match=r"lllyasviel/control_v11p_sd15_canny.*hf download"):
         generate(request(tiny, [{"module": "canny", "model": "lllyasviel/control_v11p_sd15_canny"}]))
+
+
+def test_inpaint_only_unit_reads_the_request_mask(tiny):
+    result = generate(request(tiny, [{"module": "inpaint_only", "image": None}], init_image=str(tiny / "photo.png"),
+                              mask=str(tiny / "left.png")))[0]
+    detected = result.units[0].detected
+    assert np.all(detected[:, :28] == -1) and np.all(detected[:, 36:] >= 0)

@@ -19,6 +19,7 @@ class InpaintInputs:
     original: np.ndarray  # what the result is pasted into (full size when only masked)
     full_mask: np.ndarray  # blurred mask at the original's size (paste alpha)
     crop: tuple[int, int, int, int] | None  # x0, y0, x1, y1 of the "only masked" region
+    unit_mask: np.ndarray | None = None  # unblurred, at the init image's size (what inpaint_only units read)
 
 
 def prepare(original: np.ndarray, mask_image: np.ndarray, size_hw: tuple[int, int], *, invert: bool,
@@ -44,7 +45,7 @@ def prepare(original: np.ndarray, mask_image: np.ndarray, size_hw: tuple[int, in
         original, blurred = image, work_mask
     if fill:
         image = fill_masked(image, work_mask)
-    return InpaintInputs(image, work_mask, original, blurred, crop)
+    return InpaintInputs(image, work_mask, original, blurred, crop, unit_mask=mask)
 
 
 def masked_region(mask: np.ndarray, padding: int, size_hw: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -61,7 +61,7 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     size = (request.height, request.width)
     prepared = _prepare_init(request, size)
     detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None,
-                 inpaint_mask=_unit_mask(request))
+                 inpaint_mask=prepared.unit_mask if prepared else None)
     results = []
     with applied_loras(base, loras):
         for batch in range(request.batch_count):
@@ -103,20 +103,6 @@ def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_
         original, mask, size, invert=request.mask_invert, blur=request.mask_blur,
         only_masked=request.inpaint_only_masked, padding=request.only_masked_padding,
         fill=request.inpainting_fill == InpaintFill.FILL)
-
-
-def _unit_mask(request: GenerationRequest) -> np.ndarray | None:
-    """The inpaint mask at the init image's size, unblurred (what an inpaint_only unit reads)."""
-    if request.mask is None:
-        return None
-    import cv2
-
-    from kekong.detect.inpaint import mask_from_image
-
-    original = load_image(image_source(request.init_image))
-    mask = mask_from_image(load_image(image_source(request.mask)))
-    mask = cv2.resize(mask, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_NEAREST)
-    return 255 - mask if request.mask_invert else mask
 
 
 def _timesteps(scheduler, request: GenerationRequest) -> torch.Tensor:

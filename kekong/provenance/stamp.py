@@ -17,7 +17,6 @@ RECIPE_KEY = "kekong-recipe"
 
 def infotext_params(generated) -> dict[str, Any]:
     """A1111's key order for the parameters line."""
-    from kekong.detect.registry import get
     from kekong.generation.samplers import resolved_schedule
 
     request = generated.request
@@ -37,11 +36,8 @@ def infotext_params(generated) -> dict[str, Any]:
         "Lora hashes": ", ".join(f"{lora.path}: {lora.weight:g}" for lora in request.loras) or None,
     }
     for unit in generated.units:
+        # validated params are in the detector's declaration order: its first two sliders
         numeric = [v for v in unit.unit.params.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if unit.unit.module != "none":
-            order = [p.name for p in get(unit.unit.module).params]
-            numeric = [unit.unit.params[n] for n in order if isinstance(unit.unit.params.get(n), (int, float))
-                       and not isinstance(unit.unit.params.get(n), bool)]
         a, b = [*numeric, -1, -1][:2]
         params[f"ControlNet {unit.index}"] = controlnet_entry(unit.unit, unit.model_label, a, b)
     params["Version"] = "kekong"
