@@ -2,10 +2,11 @@
 same SD1.5-size components (random weights: cost does not depend on weight values).
 
 Each configuration runs in its own process (so peak RSS is its own), stock and ours
-interleaved, 20 steps UniPC, CFG 7.5, one ControlNet unit. Prints a Markdown table.
+interleaved A-B-B-A when repeated (so drift on a noisy VM hits both alike), UniPC, CFG 7.5, one
+ControlNet unit. Prints a Markdown table.
 
-    python benchmarks/generation.py            # 256 and 512, guidance end 1.0 and 0.5
-    python benchmarks/generation.py --sizes 256
+    python benchmarks/generation.py            # 256 (20 steps) and 512 (10 steps), end 1.0 and 0.5
+    python benchmarks/generation.py --sizes 256 --repeat 2
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-STEPS, CFG = 20, 7.5
+CFG = 7.5
 
 
 def build(size: int):
@@ -53,7 +54,7 @@ def control_image(size: int):
     return image
 
 
-def run_one(impl: str, size: int, end: float) -> dict:
+def run_one(impl: str, size: int, end: float, steps: int) -> dict:
     import torch
 
     base, controlnet = build(size)
@@ -75,7 +76,7 @@ def run_one(impl: str, size: int, end: float) -> dict:
             return kwargs
 
         times.append(time.perf_counter())
-        out = pipe("a photo", image=cond, num_inference_steps=STEPS, guidance_scale=CFG, height=size, width=size,
+        out = pipe("a photo", image=cond, num_inference_steps=steps, guidance_scale=CFG, height=size, width=size,
                    generator=torch.Generator().manual_seed(1), control_guidance_end=end, output_type="np",
                    callback_on_step_end=on_end).images[0]
         image = (out * 255).round().astype("uint8")
@@ -84,7 +85,7 @@ def run_one(impl: str, size: int, end: float) -> dict:
         from kekong.generation import pipeline
         from kekong.request import build_request
 
-        request = build_request(prompt="a photo", width=size, height=size, steps=STEPS, cfg_scale=CFG, seed=1,
+        request = build_request(prompt="a photo", width=size, height=size, steps=steps, cfg_scale=CFG, seed=1,
                                 sampler="UniPC", controls=[{"module": "none", "image": "x.png", "model": "m",
                                                             "end": end}])
         unit = control_module.PreparedUnit(request.controls[0], 0, controlnet, "m", "m", "k",
@@ -125,12 +126,14 @@ def flops(size: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--one", nargs=3, metavar=("IMPL", "SIZE", "END"))
+    parser.add_argument("--one", nargs=4, metavar=("IMPL", "SIZE", "END", "STEPS"))
     parser.add_argument("--flops", type=int)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--steps", type=int, help="default: 20 at 256 px and below, 10 above")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side, interleaved A-B-B-A")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), float(args.one[2]))))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), float(args.one[2]), int(args.one[3]))))
         return
     if args.flops:
         print(json.dumps(flops(args.flops)))
@@ -140,19 +143,28 @@ def main() -> None:
         done = subprocess.run([sys.executable, __file__, *extra], capture_output=True, text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    print("| size | guidance end | stock s/step | kekong s/step | speed-up | ideal | same image | "
+    def both(size: int, end: float, steps: int) -> tuple[dict, dict]:
+        """Mean s/step of each side over the repeats; the largest peak RSS; the first run's image."""
+        runs: dict[str, list[dict]] = {"stock": [], "kekong": []}
+        for r in range(args.repeat):
+            for impl in ("stock", "kekong") if r % 2 == 0 else ("kekong", "stock"):
+                runs[impl].append(child("--one", impl, str(size), str(end), str(steps)))
+        return tuple({**side[0], "s_per_step": sum(x["s_per_step"] for x in side) / len(side),
+                      "peak_rss_gb": max(x["peak_rss_gb"] for x in side)} for side in runs.values())
+
+    print("| size | steps | guidance end | stock s/step | kekong s/step | speed-up | ideal | same image | "
           "peak RSS stock / kekong (GB) | FLOP efficiency kekong |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         f = child("--flops", str(size))
+        steps = args.steps or (20 if size <= 256 else 10)
         for end in (1.0, 0.5):
-            stock = child("--one", "stock", str(size), str(end))
-            ours = child("--one", "kekong", str(size), str(end))
+            stock, ours = both(size, end, steps)
             full = f["unet"] + f["controlnet"]
             ideal = full / (f["unet"] + f["controlnet"] * end)
             step_flops = f["unet"] + f["controlnet"] * end
             efficiency = step_flops / ours["s_per_step"] / f["matmul_flops_per_s"]
-            print(f"| {size} | {end} | {stock['s_per_step']:.3f} | {ours['s_per_step']:.3f} | "
+            print(f"| {size} | {steps} | {end} | {stock['s_per_step']:.3f} | {ours['s_per_step']:.3f} | "
                   f"{stock['s_per_step'] / ours['s_per_step']:.2f}× | {ideal:.2f}× | "
                   f"{'yes' if stock['image_sha'] == ours['image_sha'] else 'NO'} | "
                   f"{stock['peak_rss_gb']:.2f} / {ours['peak_rss_gb']:.2f} | {efficiency:.0%} |", flush=True)

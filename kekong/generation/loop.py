@@ -135,7 +135,7 @@ def control_residuals(
             scales = unit.scales(len(outputs))
             scaled = []
             for out, scale in zip(outputs, scales, strict=True):
-                r = out * scale
+                r = out if scale == 1.0 else out * scale  # weight 1: no extra pass over the residual
                 if unit.region is not None:
                     r = r * F.interpolate(unit.region, size=r.shape[-2:], mode="area")
                 if uncond_rows and not cond_only and unit.cfg_injection:
