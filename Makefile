@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU build on disk; anything unpinned would pull a CUDA build.
 	$(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e ".[dev]"
+	# invisible-watermark without its dependencies: they would add a second OpenCV distribution.
+	$(VENV)/bin/pip install -q --no-deps invisible-watermark==0.2.0
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +32,9 @@ bench: setup
 	taskset -c 0 $(PY) benchmarks/detectors.py
 	$(PY) benchmarks/prompt_expand.py
 	$(PY) benchmarks/generation.py
+	# rivaGan, invisible-watermark's learned method, runs on onnxruntime (its models are in the wheel).
+	$(VENV)/bin/pip install -q onnxruntime
+	$(PY) benchmarks/watermark.py
 
 # Retrain the shipped kekong-shapes model from nothing (< 60 min on 2 CPU cores; resumable).
 shipped-model: setup

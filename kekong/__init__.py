@@ -18,8 +18,18 @@ def generate(request=None, /, on_step=None, **fields):
     return run(request or build_request(**fields), on_step)
 
 
-def save(generated, path, recipe_sidecar: bool = False):
-    """Write a generated image as PNG with its A1111 parameters and kekong recipe."""
-    from kekong.provenance.stamp import stamp
+def save(generated, path, recipe_sidecar: bool = False, layers=None):
+    """Write a generated image as PNG with its provenance: A1111 parameters and kekong recipe,
+    invisible watermark and signed C2PA manifest (`layers=kekong.Layers(c2pa=False)` etc. to
+    turn one off)."""
+    from kekong.provenance.stamp import Layers, stamp
 
-    return stamp(generated, path, recipe_sidecar)
+    return stamp(generated, path, recipe_sidecar, layers or Layers())
+
+
+def __getattr__(name):
+    if name == "Layers":
+        from kekong.provenance.stamp import Layers
+
+        return Layers
+    raise AttributeError(name)

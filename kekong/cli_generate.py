@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kekong.errors import KekongError, ParameterError
+from kekong.provenance.stamp import Layers
 
 UNIT_KEYS = {"model": "model", "weight": "weight", "start": "start", "end": "end", "mode": "mode",
              "resize": "resize_mode", "resize_mode": "resize_mode", "res": "res", "mask": "mask",
@@ -104,6 +105,11 @@ def generate(
     request_file: Annotated[Path | None, typer.Option("--request", help="a request JSON (flags are ignored)")] = None,
     save_maps: Annotated[bool, typer.Option("--save-maps", help="write the control maps beside")] = False,
     save_recipe: Annotated[bool, typer.Option("--save-recipe", help="write the recipe JSON beside")] = False,
+    no_metadata: Annotated[bool, typer.Option("--no-metadata", help="no parameters/recipe chunks")] = False,
+    no_watermark: Annotated[bool, typer.Option("--no-watermark", help="no invisible watermark")] = False,
+    no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
+    c2pa_thumbnails: Annotated[bool, typer.Option(
+        "--c2pa-thumbnails", help="embed thumbnails of the input images in the C2PA manifest")] = False,
 ) -> None:
     """Generate images following a prompt and control images:
     `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`."""
@@ -125,10 +131,13 @@ def generate(
     request = build_request(**fields)
     if out.suffix.lower() != ".png":
         raise ParameterError(f"{out}: generated images are written as .png")
-    run_and_write(request, out, save_maps, save_recipe)
+    layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
+                    c2pa_thumbnails=c2pa_thumbnails)
+    run_and_write(request, out, save_maps, save_recipe, layers)
 
 
-def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False) -> None:
+def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False,
+                  layers: Layers | None = None) -> None:
     from kekong.generation.pipeline import generate as run
     from kekong.io import save_image
     from kekong.provenance.stamp import stamp
@@ -140,7 +149,7 @@ def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe:
     with StepBar(run_steps * request.batch_count) as bar:
         results = run(request, on_step=bar)
     for generated, path in zip(results, output_paths(out, count), strict=True):
-        stamp(generated, path, recipe_sidecar=save_recipe)
+        stamp(generated, path, recipe_sidecar=save_recipe, layers=layers or Layers())
         typer.echo(f"wrote {path} (seed {generated.seed})")
     if save_maps and results:
         for unit in results[0].units:
@@ -166,7 +175,10 @@ def replay(
         generated, warnings = run(data, on_step=bar)
     for warning in warnings:
         typer.echo(f"warning: may not be bit-identical — {warning}", err=True)
-    stamp(generated, out)
+    from kekong.provenance.marks import parse_id
+
+    recorded = (data.get("provenance") or {}).get("watermark", "")
+    stamp(generated, out, mark_id=parse_id(str(recorded)))  # the same image gets the same mark
     typer.echo(f"wrote {out} (seed {generated.seed})")
 
 
@@ -195,3 +207,4 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     for row in rows:
         legacy = f" [{row['legacy_hash']}]" if row["legacy_hash"] else ""
         typer.echo(f"{row['role']:<10} {row['name']}{legacy}  hash {row['hash']}  {row['path']}")
+

@@ -145,28 +145,41 @@ def as_rgba(array: np.ndarray) -> np.ndarray:
 def save_image(array: np.ndarray, path: str | os.PathLike, pnginfo: dict[str, str] | None = None) -> Path:
     """Write uint8 HxW, HxWx3 or HxWx4 atomically (temp file + rename); format from the suffix."""
     path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unknown image format '{path.suffix}' (use .png, .jpg or .webp)")
+    return write_atomic(path, encode_image(array, fmt, pnginfo, name=str(path)))
+
+
+def encode_image(array: np.ndarray, fmt: str = "PNG", pnginfo: dict[str, str] | None = None, name: str = "image") \
+        -> bytes:
+    """uint8 HxW, HxWx3 or HxWx4 as file bytes; PNG text chunks from `pnginfo`."""
     if array.dtype != np.uint8:
-        raise ImageError(f"{path}: can only save uint8 images, got {array.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+        raise ImageError(f"{name}: can only save uint8 images, got {array.dtype}")
     image = Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1 else array)
-    suffix = path.suffix.lower()
     options: dict = {}
-    if suffix == ".png" and pnginfo:
+    if fmt == "PNG" and pnginfo:
         from PIL.PngImagePlugin import PngInfo
 
         info = PngInfo()
         for key, value in pnginfo.items():
             info.add_text(key, value)  # tEXt, or iTXt when not Latin-1 (as A1111)
         options["pnginfo"] = info
-    if suffix in (".jpg", ".jpeg") and image.mode == "RGBA":
-        raise ImageError(f"{path}: JPEG cannot hold alpha; save as .png")
-    fmt = Image.registered_extensions().get(suffix)
-    if fmt is None:
-        raise ImageError(f"{path}: unknown image format '{suffix}' (use .png, .jpg or .webp)")
+    if fmt == "JPEG" and image.mode == "RGBA":
+        raise ImageError(f"{name}: JPEG cannot hold alpha; save as .png")
+    stream = io.BytesIO()
+    image.save(stream, format=fmt, **options)
+    return stream.getvalue()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes via a temp file and a rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format=fmt, **options)
+            stream.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -194,12 +207,17 @@ def _b64decode(payload: str) -> bytes:
         raise ImageError(f"image is not valid base64 ({exc})") from None
 
 
-def source_sha256(reference: str) -> str:
-    """sha256 of a request image's bytes (recorded in the recipe; replay checks it)."""
-    import hashlib
-
+def source_bytes(reference: str) -> bytes:
+    """The file bytes behind a request image reference (a path or a data: URI)."""
     source = image_source(reference)
     data = source if isinstance(source, bytes) else Path(source).read_bytes() if Path(source).is_file() else b""
     if not data:
         raise ImageError(f"{reference}: no such file")
-    return hashlib.sha256(data).hexdigest()
+    return data
+
+
+def source_sha256(reference: str) -> str:
+    """sha256 of a request image's bytes (recorded in the recipe; replay checks it)."""
+    import hashlib
+
+    return hashlib.sha256(source_bytes(reference)).hexdigest()

@@ -1,10 +1,18 @@
-"""Shared fixtures: real photos that scikit-image ships, decoded once."""
+"""Shared fixtures: real photos that scikit-image ships, decoded once; a private config and
+data directory (C2PA keys, watermark register) so tests never touch the user's."""
 
 from __future__ import annotations
+
+import os
+import tempfile
 
 import numpy as np
 import pytest
 from skimage import data
+
+_HOME = tempfile.mkdtemp(prefix="kekong-test-home-")
+os.environ["KEKONG_CONFIG_DIR"] = os.path.join(_HOME, "config")  # subprocesses inherit these
+os.environ["KEKONG_DATA_DIR"] = os.path.join(_HOME, "data")
 
 
 @pytest.fixture(scope="session")

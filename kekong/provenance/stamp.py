@@ -1,18 +1,35 @@
-"""The one way kekong writes a generated image: with its infotext and recipe (and, as the
-provenance issue adds them, more layers). Nothing else writes generated images."""
+"""The one way kekong writes a generated image, with its provenance in three layers:
+
+1. metadata: A1111's `parameters` text chunk and the JSON recipe (`kekong-recipe` chunk);
+2. an invisible watermark carrying a 40-bit id registered to the recipe on this machine;
+3. a signed C2PA manifest (see credentials.py).
+
+Each layer is on by default and can be turned off; what is off is recorded in the layers that
+remain. Nothing else writes generated images."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from kekong.errors import ParameterError
-from kekong.io import save_image
+from kekong.io import encode_image, source_bytes, write_atomic
 from kekong.provenance.infotext import controlnet_entry, format_infotext
 from kekong.provenance.recipe import build_recipe
 
 RECIPE_KEY = "kekong-recipe"
+
+
+@dataclass(frozen=True)
+class Layers:
+    """Which provenance layers an image gets."""
+
+    metadata: bool = True  # parameters + recipe chunks
+    watermark: bool = True
+    c2pa: bool = True
+    c2pa_thumbnails: bool = False  # ingredient thumbnails would embed the user's source photo
 
 
 def infotext_params(generated) -> dict[str, Any]:
@@ -51,19 +68,67 @@ def describe(generated) -> tuple[str, dict[str, Any]]:
         build_recipe(generated)
 
 
-def stamp(generated, path: str | Path, recipe_sidecar: bool = False) -> Path:
-    """Write the image as PNG with the `parameters` chunk and the recipe; optionally recipe JSON beside."""
+def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Layers = Layers(),
+          mark_id: int | None = None) -> Path:
+    """Write the image as PNG with the provenance `layers`; optionally the recipe JSON beside it.
+    `mark_id` re-uses a watermark id (replay: the same image gets the same mark)."""
+    from kekong.provenance import marks, watermark
+
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ParameterError(f"{path}: generated images are written as .png (they carry their parameters)")
     infotext, recipe = describe(generated)
-    save_image(generated.image, path, pnginfo={"parameters": infotext, RECIPE_KEY: json.dumps(recipe)})
+    image = generated.image
+    record: dict[str, Any] = {"metadata": layers.metadata, "c2pa": layers.c2pa, "watermark": "off"}
+    if layers.watermark:
+        height, width = image.shape[:2]
+        if min(height, width) < watermark.MIN_SIDE:
+            record["watermark"] = f"not embedded: {width}x{height} is below {watermark.MIN_SIDE} px"
+        else:
+            mark_id = marks.register(mark_id, str(path.resolve()), recipe if layers.metadata else None)
+            image = watermark.embed(image, mark_id)
+            record["watermark"] = marks.format_id(mark_id)
+    recipe["provenance"] = record
+    pnginfo = {"parameters": infotext, RECIPE_KEY: json.dumps(recipe)} if layers.metadata else None
+    png = encode_image(image, "PNG", pnginfo, name=str(path))
+    if layers.c2pa:
+        png = _sign(png, generated, path.name, record, recipe if layers.metadata else None, layers.c2pa_thumbnails)
+    write_atomic(path, png)
     if recipe_sidecar:
-        sidecar = path.with_suffix(".json")
-        tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-        tmp.write_text(json.dumps(recipe, indent=1))
-        tmp.replace(sidecar)
+        write_atomic(path.with_suffix(".json"), json.dumps(recipe, indent=1).encode())
     return path
+
+
+def _sign(png: bytes, generated, title: str, record: dict[str, Any], recipe: dict[str, Any] | None,
+          thumbnails: bool) -> bytes:
+    from kekong.provenance.credentials import Ingredient, sign_png
+
+    request = generated.request
+    inputs: list[tuple[str, str, str]] = []  # (reference, title, relationship)
+    if request.init_image:
+        inputs.append((request.init_image, "init image", "parentOf"))
+    if request.mask:
+        inputs.append((request.mask, "inpaint mask", "inputTo"))
+    for unit in generated.units:
+        if unit.unit.image:
+            inputs.append((unit.unit.image, f"control unit {unit.index} image", "inputTo"))
+    seen: set[str] = set()
+    ingredients = []
+    for reference, name, relationship in inputs:
+        if reference not in seen:
+            seen.add(reference)
+            ingredients.append(Ingredient(name, relationship, source_bytes(reference), _mime(reference)))
+    assertion = {"layers": asdict(Layers(record["metadata"], record["watermark"] != "off", True, thumbnails)),
+                 "watermark": record["watermark"], "recipe": recipe}
+    return sign_png(png, title=title, edited=bool(request.init_image), ingredients=ingredients,
+                    assertion=assertion, thumbnails=thumbnails)
+
+
+def _mime(reference: str) -> str:
+    if reference.startswith("data:"):
+        return reference[5:].split(";", 1)[0] or "image/png"
+    suffix = Path(reference).suffix.lower()
+    return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}.get(suffix, "image/png")
 
 
 def read_png_text(path: str | Path) -> dict[str, str]:

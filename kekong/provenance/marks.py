@@ -1,0 +1,81 @@
+"""This installation's register of watermark ids: which image and recipe each id was given to,
+so `kekong verify` can turn a recovered id back into how the image was made.
+
+One SQLite file in the user's data directory (KEKONG_DATA_DIR, else $XDG_DATA_HOME/kekong, else
+~/.local/share/kekong). Ids are random 40-bit numbers; a collision is re-drawn."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kekong.provenance.watermark import ID_BITS
+
+
+def data_dir() -> Path:
+    if os.environ.get("KEKONG_DATA_DIR"):
+        return Path(os.environ["KEKONG_DATA_DIR"])
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "kekong"
+
+
+@contextmanager
+def _database() -> Iterator[sqlite3.Connection]:
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(folder / "marks.sqlite", timeout=30)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE IF NOT EXISTS marks (id INTEGER PRIMARY KEY, created REAL, path TEXT, "
+                           "recipe TEXT)")
+        with connection:  # one transaction: committed on success
+            yield connection
+    finally:
+        connection.close()
+
+
+def register(mark_id: int | None, path: str, recipe: dict[str, Any] | None) -> int:
+    """Register `path` and its recipe under `mark_id`, or under a fresh id when it is None."""
+    with _database() as connection:
+        if mark_id is not None:
+            connection.execute("INSERT OR REPLACE INTO marks VALUES (?, ?, ?, ?)",
+                               (mark_id, time.time(), path, json.dumps(recipe) if recipe else None))
+            return mark_id
+        while True:
+            mark_id = secrets.randbits(ID_BITS)
+            try:
+                connection.execute("INSERT INTO marks VALUES (?, ?, ?, ?)",
+                                   (mark_id, time.time(), path, json.dumps(recipe) if recipe else None))
+                return mark_id
+            except sqlite3.IntegrityError:
+                continue
+
+
+def look_up(mark_id: int) -> dict[str, Any] | None:
+    """{"path", "created", "recipe"} when this installation issued `mark_id`, else None."""
+    if not (data_dir() / "marks.sqlite").is_file():
+        return None
+    with _database() as connection:
+        row = connection.execute("SELECT created, path, recipe FROM marks WHERE id = ?", (mark_id,)).fetchone()
+    if row is None:
+        return None
+    return {"created": row[0], "path": row[1], "recipe": json.loads(row[2]) if row[2] else None}
+
+
+def format_id(mark_id: int) -> str:
+    """Ids are shown as 10 hex digits."""
+    return f"{mark_id:010x}"
+
+
+def parse_id(text: str) -> int | None:
+    """The id in a recipe's provenance record, or None when the mark was off or not embedded."""
+    try:
+        return int(text, 16) if len(text) == 10 else None
+    except ValueError:
+        return None

@@ -1,0 +1,177 @@
+"""`kekong verify`: what an image says about where it came from.
+
+For each file: its C2PA manifest (valid / tampered / absent; signer; trusted or local), the kekong
+watermark (id, confidence, and the recipe when this installation made it), the A1111 parameters
+and kekong recipe chunks, and the watermark diffusers' SDXL pipelines embed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from kekong.errors import KekongError
+
+
+class Outcome(IntEnum):
+    """Exit codes, worst wins across files."""
+
+    FOUND = 0  # provenance found, nothing tampered
+    NOTHING = 1  # no C2PA manifest, no watermark, no generation parameters
+    TAMPERED = 2  # a C2PA manifest whose signature or content hash fails
+    UNREADABLE = 3  # not an image this tool can read
+
+
+@dataclass
+class Verdict:
+    file: str
+    outcome: Outcome
+    error: str | None = None
+    c2pa: dict[str, Any] | None = None
+    watermark: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sdxl_watermark: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "outcome": self.outcome.name.lower()}
+
+
+def verify(path: str | Path) -> Verdict:
+    """Check one file; never raises for a bad file (the verdict says what is wrong)."""
+    from kekong.io import load_image
+    from kekong.provenance.credentials import read_credentials
+
+    path = Path(path)
+    try:
+        pixels = load_image(path)  # names the file in its errors: missing, corrupt, too large
+        data = path.read_bytes()
+    except KekongError as error:
+        return Verdict(str(path), Outcome.UNREADABLE, error=str(error))
+    except OSError as error:
+        return Verdict(str(path), Outcome.UNREADABLE, error=f"{path}: {error.strerror or error}")
+    credentials = read_credentials(data, path.suffix)
+    verdict = Verdict(str(path), Outcome.NOTHING, c2pa=asdict(credentials), watermark=_watermark(pixels),
+                      metadata=_metadata(data), sdxl_watermark=_sdxl_watermark(pixels))
+    if credentials.state in ("tampered", "invalid"):
+        verdict.outcome = Outcome.TAMPERED
+    elif credentials.state == "valid" or verdict.watermark.get("found") or verdict.sdxl_watermark.get("found") \
+            or verdict.metadata.get("parameters") or verdict.metadata.get("recipe"):
+        verdict.outcome = Outcome.FOUND
+    return verdict
+
+
+def _watermark(pixels) -> dict[str, Any]:
+    from kekong.provenance import marks, watermark
+
+    height, width = pixels.shape[:2]
+    if min(height, width) < watermark.MIN_SIDE:
+        return {"found": False, "too_small": True,
+                "note": f"{width}x{height} is too small to carry a reliable mark (below {watermark.MIN_SIDE} px)"}
+    reading = watermark.read(pixels)
+    result: dict[str, Any] = {"found": reading.found, "confidence": round(reading.confidence, 1)}
+    if reading.found and reading.mark_id is not None:
+        result["id"] = marks.format_id(reading.mark_id)
+        result["made_here"] = marks.look_up(reading.mark_id)
+    if min(height, width) < 512:
+        result["note"] = "below 512 px the mark is recovered on a best-effort basis"
+    return result
+
+
+def _metadata(data: bytes) -> dict[str, Any]:
+    import io
+
+    from PIL import Image
+
+    from kekong.provenance.stamp import RECIPE_KEY
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            text = dict(getattr(image, "text", {}) or {})
+            exif = image.getexif()
+    except Exception:  # metadata is optional; the pixels were already read fine
+        return {}
+    parameters = text.get("parameters")
+    if parameters is None and 0x9286 in exif.get_ifd(0x8769):  # EXIF UserComment, as A1111 writes JPEG/WebP
+        parameters = _user_comment(exif.get_ifd(0x8769)[0x9286])
+    recipe = None
+    if RECIPE_KEY in text:
+        try:
+            recipe = json.loads(text[RECIPE_KEY])
+        except ValueError:
+            recipe = None
+    return {"parameters": parameters, "recipe": recipe,
+            "layers": (recipe or {}).get("provenance")}
+
+
+def _user_comment(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        if value.startswith(b"UNICODE\0"):
+            return value[8:].decode("utf-16-be", errors="replace")
+        return value.split(b"\0", 1)[-1].decode("utf-8", errors="replace") or None
+    return str(value) or None
+
+
+SDXL_BITS = [int(bit) for bit in bin(0b101100111110110010010000011110111011000110011110)[2:]]
+SDXL_MATCH = 42  # of 48 bits: a random image matches this well with probability < 1e-7
+
+
+def _sdxl_watermark(pixels) -> dict[str, Any]:
+    """diffusers' SDXL pipelines embed a fixed 48-bit message with invisible-watermark's dwtDct."""
+    try:
+        from imwatermark import WatermarkDecoder
+    except ImportError:
+        return {"checked": False, "note": "invisible-watermark is not installed"}
+    if min(pixels.shape[:2]) < 256:
+        return {"checked": False, "note": "below 256 px SDXL pipelines do not embed their mark"}
+    bits = WatermarkDecoder("bits", 48).decode(pixels[..., ::-1].copy(), "dwtDct")
+    matching = sum(int(a == b) for a, b in zip(bits, SDXL_BITS, strict=True))
+    return {"checked": True, "found": matching >= SDXL_MATCH, "matching_bits": matching,
+            "meaning": "made by Stable Diffusion XL" if matching >= SDXL_MATCH else None}
+
+
+def describe(verdict: Verdict) -> str:
+    """Human-readable lines for one verdict."""
+    lines = [verdict.file]
+    if verdict.error:
+        return "\n".join([*lines, f"  error: {verdict.error}"])
+    c2pa = verdict.c2pa or {}
+    state = c2pa.get("state")
+    if state == "absent":
+        lines.append("  C2PA: none")
+    elif state == "unsupported":
+        lines.append(f"  C2PA: not checked ({'; '.join(c2pa['problems'])})")
+    else:
+        who = f"signed by {c2pa.get('signer')!r} of {c2pa.get('issuer')!r}"
+        trust = "trusted" if c2pa.get("trusted") else "local signer, not trusted" if c2pa.get("local") \
+            else "untrusted signer"
+        detail = f"{state.upper() if state != 'valid' else 'valid'}, {who} ({trust})"
+        if c2pa.get("actions"):
+            source = (c2pa.get("digital_source_type") or "").rsplit("/", 1)[-1]
+            detail += f"; {', '.join(c2pa['actions'])}" + (f" — {source}" if source else "")
+        lines.append(f"  C2PA: {detail}")
+        if c2pa.get("problems"):
+            lines.append(f"        problems: {', '.join(c2pa['problems'])}")
+    mark = verdict.watermark
+    if mark.get("too_small"):
+        lines.append(f"  watermark: not checked — {mark['note']}")
+    elif mark.get("found"):
+        made = mark.get("made_here")
+        where = f" → made on this machine as {made['path']}" if made else " (not made on this machine)"
+        lines.append(f"  watermark: kekong id {mark['id']} (confidence {mark['confidence']}){where}")
+    else:
+        lines.append(f"  watermark: none found (best match {mark.get('confidence', 0)})")
+    meta = verdict.metadata
+    if meta.get("parameters"):
+        first = meta["parameters"].strip().splitlines()[-1]
+        lines.append(f"  parameters: {first[:100]}{'…' if len(first) > 100 else ''}")
+    if meta.get("recipe"):
+        lines.append(f"  recipe: kekong recipe v{meta['recipe'].get('kekong_recipe')}; layers {meta.get('layers')}")
+    if not meta.get("parameters") and not meta.get("recipe"):
+        lines.append("  parameters: none")
+    sdxl = verdict.sdxl_watermark
+    if sdxl.get("found"):
+        lines.append(f"  SDXL watermark: found ({sdxl['matching_bits']}/48 bits) — made by Stable Diffusion XL")
+    lines.append(f"  → {verdict.outcome.name.lower()}")
+    return "\n".join(lines)
