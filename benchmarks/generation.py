@@ -1,12 +1,14 @@
 """Generation speed: kekong's loop vs stock diffusers StableDiffusionControlNetPipeline on the
-same SD1.5-size components (random weights: cost does not depend on weight values).
+same SD1.5-size components (random weights: cost does not depend on weight values). UniPC,
+CFG 7.5, one ControlNet unit. Prints a Markdown table.
 
-Each configuration runs in its own process (so peak RSS is its own), stock and ours
-interleaved A-B-B-A when repeated (so drift on a noisy VM hits both alike), UniPC, CFG 7.5, one
-ControlNet unit. Prints a Markdown table.
+Speed: one process per size builds the models once and runs stock and kekong alternately
+(A-B-A-B…), so both use the same weights in the same memory and drift on a noisy VM hits both
+alike; each side's median s/step is reported. Peak RSS: each side once more in its own process
+(RSS is per process), which also checks that both make the same image.
 
-    python benchmarks/generation.py            # 256 (20 steps) and 512 (10 steps), end 1.0 and 0.5
-    python benchmarks/generation.py --sizes 256 --repeat 2
+    python benchmarks/generation.py            # 256 and 512, guidance end 1.0 and 0.5
+    python benchmarks/generation.py --sizes 256 --repeat 3
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import hashlib
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -54,10 +57,10 @@ def control_image(size: int):
     return image
 
 
-def run_one(impl: str, size: int, end: float, steps: int) -> dict:
+def run_one(impl: str, size: int, end: float, steps: int, built=None) -> dict:
     import torch
 
-    base, controlnet = build(size)
+    base, controlnet = built or build(size)
     times: list[float] = []
     if impl == "stock":
         from diffusers import StableDiffusionControlNetPipeline
@@ -129,11 +132,22 @@ def main() -> None:
     parser.add_argument("--one", nargs=4, metavar=("IMPL", "SIZE", "END", "STEPS"))
     parser.add_argument("--flops", type=int)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--steps", type=int, help="default: 20 at 256 px and below, 10 above")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each side, interleaved A-B-B-A")
+    parser.add_argument("--alternate", nargs=3, metavar=("SIZE", "STEPS", "REPEAT"))
+    parser.add_argument("--steps", type=int, help="default: 10 at 256 px and below, 6 above")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side, alternating")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), float(args.one[2]), int(args.one[3]))))
+        return
+    if args.alternate:
+        size, steps, repeat = map(int, args.alternate)
+        built = build(size)
+        timings: dict[str, list[float]] = {}
+        for end in (1.0, 0.5):
+            for r in range(repeat):
+                for impl in ("stock", "kekong") if r % 2 == 0 else ("kekong", "stock"):
+                    timings.setdefault(f"{impl} {end}", []).append(run_one(impl, size, end, steps, built)["s_per_step"])
+        print(json.dumps(timings))
         return
     if args.flops:
         print(json.dumps(flops(args.flops)))
@@ -143,23 +157,17 @@ def main() -> None:
         done = subprocess.run([sys.executable, __file__, *extra], capture_output=True, text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def both(size: int, end: float, steps: int) -> tuple[dict, dict]:
-        """Mean s/step of each side over the repeats; the largest peak RSS; the first run's image."""
-        runs: dict[str, list[dict]] = {"stock": [], "kekong": []}
-        for r in range(args.repeat):
-            for impl in ("stock", "kekong") if r % 2 == 0 else ("kekong", "stock"):
-                runs[impl].append(child("--one", impl, str(size), str(end), str(steps)))
-        return tuple({**side[0], "s_per_step": sum(x["s_per_step"] for x in side) / len(side),
-                      "peak_rss_gb": max(x["peak_rss_gb"] for x in side)} for side in runs.values())
-
     print("| size | steps | guidance end | stock s/step | kekong s/step | speed-up | ideal | same image | "
           "peak RSS stock / kekong (GB) | FLOP efficiency kekong |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         f = child("--flops", str(size))
-        steps = args.steps or (20 if size <= 256 else 10)
+        steps = args.steps or (10 if size <= 256 else 6)
+        timings = child("--alternate", str(size), str(steps), str(args.repeat))
         for end in (1.0, 0.5):
-            stock, ours = both(size, end, steps)
+            stock, ours = (child("--one", impl, str(size), str(end), "3") for impl in ("stock", "kekong"))
+            stock["s_per_step"] = statistics.median(timings[f"stock {end}"])
+            ours["s_per_step"] = statistics.median(timings[f"kekong {end}"])
             full = f["unet"] + f["controlnet"]
             ideal = full / (f["unet"] + f["controlnet"] * end)
             step_flops = f["unet"] + f["controlnet"] * end
