@@ -6,8 +6,8 @@ Design (every number below was tuned on the attack suite in benchmarks/watermark
   the chips is a fixed pilot pattern (kekong's mark, used to find the tile); the rest carry the
   payload, a rate-1/2 convolutional code of version + id + CRC-16, each coded bit spread over
   several chips scattered across the tile.
-- A chip is CHIP×CHIP pixels (scaled up for images above 1024 px, so a resize to half still
-  leaves 4-pixel chips), added to the luminance (R, G and B alike), stronger where the image is
+- A chip is CHIP×CHIP pixels (4 px per 512 px of the short side, so a resize to half of a big
+  image still leaves 4-pixel chips), added to the luminance (R, G and B alike), stronger where the image is
   busy and weaker where it is flat, at an overall strength that keeps PSNR near 40 dB.
 - Reading needs no side information. Cropping shifts the tile and resizing changes its period;
   the period is found from the autocorrelation of the image's fine detail (the repeated tile
@@ -37,7 +37,7 @@ PILOT_FRACTION = 0.25
 STRENGTH = 2.95  # RMS luminance change in 0–255 units (≈ 38.7 dB PSNR; the goal is ≥ 38)
 SIGMA = 0.8  # detail filter at 4-px chips (tuned: 0.5–1 best of 0.5…4)
 MIN_SIDE = 256  # below this the mark is not reliable; verify says so
-MAX_HYPOTHESES = 6
+MAX_HYPOTHESES = 7  # tile periods tried per image
 _KEY_SEED = 0x6B656B6F6E67  # "kekong"
 
 _INFO_BITS = 8 + ID_BITS + 16
@@ -89,7 +89,8 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def _chip_pixels(height: int, width: int) -> int:
-    return CHIP * max(1, round(min(height, width) / 768 + 0.17))  # 4 px up to ~1000 px, 8 around 1024…
+    """4 px per 512 px of the short side (at least 4): halving a big image still leaves ≥ 4-px chips."""
+    return CHIP * max(1, min(height, width) // 512)
 
 
 def _activity(luma: np.ndarray, chip: int) -> np.ndarray:
@@ -208,13 +209,16 @@ def read(image: np.ndarray) -> Reading:
     luma = _luma(image)
     detail = _detail(luma, SIGMA)
     height, width = detail.shape
-    low, high = 0.3 * PERIOD, 0.6 * min(height, width)
+    low, high = 0.3 * PERIOD, 0.7 * min(height, width)
     best = Reading(False, None, 0.0, (0.0, 0.0))
-    for period in _periods(detail, low, high, MAX_HYPOTHESES):
-        period_y = period_x = period
-        mark_id, z = _read_folded(_fold(luma, period_y, period_x))
+    # first the period an unresized image of this size has (strong textures can hide its
+    # autocorrelation peak), then the autocorrelation's candidates
+    native = float(_chip_pixels(height, width) * CHIPS)
+    candidates = [native, *(p for p in _periods(detail, low, high, MAX_HYPOTHESES) if abs(p - native) > 1)]
+    for period in candidates[:MAX_HYPOTHESES]:
+        mark_id, z = _read_folded(_fold(luma, period, period))
         if mark_id is not None:
-            return Reading(True, mark_id, z, (period_y, period_x))
+            return Reading(True, mark_id, z, (period, period))
         if z > best.confidence:
-            best = Reading(False, None, z, (period_y, period_x))
+            best = Reading(False, None, z, (period, period))
     return best
