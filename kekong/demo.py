@@ -51,6 +51,9 @@ def run_generation_demo(out: Path) -> Iterator[str]:
                                       controls=[{"module": "scribble_sketch", "image": str(sketch)}])
         path = kekong.save(generated, out / f"generated-{index}.png")
         yield f"  {prompt!r:45s} {time.perf_counter() - start:5.1f} s → {path}"
+    from kekong.provenance.verify import describe, verify
+
+    yield f"\nkekong verify {out / 'generated-0.png'}:\n" + describe(verify(out / "generated-0.png"))
 
 
 def run_demo(out: Path) -> Iterator[str]:

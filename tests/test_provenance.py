@@ -25,7 +25,7 @@ from skimage import data
 
 from kekong.generation.pipeline import generate
 from kekong.io import save_image
-from kekong.provenance import marks, watermark
+from kekong.provenance import marks
 from kekong.provenance.stamp import Layers, read_png_text, stamp
 from kekong.provenance.verify import Outcome, verify
 from kekong.request import build_request
@@ -213,5 +213,14 @@ def test_configured_credentials_are_used_and_half_a_configuration_is_refused(run
     assert not (tmp_path / "half.png").exists()
 
 
-def test_the_watermark_module_and_stamp_agree_on_the_minimum_size():
-    assert watermark.MIN_SIDE == 256
+def test_re_encoded_copies_lose_the_manifest_but_keep_the_mark(runs, tmp_path):
+    """A JPEG re-save (what social sites do) drops C2PA and the chunks; the watermark remains.
+    Formats c2pa does not read (BMP) are still checked for the watermark."""
+    _, txt2img, _ = runs
+    path = stamp(txt2img, tmp_path / "orig.png")
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    Image.fromarray(pixels).save(tmp_path / "copy.jpg", quality=70)
+    Image.fromarray(pixels).save(tmp_path / "copy.bmp")
+    as_jpeg, as_bmp = verify(tmp_path / "copy.jpg"), verify(tmp_path / "copy.bmp")
+    assert as_jpeg.c2pa["state"] == "absent" and as_jpeg.watermark["found"] and as_jpeg.outcome == Outcome.FOUND
+    assert as_bmp.c2pa["state"] == "unsupported" and as_bmp.watermark["found"]
