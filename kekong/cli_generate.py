@@ -84,6 +84,10 @@ def generate(
         "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
         "mode, resize, res, mask, pixel_perfect, or detector parameters")] = None,
     seed: Annotated[int, typer.Option(help="-1 = random")] = -1,
+    subseed: Annotated[int, typer.Option(help="variation seed (-1 = random)")] = -1,
+    subseed_strength: Annotated[float, typer.Option(help="variation strength, 0–1 (0 = off)")] = 0.0,
+    seed_resize_from: Annotated[str | None, typer.Option(help="WxH: make the noise as for this size")] = None,
+    rng: Annotated[str, typer.Option(help="noise source: CPU, GPU (A1111's default) or NV")] = "CPU",
     steps: Annotated[int, typer.Option()] = 20,
     cfg: Annotated[float, typer.Option("--cfg", help="CFG scale")] = 7.0,
     sampler: Annotated[str, typer.Option(help="A1111 sampler name, e.g. 'DPM++ 2M', 'Euler a', UniPC")] = "DPM++ 2M",
@@ -122,7 +126,9 @@ def generate(
             raise ParameterError(f"{request_file}: not a readable request JSON ({exc})") from None
     else:
         fields = dict(
-            prompt=prompt, negative_prompt=negative, model=model, seed=seed, steps=steps, cfg_scale=cfg,
+            prompt=prompt, negative_prompt=negative, model=model, seed=seed, subseed=subseed,
+            subseed_strength=subseed_strength, **parse_size("--seed-resize-from", seed_resize_from), rng=rng,
+            steps=steps, cfg_scale=cfg,
             sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,
             batch_count=batch_count, clip_skip=clip_skip, loras=[parse_lora(s) for s in lora or []],
             init_image=init, denoising_strength=strength, mask=mask, mask_blur=mask_blur, mask_invert=mask_invert,
@@ -134,6 +140,16 @@ def generate(
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
                     c2pa_thumbnails=c2pa_thumbnails)
     run_and_write(request, out, save_maps, save_recipe, layers)
+
+
+def parse_size(flag: str, text: str | None) -> dict[str, int]:
+    """`--seed-resize-from 512x768` → the request's seed_resize_from_w/h."""
+    if text is None:
+        return {}
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.strip().isdigit() and height.strip().isdigit()):
+        raise ParameterError(f"{flag}: expected WIDTHxHEIGHT such as 512x768, got {text!r}")
+    return {"seed_resize_from_w": int(width), "seed_resize_from_h": int(height)}
 
 
 def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False,

@@ -16,6 +16,14 @@ from kekong.errors import ParameterError
 from kekong.generation.samplers import SAMPLER_NAMES, SCHEDULE_TYPES, split_sampler_name
 
 MAX_SEED = 2**32 - 1
+
+
+class RngSource(str, Enum):
+    """A1111's random-number source for the starting noise (see generation/noise.py)."""
+
+    CPU = "CPU"
+    GPU = "GPU"  # A1111's default: torch.randn on CUDA, recomputed exactly on the CPU here
+    NV = "NV"
 MAX_SIDE = 2048
 MAX_UNITS = 8
 
@@ -138,6 +146,13 @@ class GenerationRequest(_Strict):
     negative_prompt: str = Field("", max_length=20_000)
     model: str | None = Field(None, description="base model; default: the shipped kekong-shapes")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 = random; the used seed is recorded")
+    subseed: int = Field(-1, ge=-1, le=MAX_SEED, description="variation seed (-1 = random), used when "
+                         "subseed_strength > 0")
+    subseed_strength: float = Field(0.0, ge=0, le=1, description="0 = the seed's noise, 1 = the variation seed's")
+    seed_resize_from_w: int = Field(0, ge=-1, le=MAX_SIDE, description="make the noise as for this width "
+                                    "(0 or -1 = off), centred: keeps a composition across sizes")
+    seed_resize_from_h: int = Field(0, ge=-1, le=MAX_SIDE)
+    rng: RngSource = Field(RngSource.CPU, description="CPU, GPU (A1111's default) or NV")
     steps: int = Field(20, ge=1, le=150)
     cfg_scale: float = Field(7.0, ge=1, le=30)
     sampler: str = "DPM++ 2M"

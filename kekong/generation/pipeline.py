@@ -38,6 +38,7 @@ class Generated:
     units: list[PreparedUnit] = field(default_factory=list)
     prompt_used: str = ""  # after dynamic choices and <lora:…> tags are resolved
     negative_used: str = ""
+    subseed: int | None = None  # this image's variation seed, when variation is on
 
 
 def resolve_seed(seed: int) -> int:
@@ -52,7 +53,9 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     base = load_base(request.model)
     native = base.unet.config.sample_size * base.vae_scale  # 512 for SD 1.5, 1024 for SDXL, 64 for kekong-shapes
     request = request.model_copy(update={"seed": resolve_seed(request.seed), "width": request.width or native,
-                                         "height": request.height or native})
+                                         "height": request.height or native,
+                                         "subseed": resolve_seed(request.subseed) if request.subseed_strength else
+                                         request.subseed})
     if request.clip_skip != 1 and not base.uses_clip:
         raise ParameterError(f"clip skip applies to CLIP text encoders; {base.name} uses "
                              f"{type(base.text_encoders[0]).__name__}")
@@ -67,11 +70,13 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
         for batch in range(request.batch_count):
             first = (request.seed + batch * request.batch_size) % 2**32
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
-            images = run_batch(base, request, units, seeds, prepared, on_step)
+            subseeds = [(request.subseed + batch * request.batch_size + k) % 2**32 for k in range(request.batch_size)] \
+                if request.subseed_strength else None
+            images = run_batch(base, request, units, seeds, prepared, on_step, subseeds)
             for k, image in enumerate(images):
                 prompt, negative = prompts_for(request, seeds[k])
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
-                                         base, units, prompt, negative))
+                                         base, units, prompt, negative, subseeds[k] if subseeds else None))
     return results
 
 
@@ -121,11 +126,13 @@ def _timesteps(scheduler, request: GenerationRequest) -> torch.Tensor:
 
 @torch.no_grad()
 def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
-               prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None) -> list[np.ndarray]:
+               prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
+               subseeds: list[int] | None = None) -> list[np.ndarray]:
     from diffusers.utils.torch_utils import randn_tensor
 
+    from kekong.generation.noise import initial_noise
+
     count = len(seeds)
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
     scheduler = make_scheduler(request.sampler, request.scheduler, base.scheduler_config)
     timesteps = _timesteps(scheduler, request)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
@@ -139,7 +146,10 @@ def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds
         guidance.time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=first.embeds.dtype).repeat(count, 1)
     channels = base.vae.config.latent_channels
     shape = (count, channels, request.height // base.vae_scale, request.width // base.vae_scale)
-    noise = randn_tensor(shape, generator=generators, dtype=first.embeds.dtype)
+    resize_from = (max(request.seed_resize_from_h, 0) // base.vae_scale, max(request.seed_resize_from_w, 0) //
+                   base.vae_scale)
+    noise, generators = initial_noise(request.rng, seeds, shape[1:], subseeds, request.subseed_strength, resize_from)
+    noise = noise.to(first.embeds.dtype)
     blend = inpaint_channels = None
     if prepared is None:
         latents = noise * scheduler.init_noise_sigma

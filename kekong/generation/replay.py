@@ -67,6 +67,8 @@ def replay(recipe: dict[str, Any], on_step=None):
     image = recipe["image"]
     # Re-run the image's own batch: batched kernels are not bit-identical to single runs.
     fields.update(seed=image["batch_seed"], batch_count=1)
+    if image.get("subseed") is not None:  # the batch's first variation seed
+        fields.update(subseed=(image["subseed"] - image["batch_position"]) % 2**32)
     request = build_request(**fields)
     warnings = differences(recipe)
     results = generate(request, on_step)

@@ -48,6 +48,7 @@ def build_recipe(generated) -> dict[str, Any]:
         "kekong_recipe": RECIPE_VERSION,
         "request": request.model_dump(mode="json"),
         "image": {"index": generated.index, "seed": generated.seed, "batch_seed": generated.batch_seed,
+                  "subseed": generated.subseed,
                   "batch_position": generated.batch_position, "prompt_used": generated.prompt_used,
                   "negative_prompt_used": generated.negative_used},
         "models": {"base": {"name": generated.base.name, "sha256": model_sha256(generated.base.ref.path)},

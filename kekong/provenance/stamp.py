@@ -43,6 +43,10 @@ def infotext_params(generated) -> dict[str, Any]:
         "CFG scale": float(request.cfg_scale), "Seed": generated.seed,
         "Size": f"{request.width}x{request.height}",
         "Model hash": generated.base.hash, "Model": generated.base.name,
+        "Variation seed": generated.subseed if generated.subseed is not None else None,
+        "Variation seed strength": float(request.subseed_strength) if generated.subseed is not None else None,
+        "Seed resize from": f"{request.seed_resize_from_w}x{request.seed_resize_from_h}"
+        if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None,
         "Batch size": request.batch_size if request.batch_size > 1 else None,
         "Batch pos": generated.batch_position if request.batch_size > 1 else None,
         "Denoising strength": float(request.denoising_strength) if request.init_image else None,
@@ -57,6 +61,8 @@ def infotext_params(generated) -> dict[str, Any]:
         numeric = [v for v in unit.unit.params.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         a, b = [*numeric, -1, -1][:2]
         params[f"ControlNet {unit.index}"] = controlnet_entry(unit.unit, unit.model_label, a, b)
+    if request.rng.value != "GPU":
+        params["RNG"] = request.rng.value  # A1111 writes it when not its default (GPU)
     params["Version"] = "kekong"
     return params
 
