@@ -60,3 +60,30 @@ def test_cpu_generators_continue_after_the_starting_noise_as_a1111s_do():
     reference = torch.Generator().manual_seed(11)
     assert torch.equal(noise[0], torch.randn((4, 8, 8), generator=reference))
     assert torch.equal(torch.randn(3, generator=generator), torch.randn(3, generator=reference))
+
+
+def test_generation_with_variation_seeds_is_recorded_and_replays(tmp_path):
+    """End to end on tiny models: the infotext carries A1111's keys, and replay (which re-runs
+    the image's batch with its own variation seed) gives the same pixels."""
+    from kekong.generation.pipeline import generate
+    from kekong.generation.replay import load_recipe, replay
+    from kekong.provenance.infotext import parse_infotext
+    from kekong.provenance.stamp import Layers, read_png_text, stamp
+    from kekong.request import build_request
+    from tests.tiny_models import build_tiny_base
+
+    build_tiny_base(tmp_path / "base")
+    request = build_request(prompt="a star", model=str(tmp_path / "base"), width=64, height=64, steps=2, seed=10,
+                            subseed=500, subseed_strength=0.4, seed_resize_from_w=48, seed_resize_from_h=64,
+                            rng="NV", batch_size=2, batch_count=2)
+    results = generate(request)
+    assert [g.subseed for g in results] == [500, 501, 502, 503]
+    path = stamp(results[3], tmp_path / "out.png", layers=Layers(c2pa=False))
+    _, _, params = parse_infotext(read_png_text(path)["parameters"])
+    assert params["Seed"] == "13" and params["Variation seed"] == "503"
+    assert params["Variation seed strength"] == "0.4" and params["Seed resize from"] == "48x64"
+    assert params["RNG"] == "NV"
+    again, _ = replay(load_recipe(path))
+    assert np.array_equal(again.image, results[3].image) and again.subseed == 503
+    plain = generate(request.model_copy(update={"subseed_strength": 0.0, "batch_count": 1}))
+    assert not np.array_equal(plain[1].image, results[1].image)
