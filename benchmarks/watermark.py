@@ -185,7 +185,7 @@ def timings(size: int) -> dict[str, float]:
     from skimage import data
 
     from kekong.io import encode_image, write_atomic
-    from kekong.provenance.credentials import sign_png
+    from kekong.provenance.credentials import sign_image
     from kekong.provenance.verify import verify
 
     image = square(data.astronaut(), size)
@@ -195,7 +195,8 @@ def timings(size: int) -> dict[str, float]:
         for run in range(6):
             start = time.perf_counter()
             marked = watermark.embed(image, run)
-            png = sign_png(encode_image(marked), title="out.png", edited=False, ingredients=[], assertion={})
+            png = sign_image(encode_image(marked), "image/png", title="out.png", edited=False, ingredients=[],
+                             assertion={})
             write_atomic(path, png)
             middle = time.perf_counter()
             verify(path)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kekong.errors import KekongError, ParameterError
-from kekong.provenance.stamp import Layers
+from kekong.provenance.stamp import FORMATS, Layers
 
 UNIT_KEYS = {"model": "model", "weight": "weight", "start": "start", "end": "end", "mode": "mode",
              "resize": "resize_mode", "resize_mode": "resize_mode", "res": "res", "mask": "mask",
@@ -78,7 +78,8 @@ class StepBar:
 def generate(
     prompt: Annotated[str, typer.Argument(help="what to draw")] = "",
     negative: Annotated[str, typer.Option("--negative", "-n", help="negative prompt")] = "",
-    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write (-0001… for several)")] = Path("kekong.png"),
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help=".png, .jpg or .webp to write (-0001… for several)")] = Path("kekong.png"),
     model: Annotated[str | None, typer.Option(help="base model: file, folder, name or hub id")] = None,
     control: Annotated[list[str] | None, typer.Option(
         "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
@@ -135,8 +136,8 @@ def generate(
             inpaint_only_masked=only_masked, only_masked_padding=padding, inpainting_fill=fill,
             controls=[parse_control(s) for s in control or []])
     request = build_request(**fields)
-    if out.suffix.lower() != ".png":
-        raise ParameterError(f"{out}: generated images are written as .png")
+    if out.suffix.lower() not in FORMATS:
+        raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
                     c2pa_thumbnails=c2pa_thumbnails)
     run_and_write(request, out, save_maps, save_recipe, layers)
@@ -183,8 +184,8 @@ def replay(
     from kekong.generation.replay import replay as run
     from kekong.provenance.stamp import stamp
 
-    if out.suffix.lower() != ".png":
-        raise ParameterError(f"{out}: generated images are written as .png")
+    if out.suffix.lower() not in FORMATS:
+        raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     data = load_recipe(recipe)
     steps = data["request"]["steps"]
     with StepBar(steps) as bar:

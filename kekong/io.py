@@ -151,9 +151,10 @@ def save_image(array: np.ndarray, path: str | os.PathLike, pnginfo: dict[str, st
     return write_atomic(path, encode_image(array, fmt, pnginfo, name=str(path)))
 
 
-def encode_image(array: np.ndarray, fmt: str = "PNG", pnginfo: dict[str, str] | None = None, name: str = "image") \
-        -> bytes:
-    """uint8 HxW, HxWx3 or HxWx4 as file bytes; PNG text chunks from `pnginfo`."""
+def encode_image(array: np.ndarray, fmt: str = "PNG", pnginfo: dict[str, str] | None = None, name: str = "image",
+                 user_comment: str | None = None) -> bytes:
+    """uint8 HxW, HxWx3 or HxWx4 as file bytes; PNG text chunks from `pnginfo`; for JPEG and
+    WebP, `user_comment` goes into EXIF UserComment as A1111 writes it (UTF-16, "UNICODE" prefix)."""
     if array.dtype != np.uint8:
         raise ImageError(f"{name}: can only save uint8 images, got {array.dtype}")
     image = Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1 else array)
@@ -167,6 +168,12 @@ def encode_image(array: np.ndarray, fmt: str = "PNG", pnginfo: dict[str, str] | 
         options["pnginfo"] = info
     if fmt == "JPEG" and image.mode == "RGBA":
         raise ImageError(f"{name}: JPEG cannot hold alpha; save as .png")
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = 90
+        if user_comment:
+            exif = Image.Exif()
+            exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + user_comment.encode("utf-16-be")
+            options["exif"] = exif.tobytes()
     stream = io.BytesIO()
     image.save(stream, format=fmt, **options)
     return stream.getvalue()

@@ -54,7 +54,7 @@ def test_generate_then_replay(models, tmp_path):
     (["-c", "none:x.png,start=0.8,end=0.2"], "guidance start 0.8 is after guidance end 0.2"),
     (["--mask", "m.png"], "a mask needs an init image"),
     (["--model", "nowhere/model"], "base model 'nowhere/model' not found"),
-    (["-o", "out.jpg"], "written as .png"),
+    (["-o", "out.gif"], "written as .png, .jpg or .webp"),
 ])
 def test_bad_requests_get_one_line_errors(models, tmp_path, args, message):
     done = kekong("generate", "x", *args, cwd=tmp_path)

@@ -224,3 +224,15 @@ def test_re_encoded_copies_lose_the_manifest_but_keep_the_mark(runs, tmp_path):
     as_jpeg, as_bmp = verify(tmp_path / "copy.jpg"), verify(tmp_path / "copy.bmp")
     assert as_jpeg.c2pa["state"] == "absent" and as_jpeg.watermark["found"] and as_jpeg.outcome == Outcome.FOUND
     assert as_bmp.c2pa["state"] == "unsupported" and as_bmp.watermark["found"]
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_jpeg_and_webp_carry_a1111s_exif_comment_and_a_signed_manifest(runs, tmp_path, suffix):
+    from kekong.generation.replay import load_recipe
+
+    _, txt2img, _ = runs
+    path = stamp(txt2img, tmp_path / f"out{suffix}")
+    verdict = verify(path)
+    assert verdict.metadata["parameters"].startswith("a cat") and "Steps: 2" in verdict.metadata["parameters"]
+    assert verdict.c2pa["state"] == "valid" and verdict.watermark["found"]
+    assert load_recipe(path)["request"]["prompt"] == "a cat"  # from the manifest: EXIF holds only the infotext

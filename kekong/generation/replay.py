@@ -18,7 +18,14 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 
         text = read_png_text(path).get(RECIPE_KEY)
         if text is None:
+            text = _recipe_from_credentials(path)
+        if text is None:
             raise KekongError(f"{path}: this PNG carries no kekong recipe")
+    elif path.suffix.lower() in (".jpg", ".jpeg", ".webp"):
+        text = _recipe_from_credentials(path)  # JPEG/WebP keep the recipe in the C2PA manifest
+        if text is None:
+            raise KekongError(f"{path}: this image carries no kekong recipe (its C2PA manifest holds it when "
+                              "kekong wrote it with metadata on)")
     else:
         text = path.read_text()
     try:
@@ -28,6 +35,14 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if not isinstance(recipe, dict) or recipe.get("kekong_recipe") != 1:
         raise KekongError(f"{path}: not a kekong recipe (version 1)")
     return recipe
+
+
+def _recipe_from_credentials(path: Path) -> str | None:
+    from kekong.provenance.credentials import read_credentials
+
+    report = read_credentials(path.read_bytes(), path.suffix)
+    recipe = (report.kekong or {}).get("recipe")
+    return json.dumps(recipe) if recipe else None
 
 
 def check_inputs(recipe: dict[str, Any]) -> None:

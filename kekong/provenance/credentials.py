@@ -111,9 +111,9 @@ class Ingredient:
     mime: str = "image/png"
 
 
-def sign_png(png: bytes, *, title: str, edited: bool, ingredients: list[Ingredient], assertion: dict[str, Any],
-             thumbnails: bool = False) -> bytes:
-    """`png` with an embedded, signed C2PA manifest.
+def sign_image(encoded: bytes, mime: str, *, title: str, edited: bool, ingredients: list[Ingredient],
+               assertion: dict[str, Any], thumbnails: bool = False) -> bytes:
+    """The image file `encoded` (PNG, JPEG or WebP) with an embedded, signed C2PA manifest.
 
     txt2img is `c2pa.created` with digital source type trainedAlgorithmicMedia; img2img and
     inpaint (`edited`) are `c2pa.opened` on the init image + `c2pa.edited` with
@@ -133,7 +133,7 @@ def sign_png(png: bytes, *, title: str, edited: bool, ingredients: list[Ingredie
         actions = [{"action": "c2pa.created", "digitalSourceType": TRAINED, "softwareAgent": agent}]
     hashes = [{"title": i.title, "relationship": i.relationship, "sha256": hashlib.sha256(i.data).hexdigest()}
               for i in ingredients]
-    manifest = {"claim_generator_info": [agent], "title": title, "format": "image/png",
+    manifest = {"claim_generator_info": [agent], "title": title, "format": mime,
                 "assertions": [{"label": "c2pa.actions", "data": {"actions": actions}},
                                {"label": KEKONG_ASSERTION, "data": {**assertion, "ingredients": hashes}}]}
     credentials = load_credentials()
@@ -150,7 +150,7 @@ def sign_png(png: bytes, *, title: str, edited: bool, ingredients: list[Ingredie
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, credentials.chain_pem,
                                                            credentials.key_pem, None))
         out = io.BytesIO()
-        builder.sign(signer, "image/png", io.BytesIO(png), out)
+        builder.sign(signer, mime, io.BytesIO(encoded), out)
     except c2pa.C2paError as error:
         raise KekongError(f"C2PA signing failed: {error}") from None
     return out.getvalue()

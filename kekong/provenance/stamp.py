@@ -20,6 +20,8 @@ from kekong.provenance.infotext import controlnet_entry, format_infotext
 from kekong.provenance.recipe import build_recipe
 
 RECIPE_KEY = "kekong-recipe"
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,15 @@ def describe(generated) -> tuple[str, dict[str, Any]]:
 
 def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Layers = Layers(),
           mark_id: int | None = None) -> Path:
-    """Write the image as PNG with the provenance `layers`; optionally the recipe JSON beside it.
+    """Write the image (PNG, JPEG or WebP by suffix) with the provenance `layers`; optionally the
+    recipe JSON beside it.
     `mark_id` re-uses a watermark id (replay: the same image gets the same mark)."""
     from kekong.provenance import marks, watermark
 
     path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ParameterError(f"{path}: generated images are written as .png (they carry their parameters)")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ParameterError(f"{path}: generated images are written as .png, .jpg or .webp")
     infotext, recipe = describe(generated)
     image = generated.image
     record: dict[str, Any] = {"metadata": layers.metadata, "c2pa": layers.c2pa, "watermark": "off"}
@@ -95,19 +99,23 @@ def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Lay
             image = watermark.embed(image, mark_id)
             record["watermark"] = marks.format_id(mark_id)
     recipe["provenance"] = record
-    pnginfo = {"parameters": infotext, RECIPE_KEY: json.dumps(recipe)} if layers.metadata else None
-    png = encode_image(image, "PNG", pnginfo, name=str(path))
+    if fmt == "PNG":
+        pnginfo = {"parameters": infotext, RECIPE_KEY: json.dumps(recipe)} if layers.metadata else None
+        encoded = encode_image(image, fmt, pnginfo, name=str(path))
+    else:  # A1111 keeps the parameters in EXIF UserComment; the recipe rides in the C2PA manifest / sidecar
+        encoded = encode_image(image, fmt, name=str(path), user_comment=infotext if layers.metadata else None)
     if layers.c2pa:
-        png = _sign(png, generated, path.name, record, recipe if layers.metadata else None, layers.c2pa_thumbnails)
-    write_atomic(path, png)
+        encoded = _sign(encoded, fmt, generated, path.name, record, recipe if layers.metadata else None,
+                        layers.c2pa_thumbnails)
+    write_atomic(path, encoded)
     if recipe_sidecar:
         write_atomic(path.with_suffix(".json"), json.dumps(recipe, indent=1).encode())
     return path
 
 
-def _sign(png: bytes, generated, title: str, record: dict[str, Any], recipe: dict[str, Any] | None,
+def _sign(encoded: bytes, fmt: str, generated, title: str, record: dict[str, Any], recipe: dict[str, Any] | None,
           thumbnails: bool) -> bytes:
-    from kekong.provenance.credentials import Ingredient, sign_png
+    from kekong.provenance.credentials import Ingredient, sign_image
 
     request = generated.request
     inputs: list[tuple[str, str, str]] = []  # (reference, title, relationship)
@@ -126,8 +134,8 @@ def _sign(png: bytes, generated, title: str, record: dict[str, Any], recipe: dic
             ingredients.append(Ingredient(name, relationship, source_bytes(reference), _mime(reference)))
     assertion = {"layers": asdict(Layers(record["metadata"], record["watermark"] != "off", True, thumbnails)),
                  "watermark": record["watermark"], "recipe": recipe}
-    return sign_png(png, title=title, edited=bool(request.init_image), ingredients=ingredients,
-                    assertion=assertion, thumbnails=thumbnails)
+    return sign_image(encoded, MIME[fmt], title=title, edited=bool(request.init_image), ingredients=ingredients,
+                      assertion=assertion, thumbnails=thumbnails)
 
 
 def _mime(reference: str) -> str:
