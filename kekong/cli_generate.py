@@ -13,7 +13,8 @@ from kekong.provenance.stamp import FORMATS, Layers
 
 UNIT_KEYS = {"model": "model", "weight": "weight", "start": "start", "end": "end", "mode": "mode",
              "resize": "resize_mode", "resize_mode": "resize_mode", "res": "res", "mask": "mask",
-             "pixel_perfect": "pixel_perfect", "pp": "pixel_perfect", "enabled": "enabled"}
+             "pixel_perfect": "pixel_perfect", "pp": "pixel_perfect", "enabled": "enabled", "hr": "hr_option",
+             "hr_option": "hr_option"}
 
 
 def parse_control(spec: str) -> dict[str, Any]:
@@ -89,6 +90,13 @@ def generate(
     subseed_strength: Annotated[float, typer.Option(help="variation strength, 0–1 (0 = off)")] = 0.0,
     seed_resize_from: Annotated[str | None, typer.Option(help="WxH: make the noise as for this size")] = None,
     rng: Annotated[str, typer.Option(help="noise source: CPU, GPU (A1111's default) or NV")] = "CPU",
+    hires: Annotated[bool, typer.Option("--hires", help="hires fix: a second pass at a larger size")] = False,
+    hr_scale: Annotated[float, typer.Option(help="hires: upscale factor")] = 2.0,
+    hr_resize: Annotated[str | None, typer.Option(help="hires: WxH instead of --hr-scale")] = None,
+    hr_upscaler: Annotated[str, typer.Option(help="hires: Latent (…), Lanczos, Nearest, None")] = "Latent",
+    hr_steps: Annotated[int, typer.Option(help="hires: second-pass steps (0 = --steps)")] = 0,
+    hr_sampler: Annotated[str, typer.Option(help="hires: second-pass sampler (default: the same)")] = "",
+    hr_prompt: Annotated[str, typer.Option(help="hires: second-pass prompt (default: the same)")] = "",
     steps: Annotated[int, typer.Option()] = 20,
     cfg: Annotated[float, typer.Option("--cfg", help="CFG scale")] = 7.0,
     sampler: Annotated[str, typer.Option(help="A1111 sampler name, e.g. 'DPM++ 2M', 'Euler a', UniPC")] = "DPM++ 2M",
@@ -128,13 +136,16 @@ def generate(
     else:
         fields = dict(
             prompt=prompt, negative_prompt=negative, model=model, seed=seed, subseed=subseed,
-            subseed_strength=subseed_strength, **parse_size("--seed-resize-from", seed_resize_from), rng=rng,
+            subseed_strength=subseed_strength, rng=rng,
             steps=steps, cfg_scale=cfg,
             sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,
             batch_count=batch_count, clip_skip=clip_skip, loras=[parse_lora(s) for s in lora or []],
             init_image=init, denoising_strength=strength, mask=mask, mask_blur=mask_blur, mask_invert=mask_invert,
             inpaint_only_masked=only_masked, only_masked_padding=padding, inpainting_fill=fill,
-            controls=[parse_control(s) for s in control or []])
+            controls=[parse_control(s) for s in control or []], enable_hr=hires, hr_scale=hr_scale,
+            hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps, hr_sampler_name=hr_sampler, hr_prompt=hr_prompt)
+        fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from", seed_resize_from)
+        fields["hr_resize_x"], fields["hr_resize_y"] = parse_size("--hr-resize", hr_resize)
     request = build_request(**fields)
     if out.suffix.lower() not in FORMATS:
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
@@ -143,27 +154,25 @@ def generate(
     run_and_write(request, out, save_maps, save_recipe, layers)
 
 
-def parse_size(flag: str, text: str | None) -> dict[str, int]:
-    """`--seed-resize-from 512x768` → the request's seed_resize_from_w/h."""
+def parse_size(flag: str, text: str | None) -> tuple[int, int]:
+    """`512x768` → (512, 768); None → (0, 0), which the request reads as "off"."""
     if text is None:
-        return {}
+        return 0, 0
     width, sep, height = text.lower().partition("x")
     if not (sep and width.strip().isdigit() and height.strip().isdigit()):
         raise ParameterError(f"{flag}: expected WIDTHxHEIGHT such as 512x768, got {text!r}")
-    return {"seed_resize_from_w": int(width), "seed_resize_from_h": int(height)}
+    return int(width), int(height)
 
 
 def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False,
                   layers: Layers | None = None) -> None:
     from kekong.generation.pipeline import generate as run
+    from kekong.generation.pipeline import steps_per_batch
     from kekong.io import save_image
     from kekong.provenance.stamp import stamp
 
     count = request.batch_size * request.batch_count
-    run_steps = request.steps
-    if request.init_image is not None:
-        run_steps = max(1, int(request.steps * request.denoising_strength))
-    with StepBar(run_steps * request.batch_count) as bar:
+    with StepBar(steps_per_batch(request) * request.batch_count) as bar:
         results = run(request, on_step=bar)
     for generated, path in zip(results, output_paths(out, count), strict=True):
         stamp(generated, path, recipe_sidecar=save_recipe, layers=layers or Layers())
@@ -186,9 +195,11 @@ def replay(
 
     if out.suffix.lower() not in FORMATS:
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
+    from kekong.generation.pipeline import steps_per_batch
+    from kekong.request import build_request
+
     data = load_recipe(recipe)
-    steps = data["request"]["steps"]
-    with StepBar(steps) as bar:
+    with StepBar(steps_per_batch(build_request(**data["request"]))) as bar:
         generated, warnings = run(data, on_step=bar)
     for warning in warnings:
         typer.echo(f"warning: may not be bit-identical — {warning}", err=True)

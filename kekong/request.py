@@ -78,6 +78,24 @@ class InpaintFill(str, Enum):
                              + ", ".join(f.value for f in members) + " (or 0-3)")
 
 
+class HrOption(str, Enum):
+    """Which hires-fix passes a control unit acts in (sd-webui-controlnet's `hr_option`)."""
+
+    BOTH = "Both"
+    LOW_RES_ONLY = "Low res only"
+    HIGH_RES_ONLY = "High res only"
+
+    @classmethod
+    def parse(cls, value: str | int | HrOption) -> HrOption:
+        if isinstance(value, cls):
+            return value
+        key = str(value).strip().lower().replace("_", " ")
+        for index, option in enumerate(cls):
+            if key in (option.value.lower(), str(index)):
+                return option
+        raise ParameterError(f"unknown hr_option {value!r}; expected one of: " + ", ".join(o.value for o in cls))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -102,6 +120,7 @@ class ControlUnit(_Strict):
     res: int = Field(512, ge=64, le=2048, description="processor resolution (short side)")
     pixel_perfect: bool = False
     mask: str | None = Field(None, description="region mask: the unit acts only where it is white")
+    hr_option: HrOption = Field(HrOption.BOTH, description="hires fix: the passes this unit acts in")
     enabled: bool = True
 
     @field_validator("module")
@@ -125,6 +144,11 @@ class ControlUnit(_Strict):
     @classmethod
     def _resize(cls, value: Any) -> ResizeMode:
         return ResizeMode.parse(value)
+
+    @field_validator("hr_option", mode="before")
+    @classmethod
+    def _hr_option(cls, value: Any) -> HrOption:
+        return HrOption.parse(value)
 
     @model_validator(mode="after")
     def _window_and_params(self) -> ControlUnit:
@@ -172,6 +196,17 @@ class GenerationRequest(_Strict):
     only_masked_padding: int = Field(32, ge=0, le=256)
     inpainting_fill: InpaintFill = InpaintFill.ORIGINAL
     controls: list[ControlUnit] = Field(default_factory=list, max_length=MAX_UNITS)
+    # hires fix (txt2img): a second, img2img pass at a larger size; denoising_strength applies to it
+    enable_hr: bool = False
+    hr_scale: float = Field(2.0, ge=1, le=4)
+    hr_resize_x: int = Field(0, ge=0, le=MAX_SIDE, description="second-pass width (0 = from hr_scale)")
+    hr_resize_y: int = Field(0, ge=0, le=MAX_SIDE)
+    hr_upscaler: str = Field("Latent", description="Latent (…), Lanczos, Nearest or None")
+    hr_second_pass_steps: int = Field(0, ge=0, le=150, description="0 = the same as steps")
+    hr_sampler_name: str = Field("", description="empty = the first pass's")
+    hr_scheduler: str = Field("", description="empty = the first pass's")
+    hr_prompt: str = Field("", max_length=20_000, description="empty = the first pass's")
+    hr_negative_prompt: str = Field("", max_length=20_000)
 
     @field_validator("width", "height")
     @classmethod
@@ -195,6 +230,10 @@ class GenerationRequest(_Strict):
         self.__dict__["sampler"], self.__dict__["scheduler"] = sampler, schedule
         if self.mask is not None and self.init_image is None:
             raise ValueError("a mask needs an init image (inpainting repaints part of an image)")
+        if self.enable_hr:
+            from kekong.generation.hires import check
+
+            check(self)
         if self.init_image is None:
             for index, unit in enumerate(self.controls):
                 if unit.enabled and unit.image is None:

@@ -65,6 +65,14 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     prepared = _prepare_init(request, size)
     detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None,
                  inpaint_mask=prepared.unit_mask if prepared else None)
+    hires_units, described = None, units  # `described`: every unit, for the infotext and recipe
+    if request.enable_hr:  # each unit acts in the passes its hr_option names; its map is made per pass size
+        from kekong.generation.hires import target_size
+        from kekong.request import HrOption
+
+        hires_units = [u for u in load_units(base, request.active_units) if u.unit.hr_option != HrOption.LOW_RES_ONLY]
+        detect_units(hires_units, target_size(request), None)
+        units = [u for u in units if u.unit.hr_option != HrOption.HIGH_RES_ONLY]
     results = []
     with applied_loras(base, loras):
         for batch in range(request.batch_count):
@@ -72,11 +80,11 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
             subseeds = [(request.subseed + batch * request.batch_size + k) % 2**32 for k in range(request.batch_size)] \
                 if request.subseed_strength else None
-            images = run_batch(base, request, units, seeds, prepared, on_step, subseeds)
+            images = run_batch(base, request, units, seeds, prepared, on_step, subseeds, hires_units)
             for k, image in enumerate(images):
                 prompt, negative = prompts_for(request, seeds[k])
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
-                                         base, units, prompt, negative, subseeds[k] if subseeds else None))
+                                         base, described, prompt, negative, subseeds[k] if subseeds else None))
     return results
 
 
@@ -110,9 +118,9 @@ def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_
         fill=request.inpainting_fill == InpaintFill.FILL)
 
 
-def _timesteps(scheduler, request: GenerationRequest) -> torch.Tensor:
+def _timesteps(scheduler, request: GenerationRequest, from_image: bool) -> torch.Tensor:
     scheduler.set_timesteps(request.steps)
-    if request.init_image is None:
+    if not from_image:
         return scheduler.timesteps
     run = min(int(request.steps * request.denoising_strength), request.steps)
     if run < 1:
@@ -126,15 +134,45 @@ def _timesteps(scheduler, request: GenerationRequest) -> torch.Tensor:
 
 @torch.no_grad()
 def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
-               prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
-               subseeds: list[int] | None = None) -> list[np.ndarray]:
+              prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
+              subseeds: list[int] | None = None, hires_units: list[PreparedUnit] | None = None) -> list[np.ndarray]:
+    """One batch: sample (and, with hires fix, upscale and sample again), decode, paste back."""
+    latents = sample(base, request, units, seeds, prepared, on_step, subseeds)
+    if request.enable_hr:
+        from kekong.generation import hires
+
+        second = hires.second_pass(request)
+        start = hires.upscale(base, latents, (second.height, second.width), request.hr_upscaler,
+                              lambda lat: _decode(base, lat), lambda image: _encode_image(base, image, None))
+        latents = sample(base, second, hires_units or [], seeds, None, on_step, subseeds, start)
+    images = _decode(base, latents)
+    if prepared is not None and request.mask is not None:
+        images = [inpaint_inputs.paste(image, prepared) for image in images]
+    return images
+
+
+def steps_per_batch(request: GenerationRequest) -> int:
+    """Denoising steps one batch runs (a progress bar's total)."""
+    from kekong.generation.hires import second_pass
+
+    steps = max(1, int(request.steps * request.denoising_strength)) if request.init_image else request.steps
+    if request.enable_hr:
+        steps += max(1, int(second_pass(request).steps * request.denoising_strength))
+    return steps
+
+
+def sample(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
+           prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
+           subseeds: list[int] | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
+    """Denoised latents for one batch: from noise (txt2img), from the init image (img2img,
+    inpaint) or from `start` latents (hires fix's second pass)."""
     from diffusers.utils.torch_utils import randn_tensor
 
     from kekong.generation.noise import initial_noise
 
     count = len(seeds)
     scheduler = make_scheduler(request.sampler, request.scheduler, base.scheduler_config)
-    timesteps = _timesteps(scheduler, request)
+    timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]
     parts, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps,
@@ -151,7 +189,9 @@ def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds
     noise, generators = initial_noise(request.rng, seeds, shape[1:], subseeds, request.subseed_strength, resize_from)
     noise = noise.to(first.embeds.dtype)
     blend = inpaint_channels = None
-    if prepared is None:
+    if start is not None:
+        latents = scheduler.add_noise(start.to(noise.dtype), noise, timesteps[:1])
+    elif prepared is None:
         latents = noise * scheduler.init_noise_sigma
     else:
         init = _encode_image(base, prepared.image, generators)
@@ -167,12 +207,8 @@ def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds
                 inpaint_channels = InpaintChannels(latent_mask, masked)
             else:
                 blend = InpaintBlend(init, noise, latent_mask)
-    latents = denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
-                      blend, inpaint_channels)
-    images = _decode(base, latents)
-    if prepared is not None and request.mask is not None:
-        images = [inpaint_inputs.paste(image, prepared) for image in images]
-    return images
+    return denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
+                   blend, inpaint_channels)
 
 
 def _encode_image(base, image: np.ndarray, generators: list[torch.Generator] | None) -> torch.Tensor:

@@ -51,13 +51,15 @@ def infotext_params(generated) -> dict[str, Any]:
         if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None,
         "Batch size": request.batch_size if request.batch_size > 1 else None,
         "Batch pos": generated.batch_position if request.batch_size > 1 else None,
-        "Denoising strength": float(request.denoising_strength) if request.init_image else None,
+        "Denoising strength": float(request.denoising_strength) if request.init_image or request.enable_hr else None,
         "Clip skip": request.clip_skip if request.clip_skip != 1 else None,
         "Mask blur": request.mask_blur if request.mask else None,
         "Inpaint area": "Only masked" if request.mask and request.inpaint_only_masked else None,
         "Masked area padding": request.only_masked_padding if request.mask and request.inpaint_only_masked else None,
         "Lora hashes": ", ".join(f"{lora.path}: {lora.weight:g}" for lora in request.loras) or None,
     }
+    if request.enable_hr:
+        params.update(_hires_params(request))
     for unit in generated.units:
         # validated params are in the detector's declaration order: its first two sliders
         numeric = [v for v in unit.unit.params.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -67,6 +69,20 @@ def infotext_params(generated) -> dict[str, Any]:
         params["RNG"] = request.rng.value  # A1111 writes it when not its default (GPU)
     params["Version"] = "kekong"
     return params
+
+
+def _hires_params(request) -> dict[str, Any]:
+    """A1111's hires-fix keys."""
+    from kekong.generation.hires import second_pass
+
+    second = second_pass(request)
+    resized = request.hr_resize_x or request.hr_resize_y
+    return {"Hires upscale": None if resized else float(request.hr_scale),
+            "Hires resize": f"{second.width}x{second.height}" if resized else None,
+            "Hires steps": request.hr_second_pass_steps or None, "Hires upscaler": request.hr_upscaler,
+            "Hires sampler": second.sampler if request.hr_sampler_name else None,
+            "Hires schedule type": second.scheduler if request.hr_sampler_name or request.hr_scheduler else None,
+            "Hires prompt": request.hr_prompt or None, "Hires negative prompt": request.hr_negative_prompt or None}
 
 
 def describe(generated) -> tuple[str, dict[str, Any]]:
