@@ -82,6 +82,7 @@ def generate(
     out: Annotated[Path, typer.Option(
         "--out", "-o", help=".png, .jpg or .webp to write (-0001… for several)")] = Path("kekong.png"),
     model: Annotated[str | None, typer.Option(help="base model: file, folder, name or hub id")] = None,
+    vae: Annotated[str | None, typer.Option(help="VAE file, folder or name (default: the model's own)")] = None,
     control: Annotated[list[str] | None, typer.Option(
         "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
         "mode, resize, res, mask, pixel_perfect, or detector parameters")] = None,
@@ -135,7 +136,7 @@ def generate(
             raise ParameterError(f"{request_file}: not a readable request JSON ({exc})") from None
     else:
         fields = dict(
-            prompt=prompt, negative_prompt=negative, model=model, seed=seed, subseed=subseed,
+            prompt=prompt, negative_prompt=negative, model=model, vae=vae, seed=seed, subseed=subseed,
             subseed_strength=subseed_strength, rng=rng,
             steps=steps, cfg_scale=cfg,
             sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,

@@ -169,6 +169,7 @@ class GenerationRequest(_Strict):
     prompt: str = Field("", max_length=20_000)
     negative_prompt: str = Field("", max_length=20_000)
     model: str | None = Field(None, description="base model; default: the shipped kekong-shapes")
+    vae: str | None = Field(None, description="VAE file, folder or name; None (or Automatic) = the model's own")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 = random; the used seed is recorded")
     subseed: int = Field(-1, ge=-1, le=MAX_SEED, description="variation seed (-1 = random), used when "
                          "subseed_strength > 0")
@@ -214,6 +215,11 @@ class GenerationRequest(_Strict):
         if value is not None and value % 8:
             raise ValueError(f"{value} is not a multiple of 8 (try {value - value % 8})")
         return value
+
+    @field_validator("vae", mode="before")
+    @classmethod
+    def _vae(cls, value: Any) -> str | None:
+        return None if value is None or str(value).strip().lower() in ("", "automatic", "none") else str(value)
 
     @field_validator("inpainting_fill", mode="before")
     @classmethod

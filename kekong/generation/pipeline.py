@@ -39,6 +39,7 @@ class Generated:
     prompt_used: str = ""  # after dynamic choices and <lora:…> tags are resolved
     negative_used: str = ""
     subseed: int | None = None  # this image's variation seed, when variation is on
+    vae: object | None = None  # the ModelRef of a VAE chosen apart from the base model
 
 
 def resolve_seed(seed: int) -> int:
@@ -49,6 +50,7 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     """Every image the request asks for (batch_size × batch_count), in order."""
     from kekong.models.load import load_base
     from kekong.models.lora import applied_loras
+    from kekong.models.vae import load_vae, swapped_vae
 
     base = load_base(request.model)
     native = base.unet.config.sample_size * base.vae_scale  # 512 for SD 1.5, 1024 for SDXL, 64 for kekong-shapes
@@ -61,6 +63,8 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
                              f"{type(base.text_encoders[0]).__name__}")
     loras = [*request.loras, *prompt_loras(request)]
     units = load_units(base, request.active_units)
+    if request.vae is not None:
+        load_vae(request.vae, base)  # a missing or misfitting VAE is refused before any work
     size = (request.height, request.width)
     prepared = _prepare_init(request, size)
     detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None,
@@ -74,7 +78,7 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
         detect_units(hires_units, target_size(request), None)
         units = [u for u in units if u.unit.hr_option != HrOption.HIGH_RES_ONLY]
     results = []
-    with applied_loras(base, loras):
+    with applied_loras(base, loras), swapped_vae(base, request.vae) as vae_ref:
         for batch in range(request.batch_count):
             first = (request.seed + batch * request.batch_size) % 2**32
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
@@ -84,7 +88,8 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
             for k, image in enumerate(images):
                 prompt, negative = prompts_for(request, seeds[k])
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
-                                         base, described, prompt, negative, subseeds[k] if subseeds else None))
+                                         base, described, prompt, negative, subseeds[k] if subseeds else None,
+                                         vae_ref))
     return results
 
 

@@ -52,6 +52,8 @@ def build_recipe(generated) -> dict[str, Any]:
                   "batch_position": generated.batch_position, "prompt_used": generated.prompt_used,
                   "negative_prompt_used": generated.negative_used},
         "models": {"base": {"name": generated.base.name, "sha256": model_sha256(generated.base.ref.path)},
+                   "vae": {"name": generated.vae.name, "sha256": model_sha256(generated.vae.path)}
+                   if generated.vae else None,
                    "controlnets": units},
         "inputs": {"init_image_sha256": source_sha256(request.init_image) if request.init_image else None,
                    "mask_sha256": source_sha256(request.mask) if request.mask else None},

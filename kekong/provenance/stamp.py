@@ -37,6 +37,7 @@ class Layers:
 def infotext_params(generated) -> dict[str, Any]:
     """A1111's key order for the parameters line."""
     from kekong.generation.samplers import resolved_schedule
+    from kekong.models.hashes import short_hash
 
     request = generated.request
     params: dict[str, Any] = {
@@ -45,6 +46,8 @@ def infotext_params(generated) -> dict[str, Any]:
         "CFG scale": float(request.cfg_scale), "Seed": generated.seed,
         "Size": f"{request.width}x{request.height}",
         "Model hash": generated.base.hash, "Model": generated.base.name,
+        "VAE hash": short_hash(generated.vae.path) if generated.vae else None,
+        "VAE": generated.vae.path.name if generated.vae else None,
         "Variation seed": generated.subseed if generated.subseed is not None else None,
         "Variation seed strength": float(request.subseed_strength) if generated.subseed is not None else None,
         "Seed resize from": f"{request.seed_resize_from_w}x{request.seed_resize_from_h}"
