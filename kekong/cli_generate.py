@@ -83,6 +83,7 @@ def generate(
         "--out", "-o", help=".png, .jpg or .webp to write (-0001… for several)")] = Path("kekong.png"),
     model: Annotated[str | None, typer.Option(help="base model: file, folder, name or hub id")] = None,
     vae: Annotated[str | None, typer.Option(help="VAE file, folder or name (default: the model's own)")] = None,
+    prediction_type: Annotated[str | None, typer.Option(help="epsilon or v_prediction (default: the model's)")] = None,
     control: Annotated[list[str] | None, typer.Option(
         "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
         "mode, resize, res, mask, pixel_perfect, or detector parameters")] = None,
@@ -136,7 +137,8 @@ def generate(
             raise ParameterError(f"{request_file}: not a readable request JSON ({exc})") from None
     else:
         fields = dict(
-            prompt=prompt, negative_prompt=negative, model=model, vae=vae, seed=seed, subseed=subseed,
+            prompt=prompt, negative_prompt=negative, model=model, vae=vae, prediction_type=prediction_type,
+            seed=seed, subseed=subseed,
             subseed_strength=subseed_strength, rng=rng,
             steps=steps, cfg_scale=cfg,
             sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,

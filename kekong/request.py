@@ -78,6 +78,11 @@ class InpaintFill(str, Enum):
                              + ", ".join(f.value for f in members) + " (or 0-3)")
 
 
+class PredictionType(str, Enum):
+    EPSILON = "epsilon"
+    V_PREDICTION = "v_prediction"
+
+
 class HrOption(str, Enum):
     """Which hires-fix passes a control unit acts in (sd-webui-controlnet's `hr_option`)."""
 
@@ -170,6 +175,8 @@ class GenerationRequest(_Strict):
     negative_prompt: str = Field("", max_length=20_000)
     model: str | None = Field(None, description="base model; default: the shipped kekong-shapes")
     vae: str | None = Field(None, description="VAE file, folder or name; None (or Automatic) = the model's own")
+    prediction_type: PredictionType | None = Field(None, description="override what the model predicts: epsilon "
+                                                   "or v_prediction (SD 2.x 768-v); default: the model's config")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 = random; the used seed is recorded")
     subseed: int = Field(-1, ge=-1, le=MAX_SEED, description="variation seed (-1 = random), used when "
                          "subseed_strength > 0")

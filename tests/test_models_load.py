@@ -116,3 +116,25 @@ def test_cache_evicts_least_recently_used_past_its_budget():
     assert cache.get("a", make) is a  # a used again: b is now least recent
     cache.get("c", make)
     assert len(cache) == 2 and cache.get("a", make) is a
+
+
+def test_v_prediction_from_the_yaml_beside_a_checkpoint_or_an_override(folders, tmp_path):
+    """As A1111: SD 2.x 768-v checkpoints come with an original config saying parameterization "v"."""
+    import numpy as np
+
+    from kekong.generation.pipeline import generate
+    from kekong.request import build_request
+
+    folder = load_base(str(folders[0]))
+    state = contiguous({**unet_to_ldm(folder.unet), **vae_to_ldm(folder.vae), **clip_to_ldm(folder.text_encoders[0])})
+    save_file(state, tmp_path / "v-model.safetensors")
+    (tmp_path / "v-model.yaml").write_text('model:\n  params:\n    parameterization: "v"\n')
+    assert load_base(str(tmp_path / "v-model.safetensors"), config=folders[0]).scheduler_config[
+        "prediction_type"] == "v_prediction"
+
+    def image(**fields):
+        return generate(build_request(prompt="x", model=str(folders[0]), width=64, height=64, steps=2, seed=1,
+                                      sampler="Euler", **fields))[0].image
+
+    assert not np.array_equal(image(), image(prediction_type="v_prediction"))
+    assert np.array_equal(image(), image(prediction_type="epsilon"))

@@ -176,7 +176,10 @@ def sample(base, request: GenerationRequest, units: list[PreparedUnit], seeds: l
     from kekong.generation.noise import initial_noise
 
     count = len(seeds)
-    scheduler = make_scheduler(request.sampler, request.scheduler, base.scheduler_config)
+    config = base.scheduler_config
+    if request.prediction_type is not None:
+        config = {**config, "prediction_type": request.prediction_type.value}
+    scheduler = make_scheduler(request.sampler, request.scheduler, config)
     timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]

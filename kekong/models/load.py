@@ -119,6 +119,8 @@ def load_base(reference: str | None = None, config: str | Path | None = None) ->
 def _load_base(ref: ModelRef, config: str | Path | None) -> BaseModel:
     if ref.is_file:
         parts = single_file.load_components(load_state_dict(ref.path), Path(config) if config else None)
+        if single_file.predicts_v(ref.path):
+            parts["scheduler_config"] = {**parts["scheduler_config"], "prediction_type": "v_prediction"}
         return BaseModel(ref, **parts)
     return _load_base_folder(ref)
 

@@ -71,6 +71,18 @@ def load_components(state: dict[str, torch.Tensor], config_dir: Path | None = No
             "scheduler_config": scheduler}
 
 
+def predicts_v(checkpoint: Path) -> bool:
+    """A v-prediction checkpoint, as A1111 tells: an original-config YAML beside it (same name,
+    `.yaml`) that says `parameterization: "v"`."""
+    import re
+
+    config = Path(checkpoint).with_suffix(".yaml")
+    if not config.is_file():
+        return False
+    return re.search(r"""^\s*parameterization:\s*["']?v["']?\s*$""", config.read_text(errors="replace"),
+                     re.MULTILINE) is not None
+
+
 def clip_tokenizer(pad: str = "<|endoftext|>") -> Any:
     """The CLIP BPE tokenizer from the vocabulary that ships with kekong (SDXL's second one pads with "!")."""
     from transformers import CLIPTokenizer
