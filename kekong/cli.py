@@ -101,17 +101,19 @@ def detect(
 
 def _print_list(as_json: bool) -> None:
     from kekong.detect import list_detectors
+    from kekong.models.control_types import listing
 
     detectors = list_detectors()
+    types = listing()
     if as_json:
-        rows = [{
+        rows: list | dict = [{
             "name": d.name, "description": d.description, "feeds": list(d.feeds),
             "needs_weights": d.needs_weights, "approximates": d.approximates,
             "params": [{"name": p.name, "default": p.default, "min": p.min, "max": p.max,
                         "choices": list(p.choices) if p.choices else None, "help": p.help}
                        for p in d.params],
         } for d in detectors]
-        typer.echo(json.dumps(rows, indent=1))
+        typer.echo(json.dumps({"detectors": rows, "control_types": types}, indent=1))
         return
     for d in detectors:
         weights = f"needs weights: {d.needs_weights}" if d.needs_weights else "offline"
@@ -125,6 +127,12 @@ def _print_list(as_json: bool) -> None:
             bounds = (f" one of {'/'.join(p.choices)}" if p.choices else
                       f" [{p.min}..{p.max}]" if p.min is not None else "")
             typer.echo(f"    - {p.name} = {p.default!r}{bounds}: {p.help}")
+    typer.echo("\ncontrol types (sd-webui-controlnet's), per base family:")
+    for control_type in types:
+        support = "; ".join(f"{family}: {how}" for family, how in control_type["support"].items()
+                            if not how.startswith("refused")) or control_type["support"]["sd15"]
+        typer.echo(f"  {control_type['name']:16s} {support}")
+        typer.echo(f"      modules: {', '.join(control_type['modules'])}")
 
 
 @pose_app.command("render")

@@ -73,7 +73,7 @@ def test_bad_input_is_one_clear_line(tmp_path, photo, args, message, monkeypatch
 
 def test_list_shows_every_detector_with_params(tmp_path):
     done = kekong("detect", "--list", "--as-json")
-    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    rows = {row["name"]: row for row in json.loads(done.stdout)["detectors"]}
     assert {"canny", "openpose_full", "lineart_standard", "softedge_hed", "depth_midas",
             "seg_person", "inpaint_only", "mlsd_lsd", "shuffle"} <= set(rows)
     canny = {p["name"]: p for p in rows["canny"]["params"]}

@@ -121,6 +121,9 @@ def get(name: str) -> Detector:
 
     load_all()
     if name not in DETECTORS:
+        from kekong.models.control_types import refuse_unsupported_module
+
+        refuse_unsupported_module(name)  # sd-webui-controlnet names for adapters kekong does not run
         close = difflib.get_close_matches(name, DETECTORS, n=4, cutoff=0.6)
         close += [n for n in DETECTORS if n.startswith(name.split("_")[0]) and n not in close][:4]
         hint = f" (did you mean: {', '.join(close)}?)" if close else ""

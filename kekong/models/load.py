@@ -176,8 +176,15 @@ def load_controlnet(reference: str, config: str | Path | None = None) -> tuple[A
 def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
     from diffusers import ControlNetModel
 
+    from kekong.models.control_types import refuse_adapter_weights
+
     if ref.is_file:
-        return single_file.load_controlnet(load_state_dict(ref.path), Path(config) if config else None)
+        state = load_state_dict(ref.path)
+        refuse_adapter_weights(ref.name, set(state))  # an adapter is named, not misread as a ControlNet
+        return single_file.load_controlnet(state, Path(config) if config else None)
+    config_file = ref.path / "config.json"
+    if config_file.is_file():
+        refuse_adapter_weights(ref.name, set(), json.loads(config_file.read_text()).get("_class_name"))
     try:
         return ControlNetModel.from_pretrained(ref.path, local_files_only=True, torch_dtype=torch.float32).eval()
     except (OSError, ValueError) as exc:

@@ -1,0 +1,58 @@
+"""Control types that are not plain ControlNets are refused by name — by module name or by weights
+handed over as a model — and `kekong detect --list` says which types each base family runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from kekong.errors import KekongError, ParameterError
+from kekong.models.control_types import identify_weights, listing
+from kekong.models.load import load_controlnet
+from kekong.request import build_request
+
+
+@pytest.mark.parametrize(("module", "kind"), [("reference_only", "Reference"), ("ip-adapter_clip_sd15", "IP-Adapter"),
+                                              ("t2ia_style_clipvision", "T2I-Adapter"),
+                                              ("revision_clipvision", "Revision")])
+def test_adapter_modules_are_refused_with_what_is_missing(module, kind):
+    with pytest.raises(ParameterError, match=f"{module}.*{kind}.*not supported"):
+        build_request(prompt="x", controls=[{"module": module, "image": "x.png"}])
+
+
+@pytest.mark.parametrize(("keys", "kind"), [
+    ({"image_proj.proj.weight", "ip_adapter.1.to_k_ip.weight"}, "IP-Adapter"),
+    ({"adapter.body.0.resnets.0.block1.weight"}, "T2I-Adapter"),
+    ({"body.0.in_conv.weight", "body.0.body.0.block1.weight"}, "T2I-Adapter"),
+    ({"lora_controlnet", "input_blocks.0.0.weight"}, "Control-LoRA"),
+    ({"task_embedding", "controlnet_cond_embedding.conv_in.weight"}, "ControlNet Union"),
+])
+def test_adapter_weights_are_recognised(keys, kind):
+    assert identify_weights(keys) == kind
+
+
+def test_a_controlnet_is_not_mistaken_for_an_adapter():
+    assert identify_weights({"control_model.input_hint_block.0.weight", "control_model.time_embed.0.weight"}) is None
+    assert identify_weights({"controlnet_cond_embedding.conv_in.weight", "conv_in.weight"}) is None
+
+
+def test_adapter_weights_given_as_a_controlnet_are_named(tmp_path):
+    save_file({"image_proj.proj.weight": torch.zeros(2, 2), "ip_adapter.1.to_k_ip.weight": torch.zeros(2, 2)},
+              tmp_path / "ip-adapter_sd15.safetensors")
+    with pytest.raises(KekongError, match="holds IP-Adapter weights, not a ControlNet"):
+        load_controlnet(str(tmp_path / "ip-adapter_sd15.safetensors"))
+    folder = tmp_path / "t2i-adapter-canny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"_class_name": "T2IAdapter"}))
+    with pytest.raises(KekongError, match="holds T2I-Adapter weights, not a ControlNet"):
+        load_controlnet(str(folder))
+
+
+def test_every_type_says_per_family_whether_it_runs():
+    types = {t["name"]: t for t in listing()}
+    assert types["Canny"]["support"] == {"sd15": "ControlNet", "sdxl": "ControlNet"}
+    assert types["Reference"]["support"]["sd15"].startswith("refused: reference-only")
+    assert "openpose_full" in types["OpenPose"]["modules"]
