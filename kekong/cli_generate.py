@@ -125,6 +125,10 @@ def generate(
     no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
     c2pa_thumbnails: Annotated[bool, typer.Option(
         "--c2pa-thumbnails", help="embed thumbnails of the input images in the C2PA manifest")] = False,
+    prompts_file: Annotated[Path | None, typer.Option(help="one prompt per line: a job each")] = None,
+    batch_dir: Annotated[Path | None, typer.Option(help="a folder of images: a job each")] = None,
+    batch_as: Annotated[str, typer.Option(help="the folder's images as: init, control or control:N")] = "init",
+    out_dir: Annotated[Path | None, typer.Option(help="where batch jobs write (named after image/prompt)")] = None,
 ) -> None:
     """Generate images following a prompt and control images:
     `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`."""
@@ -149,12 +153,38 @@ def generate(
             hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps, hr_sampler_name=hr_sampler, hr_prompt=hr_prompt)
         fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from", seed_resize_from)
         fields["hr_resize_x"], fields["hr_resize_y"] = parse_size("--hr-resize", hr_resize)
-    request = build_request(**fields)
     if out.suffix.lower() not in FORMATS:
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
                     c2pa_thumbnails=c2pa_thumbnails)
-    run_and_write(request, out, save_maps, save_recipe, layers)
+    if prompts_file is None and batch_dir is None:
+        run_and_write(build_request(**fields), out, save_maps, save_recipe, layers)
+        return
+    run_batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers)
+
+
+def run_batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Path | None, batch_as: str,
+                   out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers) -> None:
+    """Every job is validated before the first runs; a job whose input turns out bad is reported
+    and skipped, the others still run (exit code 1 when any was skipped)."""
+    from kekong.generation.batch import folder_images, jobs, read_prompts
+    from kekong.request import build_request
+
+    if out_dir is None:
+        raise ParameterError("--prompts-file / --batch-dir need --out-dir (outputs are named after each job)")
+    prompts = read_prompts(prompts_file) if prompts_file else None
+    images = folder_images(batch_dir) if batch_dir else None
+    planned = [(name, build_request(**job)) for name, job in jobs(fields, prompts, images, batch_as)]
+    failed = 0
+    for name, request in planned:
+        try:
+            run_and_write(request, out_dir / f"{name}{suffix}", False, save_recipe, layers)
+        except KekongError as error:
+            failed += 1
+            typer.echo(f"skipped {name}: {error}", err=True)
+    if failed:
+        typer.echo(f"{failed} of {len(planned)} jobs skipped", err=True)
+        raise typer.Exit(1)
 
 
 def parse_size(flag: str, text: str | None) -> tuple[int, int]:
