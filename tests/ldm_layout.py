@@ -135,7 +135,9 @@ def open_clip_to_ldm(encoder, prefix: str = "conditioner.embedders.1.model.") ->
            prefix + "positional_embedding": state["text_model.embeddings.position_embedding.weight"],
            prefix + "ln_final.weight": state["text_model.final_layer_norm.weight"],
            prefix + "ln_final.bias": state["text_model.final_layer_norm.bias"],
-           prefix + "text_projection": state["text_projection.weight"].T.contiguous()}
+           # SD 2.x's encoder is used without its projection: an identity stands in for the tiny one
+           prefix + "text_projection": state["text_projection.weight"].T.contiguous() if "text_projection.weight" in
+           state else torch.eye(encoder.config.hidden_size)}
     for i in range(encoder.config.num_hidden_layers):
         old = f"text_model.encoder.layers.{i}."
         new = f"{prefix}transformer.resblocks.{i}."

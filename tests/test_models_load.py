@@ -138,3 +138,30 @@ def test_v_prediction_from_the_yaml_beside_a_checkpoint_or_an_override(folders, 
 
     assert not np.array_equal(image(), image(prediction_type="v_prediction"))
     assert np.array_equal(image(), image(prediction_type="epsilon"))
+
+
+def test_sd2_single_file_with_its_openclip_text_encoder(folders, tmp_path):
+    """SD 2.x keeps OpenCLIP ViT-H weights under `cond_stage_model.model.`; they load into CLIPTextModel."""
+    folder = load_base(str(folders[0]))
+    save_file(contiguous({**unet_to_ldm(folder.unet), **vae_to_ldm(folder.vae),
+                          **open_clip_to_ldm(folder.text_encoders[0], "cond_stage_model.model.")}),
+              tmp_path / "sd2.safetensors")
+    single = load_base(str(tmp_path / "sd2.safetensors"), config=folders[0])
+    assert same_weights(folder.unet, single.unet) and same_weights(folder.text_encoders[0], single.text_encoders[0])
+    assert single.tokenizers[0].pad_token == "!"
+
+
+@pytest.mark.parametrize(("family", "unet_params", "text_params"), [("sd15", 859_520_964, 123_060_480),
+                                                                   ("sd2", 865_910_724, 340_387_840)])
+def test_bundled_configs_build_the_real_architectures(family, unet_params, text_params):
+    """The configs single files load with are the published models' shapes (counted on the meta device)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from kekong.models.single_file import CONFIGS
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(CONFIGS / family / "unet"))
+        text = CLIPTextModel(CLIPTextConfig.from_pretrained(CONFIGS / family / "text_encoder"))
+    assert sum(p.numel() for p in unet.parameters()) == unet_params
+    assert sum(p.numel() for p in text.parameters()) == text_params

@@ -121,6 +121,8 @@ def _load_base(ref: ModelRef, config: str | Path | None) -> BaseModel:
         parts = single_file.load_components(load_state_dict(ref.path), Path(config) if config else None)
         if single_file.predicts_v(ref.path):
             parts["scheduler_config"] = {**parts["scheduler_config"], "prediction_type": "v_prediction"}
+            if unet_family(parts["unet"].config) == "sd2":
+                parts["unet"].register_to_config(sample_size=96)  # SD 2.x v models are the 768-px ones
         return BaseModel(ref, **parts)
     return _load_base_folder(ref)
 

@@ -26,7 +26,7 @@ _CLIP_L_MARKERS = ("cond_stage_model.transformer.text_model.embeddings.position_
 
 
 def base_family(state: dict[str, torch.Tensor]) -> str:
-    """"sd15" or "sdxl" for an LDM checkpoint; a clear error for anything else."""
+    """"sd15", "sd2" or "sdxl" for an LDM checkpoint; a clear error for anything else."""
     if not any(key.startswith(_UNET_PREFIX) for key in state):
         raise KekongError("not a Stable Diffusion checkpoint: no `model.diffusion_model.` weights "
                           "(is this a ControlNet, LoRA or VAE file?)")
@@ -35,8 +35,9 @@ def base_family(state: dict[str, torch.Tensor]) -> str:
     if any(key in state for key in _CLIP_L_MARKERS):
         return "sd15"
     if "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight" in state:
-        raise KekongError("SD 2.x checkpoints are not supported as single files yet; use a diffusers folder")
-    raise KekongError("unrecognised checkpoint: neither SD 1.x (CLIP ViT-L) nor SDXL text encoders found")
+        return "sd2"  # OpenCLIP ViT-H text encoder
+    raise KekongError("unrecognised checkpoint: none of the SD 1.x (CLIP ViT-L), SD 2.x (OpenCLIP ViT-H) or SDXL "
+                      "text encoders found")
 
 
 def load_components(state: dict[str, torch.Tensor], config_dir: Path | None = None) -> dict[str, Any]:
@@ -66,8 +67,9 @@ def load_components(state: dict[str, torch.Tensor], config_dir: Path | None = No
             local_files_only=True))
     scheduler = json.loads((config_dir / "scheduler" / "scheduler_config.json").read_text())
     return {"unet": unet.eval(), "vae": vae.eval(), "text_encoders": [e.eval() for e in encoders],
-            "tokenizers": [clip_tokenizer(pad="<|endoftext|>")] + ([clip_tokenizer(pad="!")] if family == "sdxl"
-                                                                  else []),
+            # SD 2.x and SDXL's OpenCLIP encoders were trained with "!" as padding
+            "tokenizers": [clip_tokenizer(pad="!" if family == "sd2" else "<|endoftext|>")]
+            + ([clip_tokenizer(pad="!")] if family == "sdxl" else []),
             "scheduler_config": scheduler}
 
 
