@@ -15,17 +15,18 @@ from kekong.models.load import load_controlnet
 from kekong.request import build_request
 
 
-@pytest.mark.parametrize(("module", "kind"), [("reference_only", "Reference"), ("ip-adapter_clip_sd15", "IP-Adapter"),
-                                              ("t2ia_style_clipvision", "T2I-Adapter"),
-                                              ("revision_clipvision", "Revision")])
-def test_adapter_modules_are_refused_with_what_is_missing(module, kind):
-    with pytest.raises(ParameterError, match=f"{module}.*{kind}.*not supported"):
+@pytest.mark.parametrize(("module", "reason"), [
+    ("reference_only", "Reference.*attention injection"), ("ip-adapter_clip_sd15", "IP-Adapter.*image encoder"),
+    ("t2ia_style_clipvision", "not supported: the style T2I-Adapter takes CLIP-vision"),
+    ("revision_clipvision", "Revision.*CLIP-vision")])
+def test_adapter_modules_are_refused_with_what_is_missing(module, reason):
+    with pytest.raises(ParameterError, match=f"{module}.*{reason}"):
         build_request(prompt="x", controls=[{"module": module, "image": "x.png"}])
 
 
 @pytest.mark.parametrize(("keys", "kind"), [
     ({"image_proj.proj.weight", "ip_adapter.1.to_k_ip.weight"}, "IP-Adapter"),
-    ({"adapter.body.0.resnets.0.block1.weight"}, "T2I-Adapter"),
+    ({"adapter.body.0.resnets.0.block1.weight"}, "T2I-Adapter"),  # original-format files
     ({"body.0.in_conv.weight", "body.0.body.0.block1.weight"}, "T2I-Adapter"),
     ({"lora_controlnet", "input_blocks.0.0.weight"}, "Control-LoRA"),
     ({"task_embedding", "controlnet_cond_embedding.conv_in.weight"}, "ControlNet Union"),
@@ -44,10 +45,10 @@ def test_adapter_weights_given_as_a_controlnet_are_named(tmp_path):
               tmp_path / "ip-adapter_sd15.safetensors")
     with pytest.raises(KekongError, match="holds IP-Adapter weights, not a ControlNet"):
         load_controlnet(str(tmp_path / "ip-adapter_sd15.safetensors"))
-    folder = tmp_path / "t2i-adapter-canny"
+    folder = tmp_path / "controlnet-union"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"_class_name": "T2IAdapter"}))
-    with pytest.raises(KekongError, match="holds T2I-Adapter weights, not a ControlNet"):
+    (folder / "config.json").write_text(json.dumps({"_class_name": "ControlNetUnionModel"}))
+    with pytest.raises(KekongError, match="holds ControlNet Union weights, not a ControlNet"):
         load_controlnet(str(folder))
 
 
@@ -55,4 +56,5 @@ def test_every_type_says_per_family_whether_it_runs():
     types = {t["name"]: t for t in listing()}
     assert types["Canny"]["support"] == {"sd15": "ControlNet", "sdxl": "ControlNet"}
     assert types["Reference"]["support"]["sd15"].startswith("refused: reference-only")
+    assert types["T2I-Adapter"]["support"]["sd15"] == "T2I-Adapter (diffusers format)"
     assert "openpose_full" in types["OpenPose"]["modules"]

@@ -26,6 +26,13 @@ class PreparedUnit:
     cond: torch.Tensor | None = None  # (1, 3, H, W) in [0, 1] (inpaint: −1 where masked)
     region: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]
     detected: np.ndarray | None = None  # the map as generated against, for saving
+    adapter_features: list[torch.Tensor] | None = None  # a T2I-Adapter's output: it does not see the timestep
+
+    @property
+    def is_adapter(self) -> bool:
+        from kekong.models.load import is_adapter
+
+        return is_adapter(self.controlnet)
 
     @property
     def cfg_injection(self) -> bool:
@@ -58,7 +65,8 @@ def default_controlnet(base, module: str) -> str:
     if base.family == "sd15":
         names = [n for n in feeds if "sd15" in n or "sd14" in n]
         if names:
-            return f"lllyasviel/{names[0]}" if "/" not in names[0] else names[0]
+            owner = "TencentARC" if names[0].startswith("t2iadapter") else "lllyasviel"
+            return f"{owner}/{names[0]}" if "/" not in names[0] else names[0]
     if base.family == "sdxl":
         names = [n for n in feeds if "sdxl" in n]
         if names:

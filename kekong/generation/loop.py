@@ -114,7 +114,7 @@ def control_residuals(
 ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
     """Sum of the active units' residuals for this step, or (None, None) when none is active.
     Rows [0, uncond_rows) of the batch are the unconditional ones (none without CFG)."""
-    active = [u for u in units if u.active(step, total)]
+    active = [u for u in units if not u.is_adapter and u.active(step, total)]
     if not active:
         return None, None
     groups: dict[tuple[int, str], list[PreparedUnit]] = {}
@@ -152,6 +152,32 @@ def control_residuals(
 
 
 @torch.no_grad()
+def adapter_features(units: list[PreparedUnit], step: int, total: int, rows: int,
+                     uncond_rows: int) -> list[torch.Tensor] | None:
+    """Sum of the active T2I-Adapter units' features for the UNet's down blocks (None when none
+    is active). An adapter does not see the timestep, so each runs once per generation."""
+    total_features: list[torch.Tensor] | None = None
+    for unit in units:
+        if not (unit.is_adapter and unit.active(step, total)):
+            continue
+        if unit.adapter_features is None:
+            cond = unit.cond if unit.controlnet.config["in_channels"] == 3 else unit.cond.mean(1, keepdim=True)
+            unit.adapter_features = list(unit.controlnet(cond))
+        scaled = []
+        for feature, scale in zip(unit.adapter_features, unit.scales(len(unit.adapter_features)), strict=True):
+            f = feature * scale
+            if unit.region is not None:
+                f = f * F.interpolate(unit.region, size=f.shape[-2:], mode="area")
+            f = f.expand(rows, -1, -1, -1)
+            if uncond_rows and unit.cfg_injection:
+                f = torch.cat([torch.zeros_like(f[:uncond_rows]), f[uncond_rows:]])
+            scaled.append(f)
+        total_features = scaled if total_features is None else [a + b for a, b in zip(total_features, scaled,
+                                                                                      strict=True)]
+    return total_features
+
+
+@torch.no_grad()
 def denoise(
     unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, guidance: Guidance,
     units: list[PreparedUnit], generators: list[torch.Generator], on_step: OnStep | None = None,
@@ -173,6 +199,9 @@ def denoise(
             unet_in = torch.cat([latent_in, channels.mask.repeat(copies, 1, 1, 1),
                                  channels.masked_latents.repeat(copies, 1, 1, 1)], dim=1)
         kwargs = {"added_cond_kwargs": added} if added is not None else {}
+        features = adapter_features(units, i, total, latent_in.shape[0], batch if cfg else 0)
+        if features is not None:
+            kwargs["down_intrablock_additional_residuals"] = features  # the UNet pops from this list
         noise_pred = unet(unet_in, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
                           mid_block_additional_residual=mid, return_dict=False, **kwargs)[0]
         noise_pred = guidance.combine(noise_pred, batch)

@@ -1,10 +1,11 @@
 """sd-webui-controlnet's control types, and which of them kekong runs on each base-model family.
 
 A control type is supported where a ControlNet reads the map (any ControlNet 1.1 / SDXL
-ControlNet the user has). Adapter kinds that are not ControlNets — T2I-Adapter, IP-Adapter,
-reference-only, Revision, InstantID, SparseCtrl, Control-LoRA, ControlNet Union — are refused by
-name with what is missing, whether asked for by module name or by handing over their weights
-as a `model=`: none is silently ignored or misread as a ControlNet.
+ControlNet the user has), and T2I-Adapters in diffusers' format run beside them. The other
+adapter kinds — IP-Adapter, reference-only, Revision, InstantID, SparseCtrl, Control-LoRA,
+ControlNet Union, original-format T2I-Adapter files — are refused by name with what is missing,
+whether asked for by module name or by handing over their weights as a `model=`: none is
+silently ignored or misread as a ControlNet.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class ControlType:
 _REFERENCE = "reference-only injects attention from a reference image into the UNet; kekong's loop has no " \
     "attention injection yet"
 _IP_ADAPTER = "IP-Adapter needs an image encoder and decoupled cross-attention processors; not in kekong yet"
-_T2I = "T2I-Adapters are not run by kekong yet (diffusers' T2IAdapter would feed the UNet's down blocks)"
+_T2I_ORIGINAL = "kekong runs T2I-Adapters in diffusers' format (a folder with config.json); convert an original " \
+    ".pth with diffusers' scripts/convert_original_t2i_adapter.py"
 
 CONTROL_TYPES = (
     ControlType("Canny", ("canny", "invert")),
@@ -42,7 +44,7 @@ CONTROL_TYPES = (
     ControlType("Inpaint", ("inpaint_only",)),
     ControlType("InstructP2P", ("none",)),
     ControlType("Reference", ("reference_only", "reference_adain", "reference_adain+attn"), refused=_REFERENCE),
-    ControlType("T2I-Adapter", ("t2ia_color_grid", "t2ia_sketch_pidi", "t2ia_style_clipvision"), refused=_T2I),
+    ControlType("T2I-Adapter", ("t2ia_color_grid",)),
     ControlType("IP-Adapter", ("ip-adapter_clip_sd15", "ip-adapter_clip_sdxl", "ip-adapter_face_id",
                                "ip-adapter_face_id_plus"), refused=_IP_ADAPTER),
     ControlType("Revision", ("revision_clipvision", "revision_ignore_prompt"),
@@ -55,17 +57,30 @@ CONTROL_TYPES = (
 
 FAMILIES = ("sd15", "sdxl")
 
+# modules of supported types that kekong still cannot make
+UNSUPPORTED_MODULES = {
+    "t2ia_style_clipvision": "the style T2I-Adapter takes CLIP-vision image embeddings; kekong has no CLIP-vision "
+                             "path",
+    "t2ia_sketch_pidi": "PiDiNet's weights are not available to kekong; use the sketch adapter with a ready map "
+                        "(module none) or scribble_xdog",
+}
+
 
 def listing() -> list[dict]:
     """Every control type with its modules and, per family, whether kekong runs it (and why not)."""
-    return [{"name": t.name, "modules": list(t.modules),
-             "support": {family: "ControlNet" if t.refused is None else f"refused: {t.refused}"
-                         for family in FAMILIES}}
+    def how(control_type: ControlType) -> str:
+        if control_type.refused is not None:
+            return f"refused: {control_type.refused}"
+        return "T2I-Adapter (diffusers format)" if control_type.name == "T2I-Adapter" else "ControlNet"
+
+    return [{"name": t.name, "modules": list(t.modules), "support": {family: how(t) for family in FAMILIES}}
             for t in CONTROL_TYPES]
 
 
 def refuse_unsupported_module(name: str) -> None:
     """Raise for a module name that belongs to a control type kekong does not run."""
+    if name in UNSUPPORTED_MODULES:
+        raise ParameterError(f"module {name!r} is not supported: {UNSUPPORTED_MODULES[name]}")
     for control_type in CONTROL_TYPES:
         if control_type.refused and name in control_type.modules and name != "none":
             raise ParameterError(f"module {name!r} ({control_type.name}) is not supported: {control_type.refused}")
@@ -73,7 +88,7 @@ def refuse_unsupported_module(name: str) -> None:
 
 def identify_weights(keys: set[str], class_name: str | None = None) -> str | None:
     """The adapter kind a weights file or folder holds when it is not a plain ControlNet."""
-    named = {"T2IAdapter": "T2I-Adapter", "MultiAdapter": "T2I-Adapter", "ControlNetUnionModel": "ControlNet Union",
+    named = {"MultiAdapter": "T2I-Adapter", "ControlNetUnionModel": "ControlNet Union",
              "ControlNetXSAdapter": "ControlNet-XS"}
     if class_name in named:
         return named[class_name]
@@ -91,7 +106,7 @@ def identify_weights(keys: set[str], class_name: str | None = None) -> str | Non
 
 
 _MISSING = {
-    "T2I-Adapter": _T2I,
+    "T2I-Adapter": _T2I_ORIGINAL,
     "IP-Adapter": _IP_ADAPTER,
     "Control-LoRA": "Control-LoRA holds low-rank deltas over the base UNet (a ControlNet built on the fly); kekong "
                     "does not build them yet",

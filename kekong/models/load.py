@@ -185,12 +185,28 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
         refuse_adapter_weights(ref.name, set(state))  # an adapter is named, not misread as a ControlNet
         return single_file.load_controlnet(state, Path(config) if config else None)
     config_file = ref.path / "config.json"
-    if config_file.is_file():
-        refuse_adapter_weights(ref.name, set(), json.loads(config_file.read_text()).get("_class_name"))
+    class_name = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
+    if class_name == "T2IAdapter":
+        return _load_t2i_adapter(ref)
+    refuse_adapter_weights(ref.name, set(), class_name)
     try:
         return ControlNetModel.from_pretrained(ref.path, local_files_only=True, torch_dtype=torch.float32).eval()
     except (OSError, ValueError) as exc:
         raise KekongError(f"cannot load ControlNet {ref.name} from {ref.path}: {exc}") from None
+
+
+def _load_t2i_adapter(ref: ModelRef) -> Any:
+    from diffusers import T2IAdapter
+
+    try:
+        return T2IAdapter.from_pretrained(ref.path, local_files_only=True, torch_dtype=torch.float32).eval()
+    except (OSError, ValueError) as exc:
+        raise KekongError(f"cannot load T2I-Adapter {ref.name} from {ref.path}: {exc}") from None
+
+
+def is_adapter(model: Any) -> bool:
+    """A T2I-Adapter (its features go into the UNet's down blocks) rather than a ControlNet."""
+    return type(model).__name__ == "T2IAdapter"
 
 
 def controlnet_label(ref: ModelRef) -> str:
@@ -201,7 +217,15 @@ def controlnet_label(ref: ModelRef) -> str:
 
 
 def check_compatible(base: BaseModel, controlnet: Any, name: str) -> None:
-    """Refuse a ControlNet built for another base family, naming both."""
+    """Refuse a ControlNet (or T2I-Adapter) built for another base family, naming both."""
+    if is_adapter(controlnet):
+        xl = controlnet.config.get("adapter_type") == "full_adapter_xl"
+        theirs = "sdxl" if xl else "sd15"
+        channels = list(controlnet.config["channels"])
+        if (theirs == "sdxl") != (base.family == "sdxl") or channels[0] != base.unet.config["block_out_channels"][0]:
+            raise KekongError(f"T2I-Adapter {name} is for {family_name(theirs)} (channels {channels}) but the base "
+                              f"model {base.name} is {family_name(base.family)}")
+        return
     theirs, ours = unet_family(controlnet.config), base.family
     same_width = controlnet.config["cross_attention_dim"] == base.unet.config["cross_attention_dim"]
     same_blocks = list(controlnet.config["block_out_channels"]) == list(base.unet.config["block_out_channels"])
