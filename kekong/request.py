@@ -55,6 +55,21 @@ class ControlMode(str, Enum):
                              + ", ".join(m.value for m in cls) + " (or 0/1/2, guess)")
 
 
+def _parse_choice(cls: type[Enum], value: Any, what: str) -> Any:
+    """An enum member from itself, its value (any case, `_` for spaces) or its index, as API clients send."""
+    if isinstance(value, cls):
+        return value
+    members = list(cls)
+    key = str(value).strip().lower().replace("_", " ")
+    if key.isdigit() and int(key) < len(members):
+        return members[int(key)]
+    for member in members:
+        if key == str(member.value).lower():
+            return member
+    raise ParameterError(f"unknown {what} {value!r}; expected one of: " + ", ".join(str(m.value) for m in members)
+                         + f" (or 0-{len(members) - 1})")
+
+
 class InpaintFill(str, Enum):
     """What the masked area starts from (A1111's "Masked content")."""
 
@@ -65,17 +80,7 @@ class InpaintFill(str, Enum):
 
     @classmethod
     def parse(cls, value: str | int | InpaintFill) -> InpaintFill:
-        if isinstance(value, cls):
-            return value
-        members = list(cls)
-        key = str(value).strip().lower().replace("_", " ")
-        if key.isdigit() and int(key) < len(members):
-            return members[int(key)]
-        for fill in members:
-            if key == fill.value:
-                return fill
-        raise ParameterError(f"unknown inpainting fill {value!r}; expected one of: "
-                             + ", ".join(f.value for f in members) + " (or 0-3)")
+        return _parse_choice(cls, value, "inpainting fill")
 
 
 class PredictionType(str, Enum):
@@ -92,13 +97,7 @@ class HrOption(str, Enum):
 
     @classmethod
     def parse(cls, value: str | int | HrOption) -> HrOption:
-        if isinstance(value, cls):
-            return value
-        key = str(value).strip().lower().replace("_", " ")
-        for index, option in enumerate(cls):
-            if key in (option.value.lower(), str(index)):
-                return option
-        raise ParameterError(f"unknown hr_option {value!r}; expected one of: " + ", ".join(o.value for o in cls))
+        return _parse_choice(cls, value, "hr_option")
 
 
 class _Strict(BaseModel):
