@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: setup demo test lint bench shipped-model clean
+.PHONY: setup demo test lint bench shipped-model clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup lint
+# The browser test drives Debian's chromium headless; installed here when missing (needs root, as in CI).
+browser:
+	@command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || \
+		echo "chromium could not be installed: the browser test will be skipped"
+
+test: setup lint browser
 	$(PY) -m pytest -q
 
 # Detector timings on one pinned core (mediapipe's own thread count can't be set).

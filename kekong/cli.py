@@ -166,12 +166,13 @@ def demo(out: Annotated[Path, typer.Option(help="folder for the results")] = Pat
         typer.echo(line)
 
 
-from kekong import cli_generate, cli_prompt, cli_train, cli_verify  # noqa: E402 - the commands register on `app` defined above
+from kekong import cli_generate, cli_prompt, cli_serve, cli_train, cli_verify  # noqa: E402 - the commands register on `app` defined above
 
 app.command()(cli_generate.generate)
 app.command()(cli_generate.replay)
 app.command()(cli_generate.models)
 app.command()(cli_verify.verify)
+app.command()(cli_serve.serve)
 app.add_typer(cli_train.data_app, name="data")
 app.add_typer(cli_train.train_app, name="train")
 app.add_typer(cli_train.bench_app, name="bench")

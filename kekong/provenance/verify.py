@@ -53,7 +53,7 @@ def verify(path: str | Path) -> Verdict:
         return Verdict(str(path), Outcome.UNREADABLE, error=f"{path}: {error.strerror or error}")
     credentials = read_credentials(data, path.suffix)
     verdict = Verdict(str(path), Outcome.NOTHING, c2pa=asdict(credentials), watermark=_watermark(pixels),
-                      metadata=_metadata(data), sdxl_watermark=_sdxl_watermark(pixels))
+                      metadata=read_metadata(data), sdxl_watermark=_sdxl_watermark(pixels))
     if credentials.state in ("tampered", "invalid"):
         verdict.outcome = Outcome.TAMPERED
     elif credentials.state == "valid" or verdict.watermark.get("found") or verdict.sdxl_watermark.get("found") \
@@ -79,7 +79,7 @@ def _watermark(pixels) -> dict[str, Any]:
     return result
 
 
-def _metadata(data: bytes) -> dict[str, Any]:
+def read_metadata(data: bytes) -> dict[str, Any]:
     import io
 
     from PIL import Image

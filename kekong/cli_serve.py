@@ -1,0 +1,51 @@
+"""`kekong serve`: the HTTP API (A1111-compatible + kekong's jobs) and the web UI in one process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on; beyond loopback needs --api-key")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 7860,
+    api_key: Annotated[str | None, typer.Option(
+        envvar="KEKONG_API_KEY", help="callers send it as `Authorization: Bearer KEY` or `X-API-Key`")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="listen beyond loopback with no API key (anyone on the network may use it)")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="job store and outputs (default: KEKONG_DATA_DIR/server)")
+                        ] = None,
+    max_steps: Annotated[int, typer.Option(help="most sampling steps a request may ask for")] = 150,
+    max_batch: Annotated[int, typer.Option(help="most images per request (batch size × count)")] = 8,
+    max_side: Annotated[int, typer.Option(help="largest width/height in pixels")] = 2048,
+    max_body_mb: Annotated[int, typer.Option(help="largest request body, MiB")] = 64,
+    allow_urls: Annotated[bool, typer.Option(
+        "--allow-urls", help="accept http(s) URLs as image inputs (public hosts only, no redirects)")] = False,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="API only, no web UI at /ui")] = False,
+    allowed_host: Annotated[list[str] | None, typer.Option(help="extra Host names to accept (reverse proxy)")
+                            ] = None,
+) -> None:
+    """Serve the API and the UI: `kekong serve`, then open http://127.0.0.1:7860/ui."""
+    import uvicorn
+
+    from kekong.errors import ParameterError
+    from kekong.server.app import create_app
+    from kekong.server.config import Limits, ServerConfig
+    from kekong.server.inputs import UrlPolicy
+
+    if not 1 <= max_steps <= 150 or not 1 <= max_batch <= 800 or not 64 <= max_side <= 2048:
+        raise ParameterError("--max-steps must be 1-150, --max-batch 1-800, --max-side 64-2048")
+    config = ServerConfig(host=host, port=port, api_key=api_key or None, insecure=insecure, data_dir=data_dir,
+                          limits=Limits(max_steps, max_batch, max_side, max_body_mb * 2**20),
+                          urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
+                          allowed_hosts=tuple(allowed_host or ()))
+    config.check()
+    if insecure and not config.loopback and not api_key:
+        typer.echo(f"WARNING: listening on {host} with no API key — anyone who can reach this port can use it",
+                   err=True)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    typer.echo(f"kekong serving on http://{host}:{port} (UI at /ui, API docs at /docs)")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")

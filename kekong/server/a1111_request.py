@@ -1,0 +1,303 @@
+"""A1111 + sd-webui-controlnet API payloads → kekong's GenerationRequest fields.
+
+Clients send every field, most with its default value: defaults are accepted. A field kekong
+does not honour is accepted only while its value could not change the image; any other value
+is an error naming the field — never silently dropped (the top complaint about the extension's
+API). Field names, aliases and defaults follow A1111's `/sdapi/v1/*` models and
+sd-webui-controlnet's ControlNetUnit (including the deprecated `input_image`, `lowvram`,
+`guidance`, `guessmode` and integer enums that old clients still send).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from kekong.errors import ParameterError
+from kekong.server.inputs import NO_URLS, UrlPolicy, image_field, model_name
+
+# A1111's API defaults where they differ from kekong's own.
+A1111_DEFAULTS = {"steps": 50, "sampler": "Euler", "width": 512, "height": 512}
+
+# Fields that never change the image.
+_NO_EFFECT = {"do_not_save_samples", "do_not_save_grid", "save_images", "comments", "force_task_id",
+              "override_settings_restore_afterwards", "image_cfg_scale", "send_images", "sampler_index",
+              "include_init_images"}
+
+_NONE = (None, "", "None")
+# field → the values kekong accepts (the defaults, or values that do nothing)
+_DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
+    "styles": (None, ()), "restore_faces": (None, False), "tiling": (None, False),
+    "s_min_uncond": (None, 0), "s_churn": (None, 0), "s_tmin": (None, 0), "s_noise": (None, 1),
+    "s_tmax": (None, 0, math.inf), "refiner_checkpoint": _NONE, "hr_checkpoint_name": (*_NONE, "Use same checkpoint"),
+    "firstphase_width": (None, 0), "firstphase_height": (None, 0), "script_name": _NONE, "script_args": (None, ()),
+    "infotext": _NONE, "firstpass_image": _NONE, "latent_mask": _NONE, "initial_noise_multiplier": (None, 1),
+    "mask_round": (None, True), "resize_mode": (None, 0, "0", "Just resize"), "disable_extra_networks": (None, False),
+}
+_WHY = {
+    "styles": "kekong has no saved styles; put the style text in the prompt",
+    "restore_faces": "face restoration (GFPGAN/CodeFormer) is not in kekong",
+    "tiling": "tiling is not in kekong",
+    "refiner_checkpoint": "the SDXL refiner is not in kekong yet",
+    "hr_checkpoint_name": "a separate hires checkpoint is not in kekong",
+    "script_name": "A1111 scripts do not run in kekong",
+    "script_args": "A1111 scripts do not run in kekong",
+    "infotext": "send the fields themselves (`kekong replay` reproduces an infotext)",
+    "resize_mode": "img2img resizes the init image to the target (Just resize) only",
+    "mask_round": "kekong's inpaint masks are not rounded",
+    "disable_extra_networks": "<lora:…> tags in the prompt always apply",
+}
+
+_TXT2IMG_MAP = {"prompt": "prompt", "negative_prompt": "negative_prompt", "seed": "seed", "subseed": "subseed",
+                "subseed_strength": "subseed_strength", "seed_resize_from_w": "seed_resize_from_w",
+                "seed_resize_from_h": "seed_resize_from_h", "scheduler": "scheduler", "batch_size": "batch_size",
+                "n_iter": "batch_count", "steps": "steps", "cfg_scale": "cfg_scale", "width": "width",
+                "height": "height", "denoising_strength": "denoising_strength", "enable_hr": "enable_hr",
+                "hr_scale": "hr_scale", "hr_upscaler": "hr_upscaler", "hr_second_pass_steps": "hr_second_pass_steps",
+                "hr_resize_x": "hr_resize_x", "hr_resize_y": "hr_resize_y", "hr_sampler_name": "hr_sampler_name",
+                "hr_scheduler": "hr_scheduler", "hr_prompt": "hr_prompt", "hr_negative_prompt": "hr_negative_prompt"}
+_IMG2IMG_MAP = {"inpainting_fill": "inpainting_fill", "inpaint_full_res_padding": "only_masked_padding"}
+_HANDLED = {"sampler_name", "override_settings", "alwayson_scripts", "init_images", "mask", "mask_blur",
+            "mask_blur_x", "mask_blur_y", "inpaint_full_res", "inpainting_mask_invert", "eta"}
+
+# override_settings / options keys → request fields
+OPTION_FIELDS = {"sd_model_checkpoint": "model", "sd_vae": "vae", "CLIP_stop_at_last_layers": "clip_skip",
+                 "randn_source": "rng"}
+_OPTION_DEFAULT_ONLY = {"eta_noise_seed_delta": (0,), "samples_format": ("png",), "enable_pnginfo": (True,),
+                        "control_net_no_detectmap": (False, True)}
+
+
+@dataclass
+class Translated:
+    fields: dict[str, Any]  # GenerationRequest fields
+    send_maps: bool = True  # append detected maps to `images`, as the extension does
+    unit_maps: dict[str, bool] = field(default_factory=dict)  # unit index → its save_detected_map
+    send_images: bool = True
+    include_init_images: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def translate(payload: Any, route: str, options: dict[str, Any], urls: UrlPolicy = NO_URLS) -> Translated:
+    """`route` is "txt2img" or "img2img"; `options` are the server's /sdapi/v1/options values."""
+    if not isinstance(payload, dict):
+        raise ParameterError("request body: expected a JSON object")
+    known = set(_TXT2IMG_MAP) | _HANDLED | _NO_EFFECT | set(_DEFAULT_ONLY)
+    if route == "img2img":
+        known |= set(_IMG2IMG_MAP)
+    unknown = sorted(set(payload) - known)
+    if unknown:
+        raise ParameterError(f"unknown field(s) {', '.join(unknown)} for /sdapi/v1/{route}")
+    for key, accepted in _DEFAULT_ONLY.items():
+        if key in payload and not _is_default(payload[key], accepted):
+            raise ParameterError(f"{key}: {payload[key]!r} is not supported ({_WHY.get(key, 'not in kekong')}); "
+                                 f"send the default or leave it out")
+    fields: dict[str, Any] = dict(A1111_DEFAULTS)
+    for key, target in {**_TXT2IMG_MAP, **(_IMG2IMG_MAP if route == "img2img" else {})}.items():
+        if payload.get(key) is not None:
+            fields[target] = payload[key]
+    fields["sampler"] = payload.get("sampler_name") or payload.get("sampler_index") or A1111_DEFAULTS["sampler"]
+    if not fields.get("enable_hr") and route == "txt2img":
+        fields.pop("denoising_strength", None)  # only the hires pass reads it in txt2img
+    for key in ("hr_upscaler", "hr_sampler_name", "hr_scheduler"):
+        if fields.get(key) is None:
+            fields.pop(key, None)
+    _apply_options(fields, options, "options")
+    _apply_options(fields, payload.get("override_settings") or {}, "override_settings")
+    _check_eta(payload.get("eta"), fields["sampler"])
+    translated = Translated(fields, send_images=bool(payload.get("send_images", True)),
+                            include_init_images=bool(payload.get("include_init_images", False)))
+    if options.get("control_net_no_detectmap"):
+        translated.send_maps = False
+    if route == "img2img":
+        _img2img(payload, fields, urls)
+    _scripts(payload.get("alwayson_scripts") or {}, translated, urls)
+    return translated
+
+
+def _is_default(value: Any, accepted: tuple[Any, ...]) -> bool:
+    if isinstance(value, list):
+        value = tuple(value)
+    for candidate in accepted:
+        if isinstance(candidate, bool) or isinstance(value, bool):  # True is not 1 here
+            if value is candidate:
+                return True
+        elif value == candidate:
+            return True
+    return False
+
+
+def _apply_options(fields: dict[str, Any], settings: Any, where: str) -> None:
+    if not isinstance(settings, dict):
+        raise ParameterError(f"{where}: expected an object of setting → value")
+    for key, value in settings.items():
+        if key in OPTION_FIELDS:
+            target = OPTION_FIELDS[key]
+            fields[target] = model_name(value, f"{where}.{key}") if target in ("model", "vae") else value
+        elif key in _OPTION_DEFAULT_ONLY:
+            if value not in _OPTION_DEFAULT_ONLY[key]:
+                raise ParameterError(f"{where}.{key}: {value!r} is not supported; accepted: "
+                                     f"{', '.join(map(repr, _OPTION_DEFAULT_ONLY[key]))}")
+        elif where == "override_settings":
+            raise ParameterError(f"{where}.{key}: kekong does not have this setting; leave it out")
+
+
+def _check_eta(eta: Any, sampler: str) -> None:
+    """eta only acts in DDIM (default 0) and the ancestral/SDE samplers (default 1)."""
+    if eta is None:
+        return
+    words = str(sampler).lower().split()
+    if words[:1] == ["ddim"] and eta != 0:
+        raise ParameterError(f"eta: {eta} is not supported; kekong's DDIM runs with eta 0")
+    if ("a" in words or any("sde" in w for w in words)) and eta != 1:
+        raise ParameterError(f"eta: {eta} is not supported; kekong's ancestral and SDE samplers run with eta 1")
+
+
+def _img2img(payload: dict[str, Any], fields: dict[str, Any], urls: UrlPolicy) -> None:
+    images = payload.get("init_images")
+    if not isinstance(images, list) or not images:
+        raise ParameterError("init_images: img2img needs one base64 image")
+    if len(images) > 1:
+        raise ParameterError(f"init_images: {len(images)} images sent; kekong's img2img takes one "
+                             "(use the job API once per image)")
+    fields["init_image"] = image_field(images[0], "init_images[0]", urls)
+    fields.setdefault("denoising_strength", 0.75)
+    if payload.get("mask"):
+        fields["mask"] = image_field(payload["mask"], "mask", urls)
+        blur_x, blur_y = payload.get("mask_blur_x", 4), payload.get("mask_blur_y", 4)
+        if payload.get("mask_blur") is not None:
+            blur_x = blur_y = payload["mask_blur"]
+        if blur_x != blur_y:
+            raise ParameterError(f"mask_blur_x ({blur_x}) and mask_blur_y ({blur_y}) differ; kekong blurs the "
+                                 "mask the same both ways")
+        fields["mask_blur"] = blur_x
+        fields["inpaint_only_masked"] = bool(payload.get("inpaint_full_res", True))
+        fields["mask_invert"] = bool(payload.get("inpainting_mask_invert", 0))
+
+
+def _scripts(scripts: Any, translated: Translated, urls: UrlPolicy) -> None:
+    if not isinstance(scripts, dict):
+        raise ParameterError("alwayson_scripts: expected an object of script name → {\"args\": [...]}")
+    for name, script in scripts.items():
+        args = script.get("args", []) if isinstance(script, dict) else script
+        if name.lower() == "controlnet":  # A1111 matches script names case-insensitively
+            if not isinstance(args, list):
+                raise ParameterError(f"alwayson_scripts.{name}.args: expected a list of control units")
+            units = []
+            for index, raw in enumerate(args):
+                unit = control_unit(raw, f"alwayson_scripts.{name}.args[{index}]", urls, translated)
+                if unit is not None:
+                    translated.unit_maps[str(len(units))] = unit.pop("_save_map")
+                    units.append(unit)
+            translated.fields["controls"] = units
+        elif args:
+            raise ParameterError(f"alwayson_scripts.{name}: kekong runs only the ControlNet script; "
+                                 "leave this script out")
+
+
+# -- ControlNet units --------------------------------------------------------------------------
+_UNIT_ALIASES = {"input_image": "image", "lowvram": "low_vram", "guidance": "guidance_end", "mask_image": "mask"}
+# sd-webui-controlnet's module aliases (old names API clients still send) → kekong's detectors
+MODULE_ALIASES = {"depth": "depth_midas", "hed": "softedge_hed", "hed_safe": "softedge_hedsafe",
+                  "lineart": "lineart_realistic", "normal_map": "normal_from_depth", "fake_scribble": "scribble_hed",
+                  "mlsd": "mlsd_lsd", "color": "t2ia_color_grid", "pidinet": "softedge_hed",
+                  "invert (from white bg & black line)": "invert",
+                  "lineart_standard (from white bg & black line)": "lineart_standard",
+                  "scribble_pidinet": "scribble_hed", "inpaint": "inpaint_only", "inpaint_global_harmonious":
+                  "inpaint_only", "openpose_faceonly": "openpose_faceonly", "threshold": "threshold"}
+_UNIT_NO_EFFECT = {"low_vram", "is_ui", "input_mode", "batch_images", "output_dir", "generated_image",
+                   "animatediff_batch", "batch_image_files", "batch_keyframe_idx", "batch_modifiers",
+                   "inpaint_crop_input_image", "pulid_mode"}
+_UNIT_DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
+    "advanced_weighting": (None, ()), "ipadapter_input": (None,), "union_control_type": (None, "Unknown", ""),
+    "loopback": (None, False), "use_preview_as_input": (None, False),
+}
+_UNIT_KNOWN = {"enabled", "module", "model", "weight", "image", "mask", "effective_region_mask", "resize_mode",
+               "processor_res", "threshold_a", "threshold_b", "guidance_start", "guidance_end", "pixel_perfect",
+               "control_mode", "guessmode", "hr_option", "save_detected_map"}
+
+
+def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) -> dict[str, Any] | None:
+    """One sd-webui-controlnet unit → ControlUnit fields (plus `_save_map`); None when disabled."""
+    from kekong.detect.registry import get
+
+    if not isinstance(raw, dict):
+        raise ParameterError(f"{where}: expected a control unit object")
+    values = dict(raw)
+    for alias, key in _UNIT_ALIASES.items():
+        if alias in values:
+            if key in values:
+                raise ParameterError(f"{where}: both {alias!r} (deprecated) and {key!r} are set")
+            values[key] = values.pop(alias)
+    unknown = sorted(set(values) - _UNIT_KNOWN - _UNIT_NO_EFFECT - set(_UNIT_DEFAULT_ONLY))
+    if unknown:
+        raise ParameterError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    for key, accepted in _UNIT_DEFAULT_ONLY.items():
+        if key in values and not _is_default(values[key], accepted):
+            raise ParameterError(f"{where}.{key}: {values[key]!r} is not supported by kekong; send the default")
+    if not values.get("enabled", True):
+        return None
+    module = str(values.get("module") or "none").strip()
+    module = MODULE_ALIASES.get(module.lower(), module)
+    unit: dict[str, Any] = {"module": module, "params": {}, "_save_map": bool(values.get("save_detected_map", True))}
+    unit["model"] = model_name(values.get("model"), f"{where}.model")
+    for key, target in (("weight", "weight"), ("guidance_start", "start"), ("guidance_end", "end"),
+                        ("pixel_perfect", "pixel_perfect"), ("resize_mode", "resize_mode"), ("hr_option", "hr_option")):
+        if values.get(key) is not None:
+            unit[target] = values[key]
+    if values.get("control_mode") is not None:
+        unit["mode"] = values["control_mode"]
+    elif values.get("guessmode"):
+        unit["mode"] = 2  # the deprecated guess mode is "ControlNet is more important"
+    image, mask = _unit_image(values.get("image"), values.get("mask"), where, urls)
+    if image is not None:
+        unit["image"] = image
+    if mask is not None:
+        _refuse_unit_mask(mask, where)
+    if values.get("effective_region_mask"):
+        unit["mask"] = image_field(values["effective_region_mask"], f"{where}.effective_region_mask", urls)
+    if module == "none":
+        return unit
+    detector = get(module)  # an unknown module fails here, with suggestions
+    res = values.get("processor_res", -1)
+    if res is not None and res != -1:
+        if 64 <= float(res) <= 2048:
+            unit["res"] = int(res)
+        else:
+            translated.warnings.append(f"{where}.processor_res {res} is out of range; used 512 (as the extension)")
+    sliders = [p for p in detector.params if isinstance(p.default, (int, float)) and not isinstance(p.default, bool)]
+    for key, param in zip(("threshold_a", "threshold_b"), sliders, strict=False):
+        value = values.get(key, -1)
+        if value is None or value == -1:
+            continue
+        try:
+            unit["params"][param.name] = param.coerce(module, value)
+        except ParameterError as error:  # the extension resets an out-of-range slider to its default
+            translated.warnings.append(f"{where}.{key}: {error}; used the default {param.default}")
+    return unit
+
+
+def _unit_image(image: Any, mask: Any, where: str, urls: UrlPolicy) -> tuple[str | None, str | None]:
+    """The extension's image shapes: base64, {"image", "mask"}, [image, mask]."""
+    if isinstance(image, dict):
+        image, mask = image.get("image"), image.get("mask", mask)
+    elif isinstance(image, (list, tuple)):
+        if len(image) == 1 and isinstance(image[0], dict):
+            image, mask = image[0].get("image"), image[0].get("mask", mask)
+        elif len(image) == 2 and all(isinstance(i, str) or i is None for i in image):
+            image, mask = image
+        else:
+            raise ParameterError(f"{where}.image: one image per unit ({len(image)} given)")
+    checked = image_field(image, f"{where}.image", urls) if image else None
+    checked_mask = image_field(mask, f"{where}.mask", urls) if mask else None
+    return checked, checked_mask
+
+
+def _refuse_unit_mask(mask: str, where: str) -> None:
+    """The A1111 UI sends an all-black mask beside every image: that does nothing. A drawn mask
+    on a unit image is read by the extension's inpaint and IP-Adapter paths only."""
+    from kekong.io import image_source, load_image
+
+    if load_image(image_source(mask)).max() > 0:
+        raise ParameterError(f"{where}.mask: a mask drawn on a unit's image is not read by kekong; use "
+                             "effective_region_mask for a region, or the img2img mask for inpainting")

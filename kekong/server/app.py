@@ -1,0 +1,82 @@
+"""The FastAPI application: A1111 routes, ControlNet routes, kekong's job API and the UI,
+behind one guard (host, origin, API key, body cap). Errors a client can fix are 4xx with a
+message that names the field; nothing a client sends yields a 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from kekong import __version__
+from kekong.errors import KekongError, MissingWeightsError
+from kekong.server.config import ServerConfig
+from kekong.server.security import BodyTooLarge, Guard
+from kekong.server.services import Services
+
+log = logging.getLogger("kekong.server")
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    config = config or ServerConfig()
+    config.check()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = Services.start(config)
+        try:
+            yield
+        finally:
+            app.state.services.worker.stop()
+
+    app = FastAPI(title="kekong", version=__version__, lifespan=lifespan,
+                  description="Controllable image generation: A1111-compatible routes, ControlNet routes and "
+                              "kekong's job API.")
+    from kekong.server import a1111, controlnet, jobs
+
+    app.include_router(a1111.router)
+    app.include_router(controlnet.router)
+    app.include_router(jobs.router)
+    _error_handlers(app)
+
+    @app.get("/health", tags=["server"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    if config.ui:
+        from kekong.ui.app import mount_ui
+
+        mount_ui(app)
+    app.add_middleware(Guard, config=config)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MissingWeightsError)
+    async def missing(request: Request, error: MissingWeightsError) -> JSONResponse:
+        return JSONResponse({"error": "not found", "detail": str(error)}, status_code=404)
+
+    @app.exception_handler(KekongError)
+    async def invalid(request: Request, error: KekongError) -> JSONResponse:
+        return JSONResponse({"error": "invalid request", "detail": str(error)}, status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"error": "too large", "detail": str(error)}, status_code=413)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+        parts = []
+        for item in error.errors():
+            if item.get("type") == "json_invalid":
+                error_text = (item.get("ctx") or {}).get("error", "")
+                parts.append(f"body: malformed JSON at character {item['loc'][-1]} ({error_text})")
+                continue
+            where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{where}: {str(item.get('msg', '')).removeprefix('Value error, ')}")
+        return JSONResponse({"error": "invalid request", "detail": "; ".join(parts)}, status_code=422)

@@ -1,0 +1,69 @@
+"""How a server runs: where it listens, who may call it, and its limits."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kekong.errors import ParameterError
+from kekong.server.inputs import UrlPolicy
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on top of the request model's own (they can only lower them)."""
+
+    max_steps: int = 150
+    max_batch: int = 8  # images per job: batch_size × batch_count
+    max_side: int = 2048
+    max_body_bytes: int = 64 * 2**20  # a request body; images arrive base64 inside it
+
+    def check(self, request) -> None:
+        from kekong.generation.pipeline import steps_per_batch
+
+        if request.steps > self.max_steps or request.hr_second_pass_steps > self.max_steps:
+            raise ParameterError(f"steps: this server allows at most {self.max_steps}")
+        if request.batch_size * request.batch_count > self.max_batch:
+            raise ParameterError(f"batch_size × n_iter = {request.batch_size * request.batch_count}: this server "
+                                 f"makes at most {self.max_batch} images per request")
+        for name in ("width", "height", "hr_resize_x", "hr_resize_y"):
+            value = getattr(request, name) or 0
+            if value > self.max_side:
+                raise ParameterError(f"{name}: {value} is over this server's {self.max_side} px")
+        steps_per_batch(request)  # raises on inconsistent hires settings
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    api_key: str | None = None
+    insecure: bool = False  # listen beyond loopback without a key (a warning is printed)
+    data_dir: Path | None = None  # job store and outputs; default: KEKONG_DATA_DIR/server
+    limits: Limits = field(default_factory=Limits)
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
+    ui: bool = True
+    allowed_hosts: tuple[str, ...] = ()  # extra Host names accepted (behind a reverse proxy)
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check(self) -> None:
+        """Refuse to listen beyond loopback without an API key, unless told --insecure."""
+        if not self.loopback and not self.api_key and not self.insecure:
+            raise ParameterError(f"refusing to listen on {self.host} without an API key: pass --api-key "
+                                 "(or set KEKONG_API_KEY), or --insecure to allow anyone on the network")
+
+    def store_dir(self) -> Path:
+        if self.data_dir is not None:
+            return Path(self.data_dir)
+        from kekong.provenance.marks import data_dir
+
+        return data_dir() / "server"

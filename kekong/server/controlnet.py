@@ -1,0 +1,120 @@
+"""sd-webui-controlnet's `/controlnet/*` routes."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.concurrency import run_in_threadpool
+
+from kekong.errors import ParameterError
+from kekong.server.a1111_request import MODULE_ALIASES
+
+router = APIRouter(prefix="/controlnet", tags=["ControlNet"])
+API_VERSION = 2  # what sd-webui-controlnet reports; clients check it is there
+
+
+@router.get("/version")
+def version() -> dict[str, Any]:
+    return {"version": API_VERSION}
+
+
+@router.get("/model_list")
+def model_list(update: bool = True) -> dict[str, Any]:
+    from kekong.server.catalog import controlnet_models
+
+    return {"model_list": controlnet_models()}
+
+
+@router.get("/module_list")
+def module_list(alias_names: bool = False) -> dict[str, Any]:
+    from kekong.server.catalog import modules
+
+    rows = modules()
+    return {"module_list": ["none", *[row["name"] for row in rows]],
+            "module_detail": {row["name"]: row for row in rows}}
+
+
+@router.get("/control_types")
+def control_types() -> dict[str, Any]:
+    """The extension's shape ({type: {module_list, model_list, default_option, default_model}}),
+    plus which base-model families kekong runs each type on (`kekong_support`)."""
+    from kekong.models.control_types import listing
+    from kekong.server.catalog import controlnet_models
+
+    models = controlnet_models()
+    answer = {}
+    for row in listing():
+        words = [w.lower() for w in row["name"].replace("/", " ").split()]
+        matching = [m for m in models if any(w in m.lower() for w in words)]
+        answer[row["name"]] = {"module_list": row["modules"], "model_list": ["None", *matching],
+                               "default_option": row["modules"][0], "default_model": matching[0] if matching else
+                               "None", "kekong_support": row["support"]}
+    return {"control_types": answer}
+
+
+@router.post("/detect")
+async def detect(request: Request, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Run a detector on each image: {"images": [...], "info": "Success"} (+ "poses" for OpenPose)."""
+    from kekong.detect.registry import get
+    from kekong.io import image_source, load_image
+    from kekong.server.inputs import image_field
+
+    svc = request.app.state.services
+    module = str(payload.get("controlnet_module") or "none")
+    module = MODULE_ALIASES.get(module.lower(), module)
+    images = payload.get("controlnet_input_images") or []
+    if not isinstance(images, list) or not images:
+        raise ParameterError("controlnet_input_images: expected a list of base64 images")
+    if module == "none":
+        raise ParameterError("controlnet_module: name a detector (`none` makes no map)")
+    detector = get(module)
+    res = payload.get("controlnet_processor_res", 512)
+    res = 512 if res in (None, -1) else int(res)
+    sliders = [p for p in detector.params if isinstance(p.default, (int, float)) and not isinstance(p.default, bool)]
+    params: dict[str, Any] = {}
+    for key, param in zip(("controlnet_threshold_a", "controlnet_threshold_b"), sliders, strict=False):
+        value = payload.get(key, -1)
+        if value not in (None, -1):
+            params[param.name] = param.coerce(module, value)
+    masks = payload.get("controlnet_masks") or []
+    outputs, poses = [], []
+    for index, raw in enumerate(images):
+        image = load_image(image_source(image_field(raw, f"controlnet_input_images[{index}]", svc.config.urls)))
+        mask = None
+        if detector.takes_mask:
+            if index >= len(masks):
+                raise ParameterError(f"controlnet_masks[{index}]: {module} needs a mask for each image")
+            mask = load_image(image_source(image_field(masks[index], f"controlnet_masks[{index}]")))[:, :, 0]
+        detected, data = await run_in_threadpool(svc.detect, module, image, res, params, mask)
+        outputs.append(_png_b64(detected))
+        if data is not None:
+            poses.append(data)
+    answer: dict[str, Any] = {"images": outputs, "info": "Success"}
+    if poses:
+        answer["poses"] = poses
+    return answer
+
+
+@router.post("/render_openpose_json")
+def render_openpose_json(payload: Annotated[Any, Body()]) -> dict[str, Any]:
+    """OpenPose JSON (a list of poses, or {"pose_json": [...]}) → control maps."""
+    from kekong.detect.openpose import render_json
+
+    poses = payload.get("pose_json") if isinstance(payload, dict) else payload
+    if not isinstance(poses, list) or not poses:
+        raise ParameterError("body: expected a list of OpenPose JSON objects (or {\"pose_json\": [...]})")
+    images = []
+    for index, pose in enumerate(poses):
+        try:
+            images.append(_png_b64(render_json(pose)))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ParameterError(f"pose_json[{index}]: not OpenPose JSON ({error})") from None
+    return {"images": images, "info": "Success"}
+
+
+def _png_b64(image: Any) -> str:
+    from kekong.io import encode_image
+
+    return base64.b64encode(encode_image(image, "PNG")).decode()

@@ -1,0 +1,122 @@
+"""kekong's own job API: submit (202 + id), poll, fetch images, cancel, retry. Nothing is lost:
+a job is in SQLite before its id is returned."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from kekong.request import GenerationRequest
+from kekong.server.inputs import image_field
+from kekong.server.services import Services
+from kekong.server.store import DONE, Job
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+@router.post("/jobs", status_code=202)
+def submit(request: Request, body: GenerationRequest,
+           idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+           metadata: bool = True, watermark: bool = True, c2pa: bool = True) -> JSONResponse:
+    """Queue a generation. Images are base64 or data: URIs (the API reads no paths). The same
+    `Idempotency-Key` returns the job it first created, so a retried POST makes no second job."""
+    svc = services(request)
+    fields = with_checked_images(body, svc)
+    answer = {"layers": {"metadata": metadata, "watermark": watermark, "c2pa": c2pa}}
+    job, created = svc.submit(fields, "generate", answer, idempotency_key)
+    return JSONResponse(describe(job, svc), status_code=202 if created else 200,
+                        headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def with_checked_images(body: GenerationRequest, svc: Services) -> dict[str, Any]:
+    fields = body.model_dump(mode="json")
+    for key in ("init_image", "mask"):
+        if fields[key] is not None:
+            fields[key] = image_field(fields[key], key, svc.config.urls)
+    for index, unit in enumerate(fields["controls"]):
+        for key in ("image", "mask"):
+            if unit[key] is not None:
+                unit[key] = image_field(unit[key], f"controls[{index}].{key}", svc.config.urls)
+    return fields
+
+
+@router.get("/jobs")
+def list_jobs(request: Request, limit: int = 50) -> list[dict[str, Any]]:
+    svc = services(request)
+    return [describe(job, svc) for job in svc.store.list(max(1, min(limit, 500)))]
+
+
+@router.get("/jobs/{job_id}")
+def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    svc = services(request)
+    return describe(_job(svc, job_id), svc)
+
+
+@router.get("/jobs/{job_id}/images/{index}", response_class=FileResponse)
+def get_image(request: Request, job_id: str, index: int) -> FileResponse:
+    return _file(request, job_id, index, "images")
+
+
+@router.get("/jobs/{job_id}/maps/{index}", response_class=FileResponse)
+def get_map(request: Request, job_id: str, index: int) -> FileResponse:
+    return _file(request, job_id, index, "maps")
+
+
+@router.delete("/jobs/{job_id}")
+def cancel(request: Request, job_id: str) -> dict[str, Any]:
+    svc = services(request)
+    job = _job(svc, job_id)
+    if not svc.worker.cancel(job_id):
+        raise HTTPException(409, f"job {job_id} has already {job.status}; nothing to cancel")
+    return describe(_job(svc, job_id), svc)
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202)
+def retry(request: Request, job_id: str) -> dict[str, Any]:
+    svc = services(request)
+    job = _job(svc, job_id)
+    if not svc.store.retry(job_id):
+        raise HTTPException(409, f"job {job_id} is {job.status}; only interrupted jobs are retried")
+    svc.worker.notify()
+    return describe(_job(svc, job_id), svc)
+
+
+def _job(svc: Services, job_id: str) -> Job:
+    job = svc.store.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return job
+
+
+def _file(request: Request, job_id: str, index: int, kind: str) -> FileResponse:
+    svc = services(request)
+    job = _job(svc, job_id)
+    if job.status != DONE:
+        raise HTTPException(409, f"job {job_id} is {job.status}; images come when it is done")
+    items = job.result[kind]
+    if not 0 <= index < len(items):
+        raise HTTPException(404, f"job {job_id} has {len(items)} {kind} (0-{len(items) - 1})")
+    return FileResponse(svc.file(job, items[index]["file"]), media_type="image/png")
+
+
+def describe(job: Job, svc: Services) -> dict[str, Any]:
+    running = svc.worker.running
+    step = running.step if running is not None and running.job_id == job.id else job.step
+    answer: dict[str, Any] = {
+        "id": job.id, "kind": job.kind, "status": job.status, "error": job.error, "retryable": job.retryable,
+        "progress": {"step": step, "total": job.total, "fraction": step / job.total if job.total else 0.0},
+        "created": job.created, "started": job.started, "finished": job.finished,
+        "links": {"self": f"/v1/jobs/{job.id}"},
+    }
+    if job.status == DONE and job.result:
+        answer["images"] = [{"url": f"/v1/jobs/{job.id}/images/{i}", "seed": item["seed"],
+                             "infotext": item["infotext"]} for i, item in enumerate(job.result["images"])]
+        answer["maps"] = [{"url": f"/v1/jobs/{job.id}/maps/{i}", "unit": item["unit"], "module": item["module"]}
+                          for i, item in enumerate(job.result["maps"])]
+    return answer

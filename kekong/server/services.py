@@ -1,0 +1,140 @@
+"""What the API routes and the UI both call: queue a generation, wait for it, read results,
+run a detector, list models. One place, so the two front ends cannot drift apart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kekong.errors import ParameterError
+from kekong.server.config import ServerConfig
+from kekong.server.store import Job, JobStore
+from kekong.server.worker import Worker
+
+OPTION_DEFAULTS: dict[str, Any] = {"sd_model_checkpoint": "kekong-shapes", "sd_vae": "Automatic",
+                                   "CLIP_stop_at_last_layers": 1, "randn_source": "CPU", "eta_noise_seed_delta": 0,
+                                   "samples_format": "png", "enable_pnginfo": True, "control_net_no_detectmap": False}
+
+
+@dataclass
+class Services:
+    config: ServerConfig
+    store: JobStore
+    worker: Worker
+    options: dict[str, Any] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
+    detect_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls, config: ServerConfig) -> Services:
+        store = JobStore(config.store_dir())
+        store.recover()
+        worker = Worker(store)
+        services = cls(config, store, worker)
+        services.options.update(services._saved_options())
+        worker.start()
+        return services
+
+    # -- generation ------------------------------------------------------------------------
+    def submit(self, fields: dict[str, Any], kind: str, answer: dict[str, Any] | None = None,
+               idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """Validate (request model, server limits, model names) and queue; (job, created)."""
+        from kekong.generation.pipeline import steps_per_batch
+        from kekong.request import build_request
+
+        request = build_request(**fields)
+        self.config.limits.check(request)
+        check_models(request)
+        total = steps_per_batch(request) * request.batch_count
+        payload = {"request": request.model_dump(mode="json"), "answer": answer or {}}
+        job, created = self.store.submit(kind, payload, total, idempotency_key)
+        if created:
+            self.worker.notify()
+        return job, created
+
+    async def wait(self, job_id: str, poll_s: float = 0.05) -> Job:
+        """The job once it has finished; the job goes on if the caller goes away."""
+        event = self.worker.finished_event(job_id)
+        while not event.is_set():
+            await asyncio.sleep(poll_s)
+        job = self.store.get(job_id)
+        assert job is not None
+        return job
+
+    def file(self, job: Job, name: str) -> Path:
+        return self.store.output_dir(job.id) / name
+
+    def image_b64(self, job: Job, name: str) -> str:
+        return base64.b64encode(self.file(job, name).read_bytes()).decode()
+
+    def preview_png(self) -> bytes | None:
+        """The running job's latest step, decoded cheaply (no VAE), as PNG."""
+        from kekong.io import encode_image
+
+        running = self.worker.running
+        if running is None or running.latents is None:
+            return None
+        from kekong.generation.preview import latents_to_rgb
+
+        return encode_image(latents_to_rgb(running.latents), "PNG")
+
+    # -- options ---------------------------------------------------------------------------
+    def set_options(self, values: dict[str, Any]) -> None:
+        from kekong.server.inputs import model_name
+
+        unknown = sorted(set(values) - set(OPTION_DEFAULTS))
+        if unknown:
+            raise ParameterError(f"unknown option(s) {', '.join(unknown)}; kekong has: {', '.join(OPTION_DEFAULTS)}")
+        for key, value in values.items():
+            if key in ("sd_model_checkpoint", "sd_vae"):
+                name = model_name(value, key)
+                if name is not None:
+                    from kekong.models.refs import resolve
+
+                    resolve(name, "base" if key == "sd_model_checkpoint" else "vae")
+                value = name or OPTION_DEFAULTS[key]
+            self.options[key] = value
+        path = self.store.root / "options.json"
+        path.write_text(json.dumps({k: v for k, v in self.options.items() if v != OPTION_DEFAULTS[k]}))
+
+    def _saved_options(self) -> dict[str, Any]:
+        path = self.store.root / "options.json"
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in saved.items() if k in OPTION_DEFAULTS}
+
+    # -- detectors -------------------------------------------------------------------------
+    def detect(self, module: str, image: np.ndarray, res: int = 512, params: dict[str, Any] | None = None,
+               mask: np.ndarray | None = None) -> tuple[np.ndarray, dict | None]:
+        """(control map, pose JSON or None). Detectors share models: one runs at a time."""
+        from kekong.detect import run
+
+        with self.detect_lock:
+            result = run(module, image, res=res, mask=mask, **(params or {}))
+        image_out = result.image if result.image.dtype == np.uint8 else np.clip(result.image * 255, 0, 255).astype(
+            np.uint8)
+        return image_out, result.data
+
+
+def check_models(request) -> None:
+    """Every model the request names exists (and is a name, not a path) — before it is queued."""
+    from kekong.models.refs import resolve
+    from kekong.server.inputs import model_name
+
+    names = [("model", request.model, "base"), ("vae", request.vae, "vae")]
+    names += [(f"controls[{i}].model", unit.model, "controlnet") for i, unit in enumerate(request.controls)]
+    names += [(f"loras[{i}].path", lora.path, "lora") for i, lora in enumerate(request.loras)]
+    from kekong.prompt.syntax import extract_loras
+
+    names += [(f"prompt <lora:{name}>", name, "lora") for name, _ in extract_loras(request.prompt)[1]]
+    for where, name, role in names:
+        if name is not None:
+            resolve(model_name(name, where) or name, role)

@@ -1,0 +1,179 @@
+"""The job store: one SQLite file (WAL) that is the server's source of truth.
+
+A job is written before its id is handed out, so a crash never loses an accepted job. Status
+moves queued → running → done | failed | cancelled | interrupted. `interrupted` is what a
+restart finds of a job that was running when the process died; it can be retried. Each job's
+output files live in `<root>/jobs/<id>/` and are listed in its result only once it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", \
+    "interrupted"
+FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    result TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL
+)"""
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str  # "generate" (native), "txt2img" / "img2img" (A1111 routes)
+    payload: dict[str, Any]  # the request fields and how to answer
+    status: str
+    step: int
+    total: int
+    error: str | None
+    result: dict[str, Any] | None
+    created: float
+    started: float | None
+    finished: float | None
+    idempotency_key: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == INTERRUPTED
+
+
+class JobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / "jobs.sqlite"
+        self._lock = threading.Lock()  # one writer at a time inside this process
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        try:
+            connection.execute("PRAGMA synchronous=FULL")  # an acknowledged job survives power loss
+            yield connection
+        finally:
+            connection.close()
+
+    def output_dir(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id
+
+    def submit(self, kind: str, payload: dict[str, Any], total: int, idempotency_key: str | None = None
+               ) -> tuple[Job, bool]:
+        """(job, created): with an idempotency key already used, the existing job and False."""
+        with self._lock, self._connect() as db:
+            if idempotency_key is not None:
+                row = db.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+                if row is not None:
+                    return _job(row), False
+            job_id = secrets.token_hex(8)
+            db.execute("INSERT INTO jobs (id, idempotency_key, kind, payload, status, total, created) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, idempotency_key, kind, json.dumps(payload), QUEUED, total, time.time()))
+        job = self.get(job_id)
+        assert job is not None
+        return job, True
+
+    def get(self, job_id: str) -> Job | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list(self, limit: int = 100) -> list[Job]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [_job(row) for row in rows]
+
+    def claim_next(self) -> Job | None:
+        """The oldest queued job, marked running; None when the queue is empty."""
+        with self._lock, self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)).fetchone()
+            if row is None:
+                db.execute("COMMIT")
+                return None
+            db.execute("UPDATE jobs SET status = ?, started = ?, step = 0 WHERE id = ?",
+                       (RUNNING, time.time(), row["id"]))
+            db.execute("COMMIT")
+        return self.get(row["id"])
+
+    def progress(self, job_id: str, step: int, total: int) -> None:
+        with self._lock, self._connect() as db:
+            db.execute("UPDATE jobs SET step = ?, total = ? WHERE id = ? AND status = ?",
+                       (step, total, job_id, RUNNING))
+
+    def finish(self, job_id: str, status: str, result: dict[str, Any] | None = None, error: str | None = None
+               ) -> None:
+        with self._lock, self._connect() as db:
+            db.execute("UPDATE jobs SET status = ?, result = ?, error = ?, finished = ? WHERE id = ?",
+                       (status, json.dumps(result) if result is not None else None, error, time.time(), job_id))
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False when it is not queued (any more)."""
+        with self._lock, self._connect() as db:
+            changed = db.execute("UPDATE jobs SET status = ?, finished = ?, error = ? WHERE id = ? AND status = ?",
+                                 (CANCELLED, time.time(), "cancelled before it started", job_id, QUEUED)).rowcount
+        return bool(changed)
+
+    def retry(self, job_id: str) -> bool:
+        """Queue an interrupted job again (at the back of the queue)."""
+        with self._lock, self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT * FROM jobs WHERE id = ? AND status = ?", (job_id, INTERRUPTED)).fetchone()
+            if row is None:
+                db.execute("COMMIT")
+                return False
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # re-inserted: a new place in the queue
+            db.execute("INSERT INTO jobs (id, idempotency_key, kind, payload, status, total, created) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, row["idempotency_key"], row["kind"], row["payload"], QUEUED, row["total"],
+                        row["created"]))
+            db.execute("COMMIT")
+        return True
+
+    def recover(self) -> list[str]:
+        """At start-up: jobs left running by a dead process become interrupted and lose any output
+        files they had begun; returns their ids."""
+        with self._lock, self._connect() as db:
+            ids = [row["id"] for row in db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
+            for job_id in ids:
+                db.execute("UPDATE jobs SET status = ?, error = ?, finished = ? WHERE id = ?",
+                           (INTERRUPTED, "the server stopped while this job ran; POST …/retry to run it again",
+                            time.time(), job_id))
+        for job_id in ids:
+            shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
+        return ids
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(id=row["id"], kind=row["kind"], payload=json.loads(row["payload"]), status=row["status"],
+               step=row["step"], total=row["total"], error=row["error"],
+               result=json.loads(row["result"]) if row["result"] else None, created=row["created"],
+               started=row["started"], finished=row["finished"], idempotency_key=row["idempotency_key"])
