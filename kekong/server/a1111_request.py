@@ -23,7 +23,7 @@ A1111_DEFAULTS = {"steps": 50, "sampler": "Euler", "width": 512, "height": 512}
 # Fields that never change the image.
 _NO_EFFECT = {"do_not_save_samples", "do_not_save_grid", "save_images", "comments", "force_task_id",
               "override_settings_restore_afterwards", "image_cfg_scale", "send_images", "sampler_index",
-              "include_init_images"}
+              "include_init_images", "refiner_switch_at"}  # the switch point acts only with a refiner
 
 _NONE = (None, "", "None")
 # field → the values kekong accepts (the defaults, or values that do nothing)
