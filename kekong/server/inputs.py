@@ -12,6 +12,7 @@ import binascii
 import ipaddress
 import re
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,6 +102,7 @@ def fetch_url(url: str, policy: UrlPolicy, field: str) -> bytes:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ParameterError(f"{field}: only http(s) URLs are fetched")
     public_address(parts.hostname)
+    deadline = time.monotonic() + policy.timeout_s  # httpx's timeout is per read; this caps the whole fetch
     try:
         with httpx.stream("GET", url, follow_redirects=False, timeout=policy.timeout_s) as response:
             if response.is_redirect:
@@ -113,6 +115,8 @@ def fetch_url(url: str, policy: UrlPolicy, field: str) -> bytes:
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
+                if time.monotonic() > deadline:
+                    raise ParameterError(f"{field}: {url} took over {policy.timeout_s:g} s")
                 if size > policy.max_bytes:
                     raise ParameterError(f"{field}: {url} is over the {policy.max_bytes}-byte cap")
                 chunks.append(chunk)
