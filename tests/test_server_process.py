@@ -4,71 +4,13 @@ interrupted one retryable, with no partial output left behind."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 
+from tests.server_helpers import Server
+
 SMALL = {"width": 64, "height": 64, "steps": 4}
 SLOW = {"width": 512, "height": 512, "steps": 150}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Server:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kekong.cli", "serve", "--port", str(self.port), "--data-dir",
-             str(self.data_dir), "--no-ui"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if self.process.poll() is not None:
-                raise AssertionError(self.process.stderr.read().decode())
-        raise AssertionError("server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def job(self, job_id: str) -> dict:
-        return httpx.get(f"{self.url}/v1/jobs/{job_id}").json()
-
-    def wait(self, job_id: str, until=lambda job: job["status"] in ("done", "failed", "cancelled", "interrupted"),
-             timeout: float = 120) -> dict:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            job = self.job(job_id)
-            if until(job):
-                return job
-            time.sleep(0.1)
-        raise AssertionError(f"job {job_id}: {job}")
 
 
 @pytest.fixture

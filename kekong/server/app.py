@@ -48,6 +48,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
+    app.state.store_dir = config.store_dir()
     if config.ui:
         from kekong.ui.app import mount_ui
 

@@ -1,5 +1,305 @@
-"""The web UI (placeholder until the Blocks app lands)."""
+"""The web UI: Gradio Blocks mounted at /ui, calling the same services as the HTTP API.
+
+Generate (prompt, sampler, size, control units with detector previews, img2img / inpaint with a
+drawn mask), watch step previews, browse results with their parameters and provenance, send any
+image to a control unit, and pose people in the pose editor.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import numpy as np
+
+from kekong.errors import KekongError
+from kekong.ui import pose_editor
+
+UNITS = 3
+MODES = ["Balanced", "My prompt is more important", "ControlNet is more important"]
+RESIZE = ["Crop and Resize", "Just Resize", "Resize and Fill"]
 
 
-def mount_ui(app) -> None:
-    return None
+def data_uri(image: np.ndarray) -> str:
+    from kekong.io import encode_image
+
+    return "data:image/png;base64," + base64.b64encode(encode_image(image.astype(np.uint8), "PNG")).decode()
+
+
+def enlarged(preview: np.ndarray, side: int = 256) -> np.ndarray:
+    """A latent-size step preview blown up with nearest-neighbour, so it can be seen."""
+    factor = max(1, side // max(preview.shape[:2]))
+    return np.kron(preview, np.ones((factor, factor, 1), np.uint8))
+
+
+def mask_from_editor(value: Any) -> np.ndarray | None:
+    """A drawn mask (white = repaint) from the image editor's layers; None when nothing is drawn."""
+    if not value or not value.get("layers"):
+        return None
+    alpha = np.zeros(np.asarray(value["layers"][0]).shape[:2], np.uint8)
+    for layer in value["layers"]:
+        layer = np.asarray(layer)
+        if layer.ndim == 3 and layer.shape[2] == 4:
+            alpha = np.maximum(alpha, layer[:, :, 3])
+    if not alpha.any():
+        return None
+    return np.repeat(np.where(alpha > 0, 255, 0).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+class UI:
+    """The Blocks app; `services` is looked up per call (the server starts them at lifespan)."""
+
+    def __init__(self, fastapi_app: Any) -> None:
+        self.app = fastapi_app
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+    # -- handlers ---------------------------------------------------------------------------
+    def detect(self, image: np.ndarray | None, module: str, res: int) -> np.ndarray:
+        import gradio as gr
+
+        if image is None:
+            raise gr.Error("upload an image to this unit first")
+        if module == "none":
+            return image
+        try:
+            detected, _ = self.services.detect(module, image, int(res))
+        except KekongError as error:
+            raise gr.Error(str(error)) from None
+        return detected
+
+    def detect_pose(self, image: np.ndarray | None) -> str:
+        import gradio as gr
+
+        if image is None:
+            raise gr.Error("upload a photo to unit 1 (or load an image here) first")
+        try:
+            from kekong.detect import run
+
+            with self.services.detect_lock:
+                result = run("openpose", image)
+        except KekongError as error:
+            raise gr.Error(str(error)) from None
+        return json.dumps(result.data)
+
+    def fields(self, prompt: str, negative: str, sampler: str, steps: float, cfg: float, seed: float, width: float,
+               height: float, batch: float, init: Any, strength: float, units: list[Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative, "sampler": sampler,
+                                  "steps": int(steps), "cfg_scale": float(cfg), "seed": int(seed),
+                                  "width": int(width), "height": int(height), "batch_size": int(batch)}
+        if init and init.get("background") is not None:
+            background = np.asarray(init["background"])[:, :, :3]
+            fields["init_image"] = data_uri(background)
+            fields["denoising_strength"] = float(strength)
+            mask = mask_from_editor(init)
+            if mask is not None:
+                fields["mask"] = data_uri(mask)
+        controls = []
+        for enabled, image, module, model, weight, start, end, mode, resize, res, region in units:
+            if not enabled or image is None:
+                continue
+            unit = {"module": module, "image": data_uri(image), "weight": weight, "start": start, "end": end,
+                    "mode": mode, "resize_mode": resize, "res": int(res)}
+            if model and model != "Automatic":
+                unit["model"] = model.rsplit(" [", 1)[0]
+            if region is not None:
+                unit["mask"] = data_uri(region)
+            controls.append(unit)
+        fields["controls"] = controls
+        return fields
+
+    def generate(self, *inputs: Any):
+        """Queue the job, then stream step previews until it is done; yields (preview, status, gallery)."""
+        import gradio as gr
+
+        fixed, units = inputs[:11], [inputs[11 + i * 11: 22 + i * 11] for i in range(UNITS)]
+        try:
+            job, _ = self.services.submit(self.fields(*fixed, units), "ui")
+        except KekongError as error:
+            raise gr.Error(str(error)) from None
+        event = self.services.worker.finished_event(job.id)
+        while not event.wait(0.3):
+            running = self.services.worker.running
+            if running is not None and running.job_id == job.id and running.latents is not None:
+                from kekong.generation.preview import latents_to_rgb
+
+                yield enlarged(latents_to_rgb(running.latents)), f"step {running.step} / {running.total}", gr.skip()
+            else:
+                yield gr.skip(), "queued", gr.skip()
+        job = self.services.store.get(job.id)
+        if job.status != "done":
+            raise gr.Error(f"{job.status}: {job.error}")
+        gallery = [(str(self.services.file(job, item["file"])), f"seed {item['seed']}")
+                   for item in job.result["images"]]
+        self.last_job = job
+        yield gr.skip(), f"done: job {job.id}", gallery
+
+    def describe(self, gallery: list, evt: Any) -> str:
+        """Parameters and the provenance check of the picked image."""
+        from kekong.provenance.verify import describe, verify
+
+        path = gallery[evt.index][0] if gallery else None
+        if isinstance(path, dict):
+            path = path.get("path") or path.get("image", {}).get("path")
+        if not path:
+            return ""
+        verdict = verify(path)
+        parameters = (verdict.metadata or {}).get("parameters") or ""
+        return f"{parameters}\n\n— provenance —\n{describe(verdict)}"
+
+    def send_to_unit(self, gallery: list, selected: Any) -> np.ndarray:
+        import gradio as gr
+
+        from kekong.io import load_image
+
+        if not gallery:
+            raise gr.Error("generate an image first")
+        index = int(selected or 0)
+        item = gallery[min(index, len(gallery) - 1)][0]
+        path = item.get("path") if isinstance(item, dict) else item
+        return load_image(path)
+
+    # -- layout -----------------------------------------------------------------------------
+    def blocks(self) -> Any:
+        import gradio as gr
+
+        from kekong.detect import list_detectors
+        from kekong.generation.samplers import SAMPLER_NAMES
+        from kekong.server.catalog import controlnet_models
+
+        modules = ["none", *[d.name for d in list_detectors()]]
+        models = ["Automatic", *controlnet_models()]
+        with gr.Blocks(title="kekong") as demo:
+            gr.Markdown("## kekong — controllable image generation")
+            with gr.Tab("Generate"):
+                with gr.Row():
+                    prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt", scale=3)
+                    negative = gr.Textbox(label="Negative prompt", lines=2, scale=2)
+                with gr.Row():
+                    sampler = gr.Dropdown(list(SAMPLER_NAMES), value="DPM++ 2M", label="Sampler")
+                    steps = gr.Slider(1, 150, value=20, step=1, label="Steps", elem_id="steps")
+                    cfg = gr.Slider(1, 30, value=7, step=0.5, label="CFG scale")
+                    seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                with gr.Row():
+                    width = gr.Slider(64, 2048, value=64, step=8, label="Width", elem_id="width")
+                    height = gr.Slider(64, 2048, value=64, step=8, label="Height", elem_id="height")
+                    batch = gr.Slider(1, 8, value=1, step=1, label="Batch size")
+                with gr.Accordion("img2img / inpaint (draw the mask on the image)", open=False):
+                    init = gr.ImageEditor(label="Init image", type="numpy", brush=gr.Brush(colors=["#ffffff"]))
+                    strength = gr.Slider(0, 1, value=0.75, step=0.01, label="Denoising strength")
+                unit_inputs, unit_images, unit_modules = [], [], []
+                with gr.Tabs():
+                    for index in range(UNITS):
+                        with gr.Tab(f"Control unit {index + 1}"):
+                            with gr.Row():
+                                enabled = gr.Checkbox(value=index == 0, label="Enabled")
+                                module = gr.Dropdown(modules, value="none", label="Detector",
+                                                     elem_id=f"unit{index}-module")
+                                model = gr.Dropdown(models, value="Automatic", label="Model")
+                            with gr.Row():
+                                image = gr.Image(label="Control image", type="numpy", elem_id=f"unit{index}-image")
+                                detected = gr.Image(label="Detected map", type="numpy", interactive=False,
+                                                    elem_id=f"unit{index}-map")
+                                region = gr.Image(label="Region mask (optional)", type="numpy")
+                            with gr.Row():
+                                weight = gr.Slider(0, 2, value=1, step=0.05, label="Weight")
+                                start = gr.Slider(0, 1, value=0, step=0.01, label="Start")
+                                end = gr.Slider(0, 1, value=1, step=0.01, label="End")
+                                res = gr.Slider(64, 2048, value=512, step=8, label="Processor resolution")
+                            with gr.Row():
+                                mode = gr.Radio(MODES, value=MODES[0], label="Control mode")
+                                resize = gr.Radio(RESIZE, value=RESIZE[0], label="Resize mode")
+                            preview = gr.Button("Preview detected map", elem_id=f"unit{index}-preview")
+                            preview.click(self.detect, [image, module, res], detected)
+                            unit_inputs += [enabled, image, module, model, weight, start, end, mode, resize, res,
+                                            region]
+                            unit_images.append(image)
+                            unit_modules.append(module)
+                with gr.Row():
+                    go = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop = gr.Button("Interrupt")
+                status = gr.Textbox(label="Progress", interactive=False, elem_id="status")
+                with gr.Row():
+                    step_preview = gr.Image(label="Step preview", interactive=False, height=256)
+                    gallery = gr.Gallery(label="Results", columns=4, elem_id="gallery", type="filepath")
+                details = gr.Textbox(label="Parameters and provenance", lines=8, interactive=False,
+                                     elem_id="details")
+                selected = gr.Number(value=0, visible=False)
+                with gr.Row():
+                    sends = [gr.Button(f"Send to control unit {i + 1}") for i in range(UNITS)]
+                go.click(self.generate, [prompt, negative, sampler, steps, cfg, seed, width, height, batch, init,
+                                         strength, *unit_inputs], [step_preview, status, gallery])
+                stop.click(lambda: self.services.worker.interrupt() and None, None, None)
+
+                def picked(gallery_value: list, evt: gr.SelectData) -> tuple[str, int]:
+                    return self.describe(gallery_value, evt), evt.index
+
+                picked.__annotations__["evt"] = gr.SelectData  # Gradio finds the event argument by its type
+                gallery.select(picked, gallery, [details, selected])
+                for send, target in zip(sends, unit_images, strict=True):
+                    send.click(self.send_to_unit, [gallery, selected], target)
+            with gr.Tab("Pose editor"):
+                with gr.Row():
+                    editor = pose_editor.component(gr)
+                    with gr.Column():
+                        pose_source = gr.Image(label="Photo to read a pose from", type="numpy",
+                                               elem_id="pose-photo")
+                        detect_pose = gr.Button("Detect pose", elem_id="detect-pose")
+                        with gr.Row():
+                            add = gr.Button("Add person", elem_id="add-person")
+                            remove = gr.Button("Remove person")
+                        pose_file = gr.File(label="Import OpenPose JSON", file_types=[".json"])
+                        pose_json = gr.Code(label="OpenPose JSON (export)", language="json", elem_id="pose-json",
+                                            value=pose_editor.empty_pose())
+                        pose_to = [gr.Button(f"Send pose to control unit {i + 1}", elem_id=f"pose-to-unit{i}")
+                                   for i in range(UNITS)]
+                detect_pose.click(self.detect_pose, pose_source, editor)
+                add.click(pose_editor.add_person, editor, editor)
+                remove.click(pose_editor.remove_person, editor, editor)
+                editor.change(lambda value: value, editor, pose_json)
+
+                def imported(file: Any) -> str:
+                    if file is None:
+                        return gr.skip()
+                    path = file if isinstance(file, str) else file.name
+                    try:
+                        with open(path, encoding="utf-8") as stream:
+                            return json.dumps(pose_editor.parse(stream.read()))
+                    except KekongError as error:
+                        raise gr.Error(str(error)) from None
+
+                pose_file.upload(imported, pose_file, editor)
+                for button, image, module in zip(pose_to, unit_images, unit_modules, strict=True):
+                    button.click(lambda value: (pose_editor.render(value), "none"), editor, [image, module])
+            with gr.Tab("Verify"):
+                to_check = gr.File(label="Image to check (PNG, JPEG, WebP)")
+                verdict = gr.Code(label="Provenance", language="json")
+
+                def check(file: Any) -> str:
+                    from kekong.provenance.verify import verify
+
+                    if file is None:
+                        return ""
+                    path = file if isinstance(file, str) else file.name
+                    return json.dumps(verify(path).as_json(), indent=1, default=str)
+
+                to_check.upload(check, to_check, verdict)
+        return demo
+
+
+def mount_ui(app: Any) -> None:
+    """Mount the UI at /ui; generated images are served from the job store."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    ui = UI(app)
+    from kekong.server.config import ServerConfig
+
+    store = getattr(app.state, "store_dir", None) or ServerConfig().store_dir()
+    gr.mount_gradio_app(app, ui.blocks(), path="/ui", allowed_paths=[str(store)], ssr_mode=False,
+                        footer_links=[])
