@@ -53,9 +53,10 @@ def free_port() -> int:
 class Server:
     """`kekong serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, ui: bool = False) -> None:
+    def __init__(self, data_dir: Path, ui: bool = False, extra: list[str] | None = None) -> None:
         self.data_dir = data_dir
         self.ui = ui
+        self.extra = extra or []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -63,7 +64,8 @@ class Server:
     def start(self) -> Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kekong.cli", "serve", "--port", str(self.port), "--data-dir",
-             str(self.data_dir), *([] if self.ui else ["--no-ui"])], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             str(self.data_dir), *([] if self.ui else ["--no-ui"]), *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 90
         while time.time() < deadline:
             try:

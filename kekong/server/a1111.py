@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from kekong.errors import ParameterError
+from kekong.server.a1111_models import Img2ImgRequest, Txt2ImgRequest
 from kekong.server.a1111_request import Translated, translate
 from kekong.server.services import Services
 from kekong.server.store import DONE
@@ -24,16 +25,17 @@ def services(request: Request) -> Services:
 
 
 @router.post("/txt2img")
-async def txt2img(request: Request, payload: Annotated[dict[str, Any], Body()]) -> Any:
-    return await _generate(request, payload, "txt2img")
+async def txt2img(request: Request, body: Txt2ImgRequest) -> Any:
+    return await _generate(request, body.model_dump(), "txt2img")
 
 
 @router.post("/img2img")
-async def img2img(request: Request, payload: Annotated[dict[str, Any], Body()]) -> Any:
-    return await _generate(request, payload, "img2img")
+async def img2img(request: Request, body: Img2ImgRequest) -> Any:
+    return await _generate(request, body.model_dump(), "img2img")
 
 
 async def _generate(request: Request, payload: dict[str, Any], route: str) -> Any:
+    """`payload`: every field, defaults filled in as A1111 does (and echoed back as `parameters`)."""
     svc = services(request)
     translated = translate(payload, route, svc.options, svc.config.urls)
     answer = {"send_maps": translated.send_maps, "unit_maps": translated.unit_maps}

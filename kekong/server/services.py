@@ -92,6 +92,7 @@ class Services:
         if unknown:
             raise ParameterError(f"unknown option(s) {', '.join(unknown)}; kekong has: {', '.join(OPTION_DEFAULTS)}")
         for key, value in values.items():
+            _check_option(key, value)
             if key in ("sd_model_checkpoint", "sd_vae"):
                 name = model_name(value, key)
                 if name is not None:
@@ -122,6 +123,18 @@ class Services:
         image_out = result.image if result.image.dtype == np.uint8 else np.clip(result.image * 255, 0, 255).astype(
             np.uint8)
         return image_out, result.data
+
+
+_OPTION_CHOICES = {"randn_source": ("CPU", "GPU", "NV"), "eta_noise_seed_delta": (0,), "samples_format": ("png",),
+                   "enable_pnginfo": (True,), "control_net_no_detectmap": (True, False)}
+
+
+def _check_option(key: str, value: Any) -> None:
+    if key in _OPTION_CHOICES and not any(value == c and type(value) is type(c) for c in _OPTION_CHOICES[key]):
+        raise ParameterError(f"option {key}: {value!r} is not supported; kekong takes "
+                             + ", ".join(map(repr, _OPTION_CHOICES[key])))
+    if key == "CLIP_stop_at_last_layers" and (type(value) is not int or not 1 <= value <= 12):
+        raise ParameterError(f"option {key}: {value!r}; expected a whole number 1-12")
 
 
 def check_models(request) -> None:
