@@ -58,8 +58,7 @@ def control_types() -> dict[str, Any]:
 async def detect(request: Request, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Run a detector on each image: {"images": [...], "info": "Success"} (+ "poses" for OpenPose)."""
     from kekong.detect.registry import get
-    from kekong.io import image_source, load_image
-    from kekong.server.inputs import image_field
+    from kekong.server.inputs import image_array
 
     svc = request.app.state.services
     module = str(payload.get("controlnet_module") or "none")
@@ -81,12 +80,12 @@ async def detect(request: Request, payload: Annotated[dict[str, Any], Body()]) -
     masks = payload.get("controlnet_masks") or []
     outputs, poses = [], []
     for index, raw in enumerate(images):
-        image = load_image(image_source(image_field(raw, f"controlnet_input_images[{index}]", svc.config.urls)))
+        image = image_array(raw, f"controlnet_input_images[{index}]", svc.config.urls)
         mask = None
         if detector.takes_mask:
             if index >= len(masks):
                 raise ParameterError(f"controlnet_masks[{index}]: {module} needs a mask for each image")
-            mask = load_image(image_source(image_field(masks[index], f"controlnet_masks[{index}]")))[:, :, 0]
+            mask = image_array(masks[index], f"controlnet_masks[{index}]", svc.config.urls)[:, :, 0]
         detected, data = await run_in_threadpool(svc.detect, module, image, res, params, mask)
         outputs.append(_png_b64(detected))
         if data is not None:
@@ -117,4 +116,4 @@ def render_openpose_json(payload: Annotated[Any, Body()]) -> dict[str, Any]:
 def _png_b64(image: Any) -> str:
     from kekong.io import encode_image
 
-    return base64.b64encode(encode_image(image, "PNG")).decode()
+    return base64.b64encode(encode_image(image, "PNG", compress_level=1)).decode()

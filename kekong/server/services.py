@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ class Services:
     store: JobStore
     worker: Worker
     options: dict[str, Any] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
-    detect_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, config: ServerConfig) -> Services:
@@ -82,7 +80,7 @@ class Services:
             return None
         from kekong.generation.preview import latents_to_rgb
 
-        return encode_image(latents_to_rgb(running.latents), "PNG")
+        return encode_image(latents_to_rgb(running.latents), "PNG", compress_level=1)
 
     # -- options ---------------------------------------------------------------------------
     def set_options(self, values: dict[str, Any]) -> None:
@@ -115,11 +113,11 @@ class Services:
     # -- detectors -------------------------------------------------------------------------
     def detect(self, module: str, image: np.ndarray, res: int = 512, params: dict[str, Any] | None = None,
                mask: np.ndarray | None = None) -> tuple[np.ndarray, dict | None]:
-        """(control map, pose JSON or None). Detectors share models: one runs at a time."""
+        """(control map, pose JSON or None). Detectors are pure functions and the mediapipe graphs they
+        share lock themselves, so requests run side by side."""
         from kekong.detect import run
 
-        with self.detect_lock:
-            result = run(module, image, res=res, mask=mask, **(params or {}))
+        result = run(module, image, res=res, mask=mask, **(params or {}))
         image_out = result.image if result.image.dtype == np.uint8 else np.clip(result.image * 255, 0, 255).astype(
             np.uint8)
         return image_out, result.data

@@ -79,8 +79,7 @@ class UI:
         try:
             from kekong.detect import run
 
-            with self.services.detect_lock:
-                result = run("openpose", image)
+            result = run("openpose", image)
         except KekongError as error:
             raise gr.Error(str(error)) from None
         return json.dumps(result.data)
