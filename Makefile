@@ -41,6 +41,7 @@ bench: setup
 	# rivaGan, invisible-watermark's learned method, runs on onnxruntime (its models are in the wheel).
 	$(VENV)/bin/pip install -q onnxruntime
 	$(PY) benchmarks/watermark.py
+	$(PY) benchmarks/server.py
 
 # Retrain the shipped kekong-shapes model from nothing (< 60 min on 2 CPU cores; resumable).
 shipped-model: setup
