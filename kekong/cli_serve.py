@@ -22,6 +22,7 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="most images per request (batch size × count)")] = 8,
     max_side: Annotated[int, typer.Option(help="largest width/height in pixels")] = 2048,
     max_body_mb: Annotated[int, typer.Option(help="largest request body, MiB")] = 64,
+    max_megapixels: Annotated[float, typer.Option(help="largest decoded input image (KEKONG_MAX_PIXELS)")] = 40.0,
     allow_urls: Annotated[bool, typer.Option(
         "--allow-urls", help="accept http(s) URLs as image inputs (public hosts only, no redirects)")] = False,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="API only, no web UI at /ui")] = False,
@@ -36,8 +37,10 @@ def serve(
     from kekong.server.config import Limits, ServerConfig
     from kekong.server.inputs import UrlPolicy
 
-    if not 1 <= max_steps <= 150 or not 1 <= max_batch <= 800 or not 64 <= max_side <= 2048:
-        raise ParameterError("--max-steps must be 1-150, --max-batch 1-800, --max-side 64-2048")
+    if not 1 <= max_steps <= 150 or not 1 <= max_batch <= 800 or not 64 <= max_side <= 2048 \
+            or not 0 < max_megapixels <= 1000:
+        raise ParameterError("--max-steps must be 1-150, --max-batch 1-800, --max-side 64-2048, "
+                             "--max-megapixels above 0 and at most 1000")
     config = ServerConfig(host=host, port=port, api_key=api_key or None, insecure=insecure, data_dir=data_dir,
                           limits=Limits(max_steps, max_batch, max_side, max_body_mb * 2**20),
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
@@ -46,6 +49,7 @@ def serve(
     if insecure and not config.loopback and not api_key:
         typer.echo(f"WARNING: listening on {host} with no API key — anyone who can reach this port can use it",
                    err=True)
+    os.environ["KEKONG_MAX_PIXELS"] = str(int(max_megapixels * 1_000_000))  # io reads it at every decode
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     typer.echo(f"kekong serving on http://{host}:{port} (UI at /ui, API docs at /docs)")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")

@@ -47,6 +47,15 @@ def test_submit_poll_fetch(client):
     assert job["id"] in [j["id"] for j in client.get("/v1/jobs").json()]
 
 
+def test_detected_maps_are_kept_with_the_job(client):
+    photo = "data:image/png;base64," + b64_png(np.where(star_outline() > 0, 40, 230).astype(np.uint8))
+    job_id = client.post("/v1/jobs", json={"prompt": "a red star", **SMALL,
+                                           "controls": [{"module": "scribble_sketch", "image": photo}]}).json()["id"]
+    job = wait_for(client, job_id)
+    assert job["maps"] == [{"url": f"/v1/jobs/{job_id}/maps/0", "unit": 0, "module": "scribble_sketch"}]
+    assert decode_bytes(client.get(job["maps"][0]["url"]).content).size == (64, 64)
+
+
 def decode_bytes(data: bytes):
     import base64
 

@@ -82,3 +82,9 @@ def test_pose_from_photo_drag_a_joint_and_generate(page, astronaut, tmp_path):
     page.wait_for_selector("#gallery img")
     assert "done" in page.input_value("#status textarea")
     page.screenshot(path=str(ARTIFACTS / "3-generated.png"), full_page=True)
+
+    page.click("#gallery img")  # picking an image shows its parameters and its provenance check
+    page.wait_for_function("() => document.querySelector('#details textarea').value.includes('provenance')")
+    details = page.input_value("#details textarea")
+    assert "a red star on a white background" in details and "Steps: 20" in details
+    page.screenshot(path=str(ARTIFACTS / "4-parameters-and-provenance.png"), full_page=True)
