@@ -18,6 +18,8 @@ _STANDING = [(0.50, 0.16), (0.50, 0.28), (0.40, 0.28), (0.37, 0.43), (0.36, 0.57
              (0.64, 0.57), (0.44, 0.56), (0.44, 0.73), (0.44, 0.90), (0.56, 0.56), (0.56, 0.73), (0.56, 0.90),
              (0.48, 0.14), (0.52, 0.14), (0.46, 0.15), (0.54, 0.15)]
 
+_SHIFTS = (0.0, -0.25, 0.25, -0.12, 0.12)  # where each added figure stands, across the canvas
+
 LIMBS = [[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10], [1, 11], [11, 12], [12, 13],
          [1, 0], [0, 14], [14, 16], [0, 15], [15, 17]]
 COLORS = ["#ff0000", "#ff5500", "#ffaa00", "#ffff00", "#aaff00", "#55ff00", "#00ff00", "#00ff55", "#00ffaa",
@@ -48,7 +50,7 @@ def add_person(text: str | None) -> str:
     """Another standing figure, shifted so it does not cover the last one."""
     pose = parse(text)
     width, height = pose.get("canvas_width", 512), pose.get("canvas_height", 512)
-    shift = (0.18 * len(pose["people"])) % 0.5 - (0.18 if pose["people"] else 0)
+    shift = _SHIFTS[len(pose["people"]) % len(_SHIFTS)]
     points = []
     for x, y in _STANDING:
         points += [round((x + shift) * width, 1), round(y * height, 1), 1.0]

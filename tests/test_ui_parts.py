@@ -1,0 +1,55 @@
+"""The UI's pure parts: the request it builds from its widgets, the mask it reads from the image
+editor, and the pose editor's JSON operations."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kekong.errors import ParameterError
+from kekong.request import build_request
+from kekong.ui import pose_editor
+from kekong.ui.app import UI, enlarged, mask_from_editor
+
+
+def test_a_drawn_mask_becomes_white_where_painted():
+    layer = np.zeros((32, 32, 4), np.uint8)
+    layer[8:16, 8:16] = (255, 255, 255, 255)
+    mask = mask_from_editor({"background": np.zeros((32, 32, 3), np.uint8), "layers": [layer]})
+    assert mask.shape == (32, 32, 3) and mask[10, 10, 0] == 255 and mask[0, 0, 0] == 0
+    assert mask_from_editor({"background": None, "layers": [np.zeros((32, 32, 4), np.uint8)]}) is None
+
+
+def test_widgets_become_a_valid_request():
+    image = np.zeros((64, 64, 3), np.uint8)
+    layer = np.zeros((64, 64, 4), np.uint8)
+    layer[:32] = 255
+    unit = (True, image, "canny", "kekong-shapes-outline [5a3230e5]", 0.8, 0.0, 0.7, "Balanced", "Just Resize", 256,
+            None)
+    disabled = (False, image, "none", "Automatic", 1, 0, 1, "Balanced", "Crop and Resize", 512, None)
+    fields = UI(None).fields("a red star", "", "Euler a", 10, 7, 3, 64, 64, 1,
+                             {"background": image, "layers": [layer]}, 0.5, [unit, disabled, disabled])
+    request = build_request(**fields)
+    assert request.mode == "inpaint" and request.denoising_strength == 0.5
+    [control] = request.controls
+    assert control.model == "kekong-shapes-outline" and control.end == 0.7 and control.res == 256
+
+
+def test_step_previews_are_enlarged_for_the_eye():
+    assert enlarged(np.zeros((8, 8, 3), np.uint8)).shape == (256, 256, 3)
+
+
+def test_pose_editor_adds_removes_and_checks_people():
+    pose = pose_editor.add_person(pose_editor.empty_pose(256, 256))
+    pose = pose_editor.add_person(pose)
+    people = json.loads(pose)["people"]
+    assert len(people) == 2 and len(people[0]["pose_keypoints_2d"]) == 54
+    assert people[0]["pose_keypoints_2d"][0] != people[1]["pose_keypoints_2d"][0]  # side by side
+    assert len(json.loads(pose_editor.remove_person(pose))["people"]) == 1
+    assert pose_editor.render(pose).shape == (256, 256, 3)
+    with pytest.raises(ParameterError, match="malformed"):
+        pose_editor.parse("{not json")
+    with pytest.raises(Exception, match="pose_keypoints_2d has 3 values"):
+        pose_editor.parse(json.dumps({"people": [{"pose_keypoints_2d": [1, 2, 3]}]}))
