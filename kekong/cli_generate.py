@@ -83,6 +83,10 @@ def generate(
         "--out", "-o", help=".png, .jpg or .webp to write (-0001… for several)")] = Path("kekong.png"),
     model: Annotated[str | None, typer.Option(help="base model: file, folder, name or hub id")] = None,
     vae: Annotated[str | None, typer.Option(help="VAE file, folder or name (default: the model's own)")] = None,
+    refiner: Annotated[str | None, typer.Option(help="a model that finishes the sampling (the SDXL refiner)")
+                       ] = None,
+    refiner_switch_at: Annotated[float, typer.Option(help="fraction of the steps after which the refiner takes over")
+                                 ] = 0.8,
     prediction_type: Annotated[str | None, typer.Option(help="epsilon or v_prediction (default: the model's)")] = None,
     control: Annotated[list[str] | None, typer.Option(
         "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
@@ -142,6 +146,7 @@ def generate(
     else:
         fields = dict(
             prompt=prompt, negative_prompt=negative, model=model, vae=vae, prediction_type=prediction_type,
+            refiner=refiner, refiner_switch_at=refiner_switch_at,
             seed=seed, subseed=subseed,
             subseed_strength=subseed_strength, rng=rng,
             steps=steps, cfg_scale=cfg,

@@ -174,6 +174,9 @@ class GenerationRequest(_Strict):
     negative_prompt: str = Field("", max_length=20_000)
     model: str | None = Field(None, description="base model; default: the shipped kekong-shapes")
     vae: str | None = Field(None, description="VAE file, folder or name; None (or Automatic) = the model's own")
+    refiner: str | None = Field(None, description="a second model that finishes the sampling (the SDXL refiner)")
+    refiner_switch_at: float = Field(0.8, ge=0, le=1, description="fraction of the steps after which the "
+                                     "refiner takes over")
     prediction_type: PredictionType | None = Field(None, description="override what the model predicts: epsilon "
                                                    "or v_prediction (SD 2.x 768-v); default: the model's config")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 = random; the used seed is recorded")
@@ -222,7 +225,7 @@ class GenerationRequest(_Strict):
             raise ValueError(f"{value} is not a multiple of 8 (try {value - value % 8})")
         return value
 
-    @field_validator("vae", mode="before")
+    @field_validator("vae", "refiner", mode="before")
     @classmethod
     def _vae(cls, value: Any) -> str | None:
         return None if value is None or str(value).strip().lower() in ("", "automatic", "none") else str(value)

@@ -118,7 +118,7 @@ def test_img2img_with_mask_and_init_images_returned(client):
     ("restore_faces", True, "restore_faces"),
     ("tiling", True, "tiling"),
     ("styles", ["my style"], "styles"),
-    ("refiner_checkpoint", "sdxl_refiner", "refiner_checkpoint"),
+    ("refiner_checkpoint", "/models/sdxl_refiner.safetensors", "refiner_checkpoint"),
     ("script_name", "x/y/z plot", "script_name"),
     ("override_settings", {"sd_hypernetwork": "x"}, "override_settings.sd_hypernetwork"),
     ("alwayson_scripts", {"ADetailer": {"args": [{"ad_model": "face_yolov8n.pt"}]}}, "alwayson_scripts.ADetailer"),
@@ -220,3 +220,11 @@ def test_png_info_reads_what_txt2img_wrote(client):
 def test_interrogate_structure_runs_offline(client, astronaut):
     answer = client.post("/sdapi/v1/interrogate", json={"image": b64_png(astronaut), "model": "structure"})
     assert answer.status_code == 200 and "one person" in answer.json()["caption"]
+
+
+def test_refiner_checkpoint_is_honoured(client):
+    response = client.post("/sdapi/v1/txt2img", json={"prompt": "a red star", **SMALL, "refiner_checkpoint":
+                                                      "kekong-shapes [f14907e277]", "refiner_switch_at": 0.5})
+    assert response.status_code == 200, response.text
+    text = info(response)["infotexts"][0]
+    assert "Refiner: kekong-shapes [" in text and "Refiner switch at: 0.5" in text

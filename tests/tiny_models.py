@@ -91,3 +91,31 @@ def build_tiny_controlnet(folder: Path, sdxl: bool = False, seed: int = 1) -> Pa
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
     controlnet.save_pretrained(folder)
     return Path(folder)
+
+
+def build_tiny_refiner(folder: Path) -> Path:
+    """An SDXL-refiner-shaped model: OpenCLIP-bigG's stand-in alone (text_encoder_2), and a UNet
+    whose micro-conditioning has five slots (size, crop, aesthetic score) instead of six."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+    folder = Path(folder)
+    torch.manual_seed(3)
+    UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=48, norm_num_groups=32, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=8 * 5 + 48, use_linear_projection=True, attention_head_dim=(2, 4),
+    ).save_pretrained(folder / "unet")
+    tiny_vae().save_pretrained(folder / "vae")
+    CLIPTextModelWithProjection(_clip_config(hidden=48)).save_pretrained(folder / "text_encoder_2")
+    CLIPTokenizer(str(TOKENIZER_FILES / "vocab.json"), str(TOKENIZER_FILES / "merges.txt"), pad_token="!",
+                  model_max_length=77).save_pretrained(folder / "tokenizer_2")
+    base = json.loads((build_tiny_base(folder / "_sdxl", sdxl=True) / "model_index.json").read_text())
+    (folder / "scheduler").mkdir(parents=True, exist_ok=True)
+    (folder / "scheduler" / "scheduler_config.json").write_text(
+        (folder / "_sdxl" / "scheduler" / "scheduler_config.json").read_text())
+    index = {**base, "_class_name": "StableDiffusionXLImg2ImgPipeline", "text_encoder": [None, None],
+             "tokenizer": [None, None]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    return folder

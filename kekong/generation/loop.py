@@ -51,12 +51,14 @@ class Guidance:
     uncond: Schedule | None  # None when CFG scale is 1 (no unconditional pass)
     scale: float
     steps: int  # sampling steps the schedules count in
-    time_ids: torch.Tensor | None = None  # SDXL micro-conditioning (B, 6)
+    time_ids: torch.Tensor | None = None  # SDXL micro-conditioning (B, 6; the refiner's B, 5)
+    uncond_time_ids: torch.Tensor | None = None  # where they differ (the refiner's aesthetic score)
 
     def inputs(self, step: int) -> tuple[torch.Tensor, dict | None]:
         """UNet text inputs at a 1-based step: [uncond, part 1, part 2, …] stacked."""
         conds = [pick(schedule_, step) for _, schedule_ in self.parts]
-        return _stack(conds, pick(self.uncond, step) if self.uncond else None, self.time_ids)
+        return _stack(conds, pick(self.uncond, step) if self.uncond else None, self.time_ids,
+                      self.uncond_time_ids)
 
     def combine(self, prediction: torch.Tensor, batch: int) -> torch.Tensor:
         """Classifier-free guidance (composable: uncond + scale · Σ wᵢ (condᵢ − uncond))."""
@@ -89,13 +91,25 @@ class InpaintChannels:
     masked_latents: torch.Tensor  # (B, 4, h, w)
 
 
-def _stack(conds: list[Conditioning], uncond: Conditioning | None,
-           time_ids: torch.Tensor | None) -> tuple[torch.Tensor, dict | None]:
+def _stack(conds: list[Conditioning], uncond: Conditioning | None, time_ids: torch.Tensor | None,
+           uncond_time_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict | None]:
     rows = ([uncond] if uncond is not None else []) + conds
     embeds = torch.cat([c.embeds for c in rows])
     if conds[0].pooled is None:
         return embeds, None
-    return embeds, {"text_embeds": torch.cat([c.pooled for c in rows]), "time_ids": torch.cat([time_ids] * len(rows))}
+    ids = [time_ids] * len(conds)
+    if uncond is not None:
+        ids.insert(0, uncond_time_ids if uncond_time_ids is not None else time_ids)
+    return embeds, {"text_embeds": torch.cat([c.pooled for c in rows]), "time_ids": torch.cat(ids)}
+
+
+@dataclass
+class Refiner:
+    """A second model that takes over the sampling from step index `start` (A1111's refiner)."""
+
+    start: int
+    unet: Any
+    guidance: Guidance
 
 
 def _conditional(tensor: Any, uncond_rows: int) -> Any:
@@ -181,15 +195,18 @@ def adapter_features(units: list[PreparedUnit], step: int, total: int, rows: int
 def denoise(
     unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, guidance: Guidance,
     units: list[PreparedUnit], generators: list[torch.Generator], on_step: OnStep | None = None,
-    blend: InpaintBlend | None = None, channels: InpaintChannels | None = None,
+    blend: InpaintBlend | None = None, channels: InpaintChannels | None = None, refiner: Refiner | None = None,
 ) -> torch.Tensor:
-    """Run the sampler over `timesteps`; returns the final latents."""
+    """Run the sampler over `timesteps`; returns the final latents. With a refiner, its UNet and
+    conditioning take over at `refiner.start`; control units act before the switch only."""
     cfg = guidance.uncond is not None
     batch = latents.shape[0]
     copies = len(guidance.parts) + (1 if cfg else 0)
     step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     total = len(timesteps)
     for i, t in enumerate(timesteps):
+        if refiner is not None and i == refiner.start:
+            unet, guidance, units = refiner.unet, refiner.guidance, []
         embeds, added = guidance.inputs(i * guidance.steps // total + 1)
         latent_in = torch.cat([latents] * copies) if copies > 1 else latents
         latent_in = scheduler.scale_model_input(latent_in, t)

@@ -65,6 +65,10 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     units = load_units(base, request.active_units)
     if request.vae is not None:
         load_vae(request.vae, base)  # a missing or misfitting VAE is refused before any work
+    if request.refiner is not None:
+        from kekong.generation.refiner import check
+
+        check(base, request.refiner)
     size = (request.height, request.width)
     prepared = _prepare_init(request, size)
     detect_units(units, size, request.init_image, crop=prepared.crop if prepared else None,
@@ -183,13 +187,13 @@ def sample(base, request: GenerationRequest, units: list[PreparedUnit], seeds: l
     timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]
-    parts, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps,
-                                     request.clip_skip)
-    guidance = Guidance(parts, uncond if request.cfg_scale > 1 else None, request.cfg_scale, run_steps)
-    first = parts[0][1][0][1]
-    if first.pooled is not None:
-        h, w = request.height, request.width
-        guidance.time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=first.embeds.dtype).repeat(count, 1)
+    guidance = _guidance(base, request, texts, run_steps)
+    first = guidance.parts[0][1][0][1]
+    refiner = None
+    if request.refiner is not None:
+        from kekong.generation.refiner import refiner_for
+
+        refiner = refiner_for(request, len(timesteps), lambda model: _guidance(model, request, texts, run_steps))
     channels = base.vae.config.latent_channels
     shape = (count, channels, request.height // base.vae_scale, request.width // base.vae_scale)
     resize_from = (max(request.seed_resize_from_h, 0) // base.vae_scale, max(request.seed_resize_from_w, 0) //
@@ -216,7 +220,21 @@ def sample(base, request: GenerationRequest, units: list[PreparedUnit], seeds: l
             else:
                 blend = InpaintBlend(init, noise, latent_mask)
     return denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
-                   blend, inpaint_channels)
+                   blend, inpaint_channels, refiner)
+
+
+def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int) -> Guidance:
+    """The prompt's conditioning for `base` (the refiner encodes with its own text encoders)."""
+    from kekong.generation.refiner import micro_conditioning
+
+    parts, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps,
+                                     request.clip_skip)
+    guidance = Guidance(parts, uncond if request.cfg_scale > 1 else None, request.cfg_scale, run_steps)
+    first = parts[0][1][0][1]
+    if first.pooled is not None:
+        guidance.time_ids, guidance.uncond_time_ids = micro_conditioning(
+            base, request.height, request.width, len(texts), first.pooled.shape[-1], first.embeds.dtype)
+    return guidance
 
 
 def _encode_image(base, image: np.ndarray, generators: list[torch.Generator] | None) -> torch.Tensor:

@@ -32,6 +32,12 @@ class Conditioning:
 Schedule = list[tuple[int, Conditioning]]  # (last step, conditioning), steps 1-based
 
 
+def is_sdxl(base) -> bool:
+    """SDXL-style conditioning (penultimate layer, pooled embedding, micro-conditioning): the SDXL
+    base (two text encoders) and the SDXL refiner (OpenCLIP-bigG alone)."""
+    return base.unet.config.get("addition_embed_type") == "text_time"
+
+
 def pick(schedule_: Schedule, step: int) -> Conditioning:
     for last, conditioning in schedule_:
         if step <= last:
@@ -85,7 +91,7 @@ def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int,
 
     parts = [(split[0][i][1], build(plans)) for i, plans in enumerate(part_plans)]
     uncond = build(negative_plans)
-    if len(base.text_encoders) == 2 and all(not n for n in negatives):
+    if is_sdxl(base) and all(not n for n in negatives):
         # SDXL base models are trained with zeros for an empty prompt (force_zeros_for_empty_prompt)
         uncond = [(last, Conditioning(torch.zeros_like(c.embeds), torch.zeros_like(c.pooled))) for last, c in uncond]
     return parts, uncond
@@ -101,7 +107,7 @@ def _text_at(plan: list[tuple[int, str]], step: int) -> str:
 def _encode_texts(base, texts: list[str], clip_skip: int, count: int | None) -> Conditioning:
     if not base.uses_clip:
         return _encode_plain(base.text_encoders[0], base.tokenizers[0], texts)
-    sdxl = len(base.text_encoders) == 2
+    sdxl = is_sdxl(base)
     count = count or max(len(_chunks(base.tokenizers[0], t)) for t in texts)
     hidden, pooled = [], None
     for encoder, tokenizer in zip(base.text_encoders, base.tokenizers, strict=True):

@@ -63,6 +63,12 @@ def infotext_params(generated) -> dict[str, Any]:
     }
     if request.enable_hr:
         params.update(_hires_params(request))
+    if request.refiner is not None:
+        from kekong.models.refs import resolve
+
+        refiner = resolve(request.refiner, "base")
+        params["Refiner"] = f"{refiner.name} [{short_hash(refiner.path)}]"
+        params["Refiner switch at"] = float(request.refiner_switch_at)
     for unit in generated.units:
         # validated params are in the detector's declaration order: its first two sliders
         numeric = [v for v in unit.unit.params.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]

@@ -23,14 +23,14 @@ A1111_DEFAULTS = {"steps": 50, "sampler": "Euler", "width": 512, "height": 512}
 # Fields that never change the image.
 _NO_EFFECT = {"do_not_save_samples", "do_not_save_grid", "save_images", "comments", "force_task_id",
               "override_settings_restore_afterwards", "image_cfg_scale", "send_images", "sampler_index",
-              "include_init_images", "refiner_switch_at"}  # the switch point acts only with a refiner
+              "include_init_images"}
 
 _NONE = (None, "", "None")
 # field → the values kekong accepts (the defaults, or values that do nothing)
 _DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
     "styles": (None, ()), "restore_faces": (None, False), "tiling": (None, False),
     "s_min_uncond": (None, 0), "s_churn": (None, 0), "s_tmin": (None, 0), "s_noise": (None, 1),
-    "s_tmax": (None, 0, math.inf), "refiner_checkpoint": _NONE, "hr_checkpoint_name": (*_NONE, "Use same checkpoint"),
+    "s_tmax": (None, 0, math.inf), "hr_checkpoint_name": (*_NONE, "Use same checkpoint"),
     "firstphase_width": (None, 0), "firstphase_height": (None, 0), "script_name": _NONE, "script_args": (None, ()),
     "infotext": _NONE, "firstpass_image": _NONE, "latent_mask": _NONE, "initial_noise_multiplier": (None, 1),
     "mask_round": (None, True), "resize_mode": (None, 0, "0", "Just resize"), "disable_extra_networks": (None, False),
@@ -39,7 +39,6 @@ _WHY = {
     "styles": "kekong has no saved styles; put the style text in the prompt",
     "restore_faces": "face restoration (GFPGAN/CodeFormer) is not in kekong",
     "tiling": "tiling is not in kekong",
-    "refiner_checkpoint": "the SDXL refiner is not in kekong yet",
     "hr_checkpoint_name": "a separate hires checkpoint is not in kekong",
     "script_name": "A1111 scripts do not run in kekong",
     "script_args": "A1111 scripts do not run in kekong",
@@ -58,7 +57,8 @@ _TXT2IMG_MAP = {"prompt": "prompt", "negative_prompt": "negative_prompt", "seed"
                 "hr_resize_x": "hr_resize_x", "hr_resize_y": "hr_resize_y", "hr_sampler_name": "hr_sampler_name",
                 "hr_scheduler": "hr_scheduler", "hr_prompt": "hr_prompt", "hr_negative_prompt": "hr_negative_prompt"}
 _IMG2IMG_MAP = {"inpainting_fill": "inpainting_fill", "inpaint_full_res_padding": "only_masked_padding"}
-_HANDLED = {"sampler_name", "override_settings", "alwayson_scripts", "init_images", "mask", "mask_blur",
+_HANDLED = {"refiner_checkpoint", "refiner_switch_at", "sampler_name", "override_settings", "alwayson_scripts",
+            "init_images", "mask", "mask_blur",
             "mask_blur_x", "mask_blur_y", "inpaint_full_res", "inpainting_mask_invert", "eta"}
 
 # override_settings / options keys → request fields
@@ -102,6 +102,11 @@ def translate(payload: Any, route: str, options: dict[str, Any], urls: UrlPolicy
     for key in ("hr_upscaler", "hr_sampler_name", "hr_scheduler"):
         if fields.get(key) is None:
             fields.pop(key, None)
+    refiner = model_name(payload.get("refiner_checkpoint"), "refiner_checkpoint")
+    if refiner is not None:
+        fields["refiner"] = refiner
+        if payload.get("refiner_switch_at") is not None:
+            fields["refiner_switch_at"] = payload["refiner_switch_at"]
     _apply_options(fields, options, "options")
     _apply_options(fields, payload.get("override_settings") or {}, "override_settings")
     _check_eta(payload.get("eta"), fields["sampler"])

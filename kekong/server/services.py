@@ -140,7 +140,7 @@ def check_models(request) -> None:
     from kekong.models.refs import resolve
     from kekong.server.inputs import model_name
 
-    names = [("model", request.model, "base"), ("vae", request.vae, "vae")]
+    names = [("model", request.model, "base"), ("vae", request.vae, "vae"), ("refiner", request.refiner, "base")]
     names += [(f"controls[{i}].model", unit.model, "controlnet") for i, unit in enumerate(request.controls)]
     names += [(f"loras[{i}].path", lora.path, "lora") for i, lora in enumerate(request.loras)]
     from kekong.prompt.syntax import extract_loras
