@@ -174,6 +174,10 @@ def test_options_read_write_and_drive_defaults(client):
     response = client.post("/sdapi/v1/txt2img", json={"prompt": "x", **SMALL})
     assert "RNG: NV" in info(response)["infotexts"][0]
     client.post("/sdapi/v1/options", json={"randn_source": "CPU"})
+    assert client.post("/sdapi/v1/options", json={"show_progress_type": "Approx cheap"}).status_code == 200
+    approx_nn = client.post("/sdapi/v1/options", json={"show_progress_type": "Approx NN"})
+    assert approx_nn.status_code == 422 and "TAESD" in approx_nn.json()["detail"]
+    client.post("/sdapi/v1/options", json={"show_progress_type": "TAESD"})
     refused = client.post("/sdapi/v1/options", json={"sd_checkpoint_cache": 3})
     assert refused.status_code == 422 and "sd_checkpoint_cache" in refused.json()["detail"]
 

@@ -65,7 +65,8 @@ _HANDLED = {"refiner_checkpoint", "refiner_switch_at", "sampler_name", "override
 OPTION_FIELDS = {"sd_model_checkpoint": "model", "sd_vae": "vae", "CLIP_stop_at_last_layers": "clip_skip",
                  "randn_source": "rng"}
 _OPTION_DEFAULT_ONLY = {"eta_noise_seed_delta": (0,), "samples_format": ("png",), "enable_pnginfo": (True,),
-                        "control_net_no_detectmap": (False, True)}
+                        "control_net_no_detectmap": (False, True),
+                        "show_progress_type": ("Approx cheap", "TAESD", "Full")}  # previews only
 
 
 @dataclass

@@ -19,7 +19,8 @@ from kekong.server.worker import Worker
 
 OPTION_DEFAULTS: dict[str, Any] = {"sd_model_checkpoint": "kekong-shapes", "sd_vae": "Automatic",
                                    "CLIP_stop_at_last_layers": 1, "randn_source": "CPU", "eta_noise_seed_delta": 0,
-                                   "samples_format": "png", "enable_pnginfo": True, "control_net_no_detectmap": False}
+                                   "samples_format": "png", "enable_pnginfo": True, "control_net_no_detectmap": False,
+                                   "show_progress_type": "TAESD"}
 
 
 @dataclass
@@ -71,16 +72,21 @@ class Services:
     def image_b64(self, job: Job, name: str) -> str:
         return base64.b64encode(self.file(job, name).read_bytes()).decode()
 
-    def preview_png(self) -> bytes | None:
-        """The running job's latest step, decoded cheaply (no VAE), as PNG."""
-        from kekong.io import encode_image
+    def preview(self, job_id: str | None = None) -> np.ndarray | None:
+        """The running job's latest step (the `show_progress_type` option says how it is decoded)."""
+        from kekong.generation.preview import render
+        from kekong.models.load import load_base
 
         running = self.worker.running
-        if running is None or running.latents is None:
+        if running is None or running.latents is None or (job_id is not None and running.job_id != job_id):
             return None
-        from kekong.generation.preview import latents_to_rgb
+        return render(running.latents, load_base(running.model), self.options["show_progress_type"])
 
-        return encode_image(latents_to_rgb(running.latents), "PNG", compress_level=1)
+    def preview_png(self) -> bytes | None:
+        from kekong.io import encode_image
+
+        image = self.preview()
+        return None if image is None else encode_image(image, "PNG", compress_level=1)
 
     # -- options ---------------------------------------------------------------------------
     def set_options(self, values: dict[str, Any]) -> None:
@@ -124,7 +130,8 @@ class Services:
 
 
 _OPTION_CHOICES = {"randn_source": ("CPU", "GPU", "NV"), "eta_noise_seed_delta": (0,), "samples_format": ("png",),
-                   "enable_pnginfo": (True,), "control_net_no_detectmap": (True, False)}
+                   "enable_pnginfo": (True,), "control_net_no_detectmap": (True, False),
+                   "show_progress_type": ("Approx cheap", "TAESD", "Full")}
 
 
 def _check_option(key: str, value: Any) -> None:

@@ -23,6 +23,7 @@ class Running:
     """What the worker is doing now."""
 
     job_id: str
+    model: str | None = None  # the base model's reference (previews decode in its latent space)
     step: int = 0
     total: int = 0
     started: float = 0.0
@@ -102,7 +103,8 @@ class Worker:
     def _run(self, job: Job) -> None:
         from kekong.generation.loop import Cancelled
 
-        self.running = Running(job.id, total=job.total, started=time.time())
+        self.running = Running(job.id, model=job.payload["request"].get("model"), total=job.total,
+                               started=time.time())
         try:
             result = execute(job, self.store.output_dir(job.id), self._on_step)
             self.store.finish(job.id, DONE, result=result)

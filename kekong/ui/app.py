@@ -122,10 +122,9 @@ class UI:
         event = self.services.worker.finished_event(job.id)
         while not event.wait(0.3):
             running = self.services.worker.running
-            if running is not None and running.job_id == job.id and running.latents is not None:
-                from kekong.generation.preview import latents_to_rgb
-
-                yield enlarged(latents_to_rgb(running.latents)), f"step {running.step} / {running.total}", gr.skip()
+            preview = self.services.preview(job.id)
+            if preview is not None and running is not None:
+                yield enlarged(preview), f"step {running.step} / {running.total}", gr.skip()
             else:
                 yield gr.skip(), "queued", gr.skip()
         job = self.services.store.get(job.id)
