@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from kekong.errors import KekongError, MissingWeightsError
-from kekong.models import single_file
+from kekong.models import precision, single_file
 from kekong.models.hashes import legacy_hash, short_hash
 from kekong.models.refs import DEFAULT_BASE, ModelRef, resolve
 from kekong.models.weights import load_state_dict
@@ -113,12 +113,15 @@ def load_base(reference: str | None = None, config: str | Path | None = None) ->
     """A base model by reference (default: the shipped kekong-shapes), from the cache when loaded."""
     ref = resolve(reference or DEFAULT_BASE, "base")
     quiet_loading()
-    return CACHE.get(f"base:{ref.path.resolve()}:{config}", lambda: _load_base(ref, config))
+    return CACHE.get(f"base:{ref.path.resolve()}:{config}:{precision.setting()}", lambda: _load_base(ref, config))
 
 
 def _load_base(ref: ModelRef, config: str | Path | None) -> BaseModel:
     if ref.is_file:
         parts = single_file.load_components(load_state_dict(ref.path), Path(config) if config else None)
+        for name in ("unet", "vae"):  # each built in fp32 from the file, then stored as `auto` decides
+            parts[name] = precision.keep_in(parts[name], precision.storage_dtype(
+                precision.model_fp32_bytes(parts[name])))
         if single_file.predicts_v(ref.path):
             parts["scheduler_config"] = {**parts["scheduler_config"], "prediction_type": "v_prediction"}
             if unet_family(parts["unet"].config) == "sd2":
@@ -140,11 +143,15 @@ def _load_base_folder(ref: ModelRef) -> BaseModel:
         module = diffusers if library == "diffusers" else transformers
         source = extra.get("components", {}).get(name)
         where = _package_path(source) if source else folder / name
-        options = {"torch_dtype": torch.float32} if library == "diffusers" else {}  # shipped weights are fp16
+        cls = getattr(module, class_name)
+        weighted = isinstance(cls, type) and issubclass(cls, torch.nn.Module)  # not a tokenizer
+        storage = precision.storage_dtype(precision.safetensors_fp32_bytes(where)) if weighted else None
+        options = {"torch_dtype" if library == "diffusers" else "dtype": storage or torch.float32} if weighted else {}
         try:
-            return getattr(module, class_name).from_pretrained(where, local_files_only=True, **options)
+            model = cls.from_pretrained(where, local_files_only=True, **options)
         except (OSError, ValueError) as exc:
             raise KekongError(f"{ref.name}: cannot load {name} from {where}: {exc}") from None
+        return precision.keep_in(model, storage) if storage is not None else model
 
     encoders = [component(n) for n in ("text_encoder", "text_encoder_2") if n in index and index[n][0]]
     tokenizers = [component(n) for n in ("tokenizer", "tokenizer_2") if n in index and index[n][0]]
@@ -171,7 +178,8 @@ def _package_path(source: str) -> Path:
 def load_controlnet(reference: str, config: str | Path | None = None) -> tuple[Any, ModelRef]:
     """A ControlNetModel (diffusers folder, single file in either layout, hub id, or name)."""
     ref = resolve(reference, "controlnet")
-    model = CACHE.get(f"controlnet:{ref.path.resolve()}:{config}", lambda: _load_controlnet(ref, config))
+    key = f"controlnet:{ref.path.resolve()}:{config}:{precision.setting()}"  # loaded per storage setting
+    model = CACHE.get(key, lambda: _load_controlnet(ref, config))
     return model, ref
 
 
@@ -183,16 +191,21 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
     if ref.is_file:
         state = load_state_dict(ref.path)
         refuse_adapter_weights(ref.name, set(state))  # an adapter is named, not misread as a ControlNet
-        return single_file.load_controlnet(state, Path(config) if config else None)
+        model = single_file.load_controlnet(state, Path(config) if config else None)
+        storage = precision.storage_dtype(precision.model_fp32_bytes(model))
+        return precision.keep_in(model, storage) if storage is not None else model
     config_file = ref.path / "config.json"
     class_name = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
     if class_name == "T2IAdapter":
         return _load_t2i_adapter(ref)
     refuse_adapter_weights(ref.name, set(), class_name)
+    storage = precision.storage_dtype(precision.safetensors_fp32_bytes(ref.path))
     try:
-        return ControlNetModel.from_pretrained(ref.path, local_files_only=True, torch_dtype=torch.float32).eval()
+        model = ControlNetModel.from_pretrained(ref.path, local_files_only=True,
+                                                torch_dtype=storage or torch.float32).eval()
     except (OSError, ValueError) as exc:
         raise KekongError(f"cannot load ControlNet {ref.name} from {ref.path}: {exc}") from None
+    return precision.keep_in(model, storage) if storage is not None else model
 
 
 def _load_t2i_adapter(ref: ModelRef) -> Any:

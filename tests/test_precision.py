@@ -1,0 +1,71 @@
+"""Half-precision storage with fp32 compute (KEKONG_WEIGHTS): half the memory for the weights,
+nearly the same image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import kekong
+from kekong.errors import ParameterError
+from kekong.models import precision
+from kekong.models.load import load_base
+from tests.tiny_models import build_tiny_base, build_tiny_controlnet
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("precision")
+    return str(build_tiny_base(root / "base")), str(build_tiny_controlnet(root / "cn"))
+
+
+def generate(folders, control):
+    base, controlnet = folders
+    return kekong.generate(prompt="a lighthouse", model=base, seed=3, steps=6, sampler="Euler", width=64, height=64,
+                           controls=[{"module": "none", "image": control, "model": controlnet}])[0]
+
+
+@pytest.fixture(scope="module")
+def control(tmp_path_factory):
+    from kekong.io import save_image
+
+    canvas = np.zeros((64, 64, 3), np.uint8)
+    canvas[16:48, 30:34] = 255
+    return str(save_image(canvas, tmp_path_factory.mktemp("map") / "map.png"))
+
+
+def test_fp16_storage_halves_the_weights_and_keeps_the_image(folders, control, monkeypatch):
+    full = generate(folders, control)
+    monkeypatch.setenv("KEKONG_WEIGHTS", "fp16")
+    half = generate(folders, control)
+    unet = load_base(folders[0]).unet
+    assert precision.stored_as(unet) == torch.float16
+    assert unet.conv_in.weight.dtype == torch.float16  # stored half …
+    assert unet.conv_norm_out.weight.dtype == torch.float32  # … norms stay fp32
+    stored = sum(p.numel() * p.element_size() for p in unet.parameters())
+    assert stored < 0.6 * precision.model_fp32_bytes(unet)
+    difference = np.abs(full.image.astype(int) - half.image.astype(int))
+    assert difference.mean() < 2 and difference.max() < 40  # fp16-rounded weights, fp32 arithmetic
+
+
+def test_auto_keeps_only_big_components_in_half_precision(monkeypatch):
+    monkeypatch.setattr(precision, "total_memory", lambda: 24 * 2**30)
+    assert precision.storage_dtype(10 * 2**30) == torch.float16  # the SDXL UNet (10.3 GB in fp32)
+    assert precision.storage_dtype(5 * 2**30) == torch.float16  # an SDXL ControlNet
+    assert precision.storage_dtype(int(3.4 * 2**30)) is None  # SD 1.5's UNet: plain fp32 is faster
+    monkeypatch.setenv("KEKONG_WEIGHTS", "fp32")
+    assert precision.storage_dtype(10 * 2**30) is None
+
+
+def test_an_unknown_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("KEKONG_WEIGHTS", "int4")
+    with pytest.raises(ParameterError, match="KEKONG_WEIGHTS"):
+        precision.storage_dtype(1)
+
+
+def test_sizes_come_from_the_file_headers(folders):
+    from pathlib import Path
+
+    unet = load_base(folders[0]).unet
+    assert precision.safetensors_fp32_bytes(Path(folders[0]) / "unet") == precision.model_fp32_bytes(unet)
