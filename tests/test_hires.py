@@ -72,7 +72,7 @@ def test_units_act_in_the_passes_their_hr_option_names(models, monkeypatch, opti
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"hr_upscaler": "R-ESRGAN 4x+"}, "learned upscalers"),
+    ({"hr_upscaler": "R-ESRGAN 4x+"}, "is not available"),
     ({"init_image": "x.png"}, "hires fix is for txt2img"),
     ({"hr_sampler_name": "Nonsense"}, "unknown hires sampler"),
     ({"controls": [{"module": "none", "image": "x.png", "hr_option": "sometimes"}]}, "unknown hr_option"),

@@ -3,8 +3,8 @@ the larger size (its own steps, sampler, schedule and prompt; `denoising_strengt
 
 Upscalers: the latent ones resize the first pass's latents (`Latent`, with bilinear, bicubic or
 nearest interpolation, optionally antialiased); `Lanczos`, `Nearest` and `None` decode, resize
-the image and encode it again. Learned upscalers (ESRGAN and kin) are refused by name: kekong
-has no architecture code for their weights.
+the image and encode it again; learned ESRGAN-family upscalers (models/esrgan.py) found in the
+models folder by their A1111 name do the same with the network, then Lanczos to the exact size.
 """
 
 from __future__ import annotations
@@ -34,16 +34,29 @@ def check(request: GenerationRequest) -> None:
 
     if request.init_image is not None:
         raise ValueError("hires fix is for txt2img; img2img already starts from an image")
-    if request.hr_upscaler not in UPSCALERS:
-        raise ValueError(f"hires upscaler {request.hr_upscaler!r} is not available: learned upscalers "
-                         f"(ESRGAN, SwinIR…) need architecture code kekong does not have; use one of: "
-                         f"{', '.join(UPSCALERS)}")
+    if request.hr_upscaler not in UPSCALERS and learned(request.hr_upscaler) is None:
+        from kekong.models import esrgan
+
+        raise ValueError(f"hires upscaler {request.hr_upscaler!r} is not available; use one of: "
+                         f"{', '.join([*UPSCALERS, *esrgan.available()])} (ESRGAN-family .pth/.safetensors files go "
+                         f"in the models folder's ESRGAN/; SwinIR, LDSR and ScuNET are not supported)")
     if request.hr_sampler_name:
         sampler, schedule = split_sampler_name(request.hr_sampler_name, request.hr_scheduler or "Automatic")
         if sampler not in SAMPLER_NAMES:
             raise ValueError(f"unknown hires sampler {request.hr_sampler_name!r}")
         if schedule not in SCHEDULE_TYPES:
             raise ValueError(f"unknown hires schedule type {request.hr_scheduler!r}")
+
+
+# A1111's names for the Real-ESRGAN models it downloads → their file names
+BUILTIN_LEARNED = {"R-ESRGAN 4x+": "RealESRGAN_x4plus", "R-ESRGAN 4x+ Anime6B": "RealESRGAN_x4plus_anime_6B"}
+
+
+def learned(name: str):
+    """The weights file of a learned upscaler by its A1111 name, or None."""
+    from kekong.models import esrgan
+
+    return esrgan.find(BUILTIN_LEARNED.get(name, name))
 
 
 def target_size(request: GenerationRequest) -> tuple[int, int]:
@@ -82,7 +95,16 @@ def upscale(base, latents: torch.Tensor, size_hw: tuple[int, int], upscaler: str
         mode, antialias = LATENT_UPSCALERS[upscaler]
         options = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
         return F.interpolate(latents, size=latent_hw, mode=mode, antialias=antialias, **options)
-    resample = IMAGE_UPSCALERS[upscaler]
-    images = [np.asarray(Image.fromarray(image).resize((size_hw[1], size_hw[0]), resample))
-              for image in decode(latents)]
+    images = decode(latents)
+    path = learned(upscaler) if upscaler not in IMAGE_UPSCALERS else None
+    if path is not None:
+        from kekong.models import esrgan
+
+        model = esrgan.load(path)
+        for index, image in enumerate(images):  # ×4 until at least the target, as A1111 does
+            while image.shape[0] < size_hw[0] or image.shape[1] < size_hw[1]:
+                image = esrgan.upscale(model, image)
+            images[index] = image
+    resample = IMAGE_UPSCALERS.get(upscaler, Image.LANCZOS)
+    images = [np.asarray(Image.fromarray(image).resize((size_hw[1], size_hw[0]), resample)) for image in images]
     return torch.cat([encode(image) for image in images])
