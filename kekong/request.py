@@ -125,6 +125,8 @@ class ControlUnit(_Strict):
     pixel_perfect: bool = False
     mask: str | None = Field(None, description="region mask: the unit acts only where it is white")
     hr_option: HrOption = Field(HrOption.BOTH, description="hires fix: the passes this unit acts in")
+    union_type: str | None = Field(None, description="ControlNet Union: what the map is (OpenPose, Depth, Soft "
+                                   "Edge, Canny, Normal Map, Segment, Tile, Inpaint); default: from the module")
     enabled: bool = True
 
     @field_validator("module")
@@ -153,6 +155,13 @@ class ControlUnit(_Strict):
     @classmethod
     def _hr_option(cls, value: Any) -> HrOption:
         return HrOption.parse(value)
+
+    @field_validator("union_type", mode="before")
+    @classmethod
+    def _union_type(cls, value: Any) -> str | None:
+        from kekong.models.union import parse
+
+        return parse(value)
 
     @model_validator(mode="after")
     def _window_and_params(self) -> ControlUnit:

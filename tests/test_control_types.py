@@ -45,10 +45,10 @@ def test_adapter_weights_given_as_a_controlnet_are_named(tmp_path):
               tmp_path / "ip-adapter_sd15.safetensors")
     with pytest.raises(KekongError, match="holds IP-Adapter weights, not a ControlNet"):
         load_controlnet(str(tmp_path / "ip-adapter_sd15.safetensors"))
-    folder = tmp_path / "controlnet-union"
+    folder = tmp_path / "controlnet-xs"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"_class_name": "ControlNetUnionModel"}))
-    with pytest.raises(KekongError, match="holds ControlNet Union weights, not a ControlNet"):
+    (folder / "config.json").write_text(json.dumps({"_class_name": "ControlNetXSAdapter"}))
+    with pytest.raises(KekongError, match="holds ControlNet-XS weights, not a ControlNet"):
         load_controlnet(str(folder))
 
 

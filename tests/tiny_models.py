@@ -119,3 +119,19 @@ def build_tiny_refiner(folder: Path) -> Path:
              "tokenizer": [None, None]}
     (folder / "model_index.json").write_text(json.dumps(index))
     return folder
+
+
+def build_tiny_union(folder: Path, control_types: int = 8) -> Path:
+    """A ControlNet Union (ProMax-shaped: 8 control types) for the tiny SDXL UNet, as a diffusers folder."""
+    from diffusers import ControlNetUnionModel
+
+    config = dict(ControlNetUnionModel.from_unet(tiny_unet(sdxl=True), load_weights_from_unet=False).config)
+    config.update(num_control_type=control_types, num_trans_channel=32, num_proj_channel=32, num_trans_head=2,
+                  conditioning_embedding_out_channels=(16, 16, 32, 32))
+    torch.manual_seed(5)
+    model = ControlNetUnionModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    with torch.no_grad():  # zero convolutions start at zero; make them act, as a trained model's do
+        for conv in [*model.controlnet_down_blocks, model.controlnet_mid_block]:
+            conv.weight.normal_(0, 0.3)
+    model.save_pretrained(folder)
+    return Path(folder)

@@ -27,6 +27,7 @@ class PreparedUnit:
     region: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]
     detected: np.ndarray | None = None  # the map as generated against, for saving
     adapter_features: list[torch.Tensor] | None = None  # a T2I-Adapter's output: it does not see the timestep
+    union_index: int | None = None  # ControlNet Union: the control-type slot of this unit's map
 
     @property
     def is_adapter(self) -> bool:
@@ -77,13 +78,20 @@ def default_controlnet(base, module: str) -> str:
 def load_units(base, units: list[ControlUnit]) -> list[PreparedUnit]:
     """Load every unit's ControlNet and check it fits the base — before any detection runs."""
     from kekong.models.load import check_compatible, controlnet_label, load_controlnet
+    from kekong.models.union import is_union, type_index
 
     prepared = []
     for index, unit in enumerate(units):
         reference = unit.model or default_controlnet(base, unit.module)
         controlnet, ref = load_controlnet(reference)
         check_compatible(base, controlnet, ref.name)
-        prepared.append(PreparedUnit(unit, index, controlnet, controlnet_label(ref), ref.name, ""))
+        item = PreparedUnit(unit, index, controlnet, controlnet_label(ref), ref.name, "")
+        if is_union(controlnet):
+            item.union_index = type_index(controlnet, unit.module, unit.union_type, index)
+        elif unit.union_type is not None:
+            raise ParameterError(f"control unit {index}: union_type (union_control_type) applies to ControlNet Union "
+                                 f"models; {ref.name} is a plain ControlNet")
+        prepared.append(item)
     return prepared
 
 

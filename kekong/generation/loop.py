@@ -133,7 +133,7 @@ def control_residuals(
         return None, None
     groups: dict[tuple[int, str], list[PreparedUnit]] = {}
     for unit in active:
-        groups.setdefault((id(unit.controlnet), unit.image_key), []).append(unit)
+        groups.setdefault((id(unit.controlnet), unit.image_key, unit.union_index), []).append(unit)
     total_down: list[torch.Tensor] | None = None
     total_mid: torch.Tensor | None = None
     for members in groups.values():
@@ -142,6 +142,12 @@ def control_residuals(
             _conditional(latent_in, uncond_rows), _conditional(embeds, uncond_rows), _conditional(added, uncond_rows))
         image = members[0].cond.expand(x.shape[0], -1, -1, -1)
         kwargs = {"added_cond_kwargs": a} if a is not None else {}
+        if members[0].union_index is not None:  # ControlNet Union: the map's control-type slot
+            from kekong.models.union import one_hot
+
+            index = members[0].union_index
+            kwargs.update(control_type=one_hot(members[0].controlnet, index, x.shape[0]), control_type_idx=[index])
+            image = [image]
         down, mid = members[0].controlnet(x, t, encoder_hidden_states=e, controlnet_cond=image,
                                           conditioning_scale=1.0, guess_mode=False, return_dict=False, **kwargs)
         for unit in members:

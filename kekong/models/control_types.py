@@ -110,8 +110,8 @@ _MISSING = {
     "IP-Adapter": _IP_ADAPTER,
     "Control-LoRA": "Control-LoRA holds low-rank deltas over the base UNet (a ControlNet built on the fly); kekong "
                     "does not build them yet",
-    "ControlNet Union": "ControlNet Union (one model, a control-type switch) needs its task embeddings wired into "
-                        "the loop; not in kekong yet",
+    "ControlNet Union": "a ControlNet Union file needs its config.json beside it: give the diffusers folder "
+                        "(config.json + diffusion_pytorch_model.safetensors), which kekong runs",
     "ControlNet-XS": "ControlNet-XS couples into the UNet block by block; not in kekong",
 }
 

@@ -184,7 +184,7 @@ def load_controlnet(reference: str, config: str | Path | None = None) -> tuple[A
 
 
 def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
-    from diffusers import ControlNetModel
+    from diffusers import ControlNetModel, ControlNetUnionModel
 
     from kekong.models.control_types import refuse_adapter_weights
 
@@ -198,10 +198,12 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
     class_name = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
     if class_name == "T2IAdapter":
         return _load_t2i_adapter(ref)
-    refuse_adapter_weights(ref.name, set(), class_name)
+    if class_name != "ControlNetUnionModel":
+        refuse_adapter_weights(ref.name, set(), class_name)
+    cls = ControlNetUnionModel if class_name == "ControlNetUnionModel" else ControlNetModel
     storage = precision.storage_dtype(precision.safetensors_fp32_bytes(ref.path))
     try:
-        model = ControlNetModel.from_pretrained(ref.path, local_files_only=True,
+        model = cls.from_pretrained(ref.path, local_files_only=True,
                                                 torch_dtype=storage or torch.float32).eval()
     except (OSError, ValueError) as exc:
         raise KekongError(f"cannot load ControlNet {ref.name} from {ref.path}: {exc}") from None

@@ -215,12 +215,12 @@ _UNIT_NO_EFFECT = {"low_vram", "is_ui", "input_mode", "batch_images", "output_di
                    "animatediff_batch", "batch_image_files", "batch_keyframe_idx", "batch_modifiers",
                    "inpaint_crop_input_image", "pulid_mode"}
 _UNIT_DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
-    "advanced_weighting": (None, ()), "ipadapter_input": (None,), "union_control_type": (None, "Unknown", ""),
+    "advanced_weighting": (None, ()), "ipadapter_input": (None,),
     "loopback": (None, False), "use_preview_as_input": (None, False),
 }
 _UNIT_KNOWN = {"enabled", "module", "model", "weight", "image", "mask", "effective_region_mask", "resize_mode",
                "processor_res", "threshold_a", "threshold_b", "guidance_start", "guidance_end", "pixel_perfect",
-               "control_mode", "guessmode", "hr_option", "save_detected_map"}
+               "control_mode", "guessmode", "hr_option", "save_detected_map", "union_control_type"}
 
 
 def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) -> dict[str, Any] | None:
@@ -251,6 +251,8 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
                         ("pixel_perfect", "pixel_perfect"), ("resize_mode", "resize_mode"), ("hr_option", "hr_option")):
         if values.get(key) is not None:
             unit[target] = values[key]
+    if values.get("union_control_type") not in (None, "", "Unknown"):
+        unit["union_type"] = values["union_control_type"]
     if values.get("control_mode") is not None:
         unit["mode"] = values["control_mode"]
     elif values.get("guessmode"):
