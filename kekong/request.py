@@ -135,6 +135,10 @@ class ControlUnit(_Strict):
         value = value.strip()
         if value.lower() in ("none", ""):
             return "none"
+        from kekong.models.ip_adapter import is_ip_module
+
+        if is_ip_module(value):
+            return value  # no detector: the unit's image is encoded by CLIP vision
         from kekong.detect import load_all
         from kekong.detect.registry import get
 
@@ -167,7 +171,12 @@ class ControlUnit(_Strict):
     def _window_and_params(self) -> ControlUnit:
         if self.start > self.end:
             raise ValueError(f"guidance start {self.start} is after guidance end {self.end}")
-        if self.module != "none":
+        from kekong.models.ip_adapter import is_ip_module
+
+        if is_ip_module(self.module):
+            if self.params:
+                raise ValueError(f"module {self.module} takes no detector parameters")
+        elif self.module != "none":
             from kekong.detect.registry import get
 
             self.__dict__["params"] = get(self.module).validate(dict(self.params))

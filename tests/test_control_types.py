@@ -16,7 +16,7 @@ from kekong.request import build_request
 
 
 @pytest.mark.parametrize(("module", "reason"), [
-    ("reference_only", "Reference.*attention injection"), ("ip-adapter_clip_sd15", "IP-Adapter.*image encoder"),
+    ("reference_only", "Reference.*attention injection"), ("ip-adapter_face_id", "insightface"),
     ("t2ia_style_clipvision", "not supported: the style T2I-Adapter takes CLIP-vision"),
     ("revision_clipvision", "Revision.*CLIP-vision")])
 def test_adapter_modules_are_refused_with_what_is_missing(module, reason):

@@ -28,12 +28,20 @@ class PreparedUnit:
     detected: np.ndarray | None = None  # the map as generated against, for saving
     adapter_features: list[torch.Tensor] | None = None  # a T2I-Adapter's output: it does not see the timestep
     union_index: int | None = None  # ControlNet Union: the control-type slot of this unit's map
+    ip_embeds: tuple[torch.Tensor, torch.Tensor] | None = None  # IP-Adapter: (cond, uncond) image embeddings
 
     @property
     def is_adapter(self) -> bool:
         from kekong.models.load import is_adapter
 
         return is_adapter(self.controlnet)
+
+    @property
+    def is_ip(self) -> bool:
+        """An IP-Adapter: its image joins the prompt through decoupled cross-attention."""
+        from kekong.models.ip_adapter import IPAdapter
+
+        return isinstance(self.controlnet, IPAdapter)
 
     @property
     def cfg_injection(self) -> bool:
@@ -77,11 +85,15 @@ def default_controlnet(base, module: str) -> str:
 
 def load_units(base, units: list[ControlUnit]) -> list[PreparedUnit]:
     """Load every unit's ControlNet and check it fits the base — before any detection runs."""
+    from kekong.models.ip_adapter import is_ip_module
     from kekong.models.load import check_compatible, controlnet_label, load_controlnet
     from kekong.models.union import is_union, type_index
 
     prepared = []
     for index, unit in enumerate(units):
+        if is_ip_module(unit.module):
+            prepared.append(load_ip_unit(base, unit, index))
+            continue
         reference = unit.model or default_controlnet(base, unit.module)
         controlnet, ref = load_controlnet(reference)
         check_compatible(base, controlnet, ref.name)
@@ -93,6 +105,27 @@ def load_units(base, units: list[ControlUnit]) -> list[PreparedUnit]:
                                  f"models; {ref.name} is a plain ControlNet")
         prepared.append(item)
     return prepared
+
+
+def load_ip_unit(base, unit: ControlUnit, index: int) -> PreparedUnit:
+    """An IP-Adapter unit: its weights, checked against the base (and what it cannot do, refused)."""
+    from kekong.models import ip_adapter
+    from kekong.models.load import controlnet_label
+    from kekong.models.refs import resolve
+    from kekong.request import ControlMode, HrOption
+
+    if unit.model is None:
+        raise ParameterError(f"control unit {index}: an IP-Adapter unit needs model= (e.g. ip-adapter_sd15)")
+    if unit.mode != ControlMode.BALANCED or unit.mask is not None or unit.hr_option != HrOption.BOTH:
+        raise ParameterError(f"control unit {index}: IP-Adapter units take the Balanced control mode, no region "
+                             "mask and hr_option Both (they act through the prompt's cross-attention)")
+    ref = resolve(unit.model, "ipadapter")
+    adapter = ip_adapter.load(ref.path)
+    ours = base.unet.config.cross_attention_dim
+    if adapter.cross_attention_dim != ours:
+        raise ParameterError(f"IP-Adapter {ref.name} is for text width {adapter.cross_attention_dim} but "
+                             f"{base.name} reads {ours}; pick the IP-Adapter made for this base model")
+    return PreparedUnit(unit, index, adapter, controlnet_label(ref), ref.name, "")
 
 
 def detect_units(prepared: list[PreparedUnit], size_hw: tuple[int, int], init_image: str | None,
@@ -118,6 +151,13 @@ def detect_units(prepared: list[PreparedUnit], size_hw: tuple[int, int], init_im
         if crop is not None and reference == init_image:
             image = image[crop[1]:crop[3], crop[0]:crop[2]]
             mask = mask[crop[1]:crop[3], crop[0]:crop[2]] if mask is not None else None
+        if item.is_ip:  # no map: the image itself is encoded
+            from kekong.models import ip_adapter
+
+            encoder = ip_adapter.load_image_encoder(ip_adapter.find_image_encoder(item.controlnet))
+            item.ip_embeds = ip_adapter.image_embeds(encoder, image, item.controlnet.plus)
+            item.image_key = f"{source_sha256(reference)}:{unit.module}:{item.model_name}"
+            continue
         if unit.module == "none":
             detected = image
         else:

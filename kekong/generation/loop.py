@@ -128,7 +128,7 @@ def control_residuals(
 ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
     """Sum of the active units' residuals for this step, or (None, None) when none is active.
     Rows [0, uncond_rows) of the batch are the unconditional ones (none without CFG)."""
-    active = [u for u in units if not u.is_adapter and u.active(step, total)]
+    active = [u for u in units if not u.is_adapter and not u.is_ip and u.active(step, total)]
     if not active:
         return None, None
     groups: dict[tuple[int, str], list[PreparedUnit]] = {}
@@ -169,6 +169,23 @@ def control_residuals(
                 total_down = [a + b for a, b in zip(total_down, scaled[:-1], strict=True)]
                 total_mid = total_mid + scaled[-1]
     return total_down, total_mid
+
+
+def ip_inputs(unet: Any, units: list[PreparedUnit], step: int, total: int, batch: int, cfg: bool,
+              parts: int) -> list[torch.Tensor]:
+    """IP-Adapter image embeddings in the batch's row order ([uncond] + conditional rows), and each
+    adapter's scale for this step (its weight inside its window, else 0)."""
+    from kekong.models.ip_adapter import set_scales
+
+    set_scales(unet, [u.unit.weight if u.active(step, total) else 0.0 for u in units])
+    embeds = []
+    for unit in units:
+        cond, uncond = unit.ip_embeds
+        rows = [cond] * (batch * parts)
+        if cfg:
+            rows = [uncond] * batch + rows
+        embeds.append(torch.cat(rows))
+    return embeds
 
 
 @torch.no_grad()
@@ -225,6 +242,11 @@ def denoise(
         features = adapter_features(units, i, total, latent_in.shape[0], batch if cfg else 0)
         if features is not None:
             kwargs["down_intrablock_additional_residuals"] = features  # the UNet pops from this list
+        ip_units = [u for u in units if u.is_ip]
+        if ip_units:
+            kwargs["added_cond_kwargs"] = {**kwargs.get("added_cond_kwargs", {}),
+                                           "image_embeds": ip_inputs(unet, ip_units, i, total, batch, cfg,
+                                                                     len(guidance.parts))}
         noise_pred = unet(unet_in, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
                           mid_block_additional_residual=mid, return_dict=False, **kwargs)[0]
         noise_pred = guidance.combine(noise_pred, batch)

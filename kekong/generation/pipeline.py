@@ -82,7 +82,10 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
         detect_units(hires_units, target_size(request), None)
         units = [u for u in units if u.unit.hr_option != HrOption.HIGH_RES_ONLY]
     results = []
-    with applied_loras(base, loras), swapped_vae(base, request.vae) as vae_ref:
+    from kekong.models import ip_adapter
+
+    adapters = [u.controlnet for u in units if u.is_ip]
+    with applied_loras(base, loras), swapped_vae(base, request.vae) as vae_ref, ip_adapter.applied(base.unet, adapters):
         for batch in range(request.batch_count):
             first = (request.seed + batch * request.batch_size) % 2**32
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]

@@ -24,7 +24,8 @@ class ControlType:
 
 _REFERENCE = "reference-only injects attention from a reference image into the UNet; kekong's loop has no " \
     "attention injection yet"
-_IP_ADAPTER = "IP-Adapter needs an image encoder and decoupled cross-attention processors; not in kekong yet"
+_IP_ADAPTER = "an IP-Adapter is not a ControlNet: give it to a unit with an ip-adapter_clip_* module " \
+    "(e.g. module=ip-adapter_clip_sd15,model=ip-adapter_sd15)"
 _T2I_ORIGINAL = "kekong runs T2I-Adapters in diffusers' format (a folder with config.json); convert an original " \
     ".pth with diffusers' scripts/convert_original_t2i_adapter.py"
 
@@ -45,8 +46,8 @@ CONTROL_TYPES = (
     ControlType("InstructP2P", ("none",)),
     ControlType("Reference", ("reference_only", "reference_adain", "reference_adain+attn"), refused=_REFERENCE),
     ControlType("T2I-Adapter", ("t2ia_color_grid",)),
-    ControlType("IP-Adapter", ("ip-adapter_clip_sd15", "ip-adapter_clip_sdxl", "ip-adapter_face_id",
-                               "ip-adapter_face_id_plus"), refused=_IP_ADAPTER),
+    ControlType("IP-Adapter", ("ip-adapter_clip_sd15", "ip-adapter_clip_h", "ip-adapter_clip_sdxl",
+                               "ip-adapter_clip_g", "ip-adapter_clip_sdxl_plus_vith", "ip-adapter-auto")),
     ControlType("Revision", ("revision_clipvision", "revision_ignore_prompt"),
                 refused="Revision feeds CLIP-vision image embeddings to SDXL; kekong has no CLIP-vision path"),
     ControlType("Instant_ID", ("instant_id_face_embedding", "instant_id_face_keypoints"),
@@ -61,6 +62,9 @@ FAMILIES = ("sd15", "sdxl")
 UNSUPPORTED_MODULES = {
     "t2ia_style_clipvision": "the style T2I-Adapter takes CLIP-vision image embeddings; kekong has no CLIP-vision "
                              "path",
+    "ip-adapter_face_id": "IP-Adapter Face ID needs insightface face embeddings, which kekong does not compute",
+    "ip-adapter_face_id_plus": "IP-Adapter Face ID Plus needs insightface face embeddings, which kekong does not "
+                               "compute",
     "t2ia_sketch_pidi": "PiDiNet's weights are not available to kekong; use the sketch adapter with a ready map "
                         "(module none) or scribble_xdog",
 }
@@ -71,7 +75,9 @@ def listing() -> list[dict]:
     def how(control_type: ControlType) -> str:
         if control_type.refused is not None:
             return f"refused: {control_type.refused}"
-        return "T2I-Adapter (diffusers format)" if control_type.name == "T2I-Adapter" else "ControlNet"
+        special = {"T2I-Adapter": "T2I-Adapter (diffusers format)",
+                   "IP-Adapter": "IP-Adapter (image prompt, decoupled cross-attention)"}
+        return special.get(control_type.name, "ControlNet")
 
     return [{"name": t.name, "modules": list(t.modules), "support": {family: how(t) for family in FAMILIES}}
             for t in CONTROL_TYPES]

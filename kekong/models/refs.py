@@ -24,6 +24,7 @@ SUBFOLDERS = {
     "controlnet": ("ControlNet", "controlnet"),
     "lora": ("Lora", "loras"),
     "vae": ("VAE", "vae"),
+    "ipadapter": ("ControlNet", "ipadapter"),  # A1111 keeps IP-Adapters with the ControlNets
 }
 
 

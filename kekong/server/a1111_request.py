@@ -264,7 +264,9 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
         _refuse_unit_mask(mask, where)
     if values.get("effective_region_mask"):
         unit["mask"] = image_field(values["effective_region_mask"], f"{where}.effective_region_mask", urls)
-    if module == "none":
+    from kekong.models.ip_adapter import is_ip_module
+
+    if module == "none" or is_ip_module(module):  # no detector sliders to map
         return unit
     detector = get(module)  # an unknown module fails here, with suggestions
     res = values.get("processor_res", -1)

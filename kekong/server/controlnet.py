@@ -29,10 +29,11 @@ def model_list(update: bool = True) -> dict[str, Any]:
 
 @router.get("/module_list")
 def module_list(alias_names: bool = False) -> dict[str, Any]:
+    from kekong.models.ip_adapter import MODULES
     from kekong.server.catalog import modules
 
     rows = modules()
-    return {"module_list": ["none", *[row["name"] for row in rows]],
+    return {"module_list": ["none", *[row["name"] for row in rows], *MODULES],
             "module_detail": {row["name"]: row for row in rows}}
 
 

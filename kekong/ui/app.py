@@ -166,9 +166,10 @@ class UI:
 
         from kekong.detect import list_detectors
         from kekong.generation.samplers import SAMPLER_NAMES
+        from kekong.models.ip_adapter import MODULES as IP_MODULES
         from kekong.server.catalog import controlnet_models
 
-        modules = ["none", *[d.name for d in list_detectors()]]
+        modules = ["none", *[d.name for d in list_detectors()], *IP_MODULES]
         models = ["Automatic", *controlnet_models()]
         with gr.Blocks(title="kekong") as demo:
             gr.Markdown("## kekong — controllable image generation")
