@@ -16,7 +16,7 @@ from kekong.request import build_request
 
 
 @pytest.mark.parametrize(("module", "reason"), [
-    ("reference_only", "Reference.*attention injection"), ("ip-adapter_face_id", "insightface"),
+    ("reference_adain", "use reference_only"), ("ip-adapter_face_id", "insightface"),
     ("t2ia_style_clipvision", "not supported: the style T2I-Adapter takes CLIP-vision"),
     ("revision_clipvision", "Revision.*CLIP-vision")])
 def test_adapter_modules_are_refused_with_what_is_missing(module, reason):
@@ -55,6 +55,7 @@ def test_adapter_weights_given_as_a_controlnet_are_named(tmp_path):
 def test_every_type_says_per_family_whether_it_runs():
     types = {t["name"]: t for t in listing()}
     assert types["Canny"]["support"] == {"sd15": "ControlNet", "sdxl": "ControlNet"}
-    assert types["Reference"]["support"]["sd15"].startswith("refused: reference-only")
+    assert types["Reference"]["support"]["sd15"].startswith("reference-only")
+    assert types["Instant_ID"]["support"]["sd15"].startswith("refused: InstantID")
     assert types["T2I-Adapter"]["support"]["sd15"] == "T2I-Adapter (diffusers format)"
     assert "openpose_full" in types["OpenPose"]["modules"]

@@ -195,7 +195,7 @@ def test_listing_routes(client):
     assert "canny" in modules["module_list"] and modules["module_detail"]["canny"]["model_free"]
     types = client.get("/controlnet/control_types").json()["control_types"]
     assert "canny" in types["Canny"]["module_list"]
-    assert types["Reference"]["kekong_support"]["sd15"].startswith("refused")
+    assert types["Revision"]["kekong_support"]["sdxl"].startswith("refused")
     assert types["IP-Adapter"]["kekong_support"]["sdxl"].startswith("IP-Adapter")
 
 

@@ -9,6 +9,16 @@ from kekong.detect.registry import Param, detector
 
 
 @detector(
+    "reference_only", "Reference-only: the picture itself, which the UNet attends to while drawing (no "
+    "ControlNet model; see generation/reference.py).",
+    params=(Param("style_fidelity", 0.5, "how strongly the reference's style wins over the prompt (0-1)", 0.0, 1.0),),
+    pad64=False, uses_resolution=False,
+)
+def reference_only(image: np.ndarray, style_fidelity: float = 0.5) -> np.ndarray:
+    return image.copy()
+
+
+@detector(
     "shuffle", "Content shuffle: the picture warped by a smooth random flow field (style and "
     "colours kept, layout scrambled); seeded, so it is reproducible.",
     params=(Param("seed", 0, "random seed of the flow field", 0, 2**32 - 1),

@@ -37,6 +37,11 @@ class PreparedUnit:
         return is_adapter(self.controlnet)
 
     @property
+    def is_reference(self) -> bool:
+        """Reference-only: no model; the UNet attends to the picture (generation/reference.py)."""
+        return self.unit.module == "reference_only"
+
+    @property
     def is_ip(self) -> bool:
         """An IP-Adapter: its image joins the prompt through decoupled cross-attention."""
         from kekong.models.ip_adapter import IPAdapter
@@ -93,6 +98,11 @@ def load_units(base, units: list[ControlUnit]) -> list[PreparedUnit]:
     for index, unit in enumerate(units):
         if is_ip_module(unit.module):
             prepared.append(load_ip_unit(base, unit, index))
+            continue
+        if unit.module == "reference_only":  # no model: sd-webui-controlnet writes "None"
+            if unit.model is not None:
+                raise ParameterError(f"control unit {index}: reference_only uses no model (model={unit.model!r})")
+            prepared.append(PreparedUnit(unit, index, None, "None", "None", ""))
             continue
         reference = unit.model or default_controlnet(base, unit.module)
         controlnet, ref = load_controlnet(reference)

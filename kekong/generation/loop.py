@@ -128,7 +128,7 @@ def control_residuals(
 ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
     """Sum of the active units' residuals for this step, or (None, None) when none is active.
     Rows [0, uncond_rows) of the batch are the unconditional ones (none without CFG)."""
-    active = [u for u in units if not u.is_adapter and not u.is_ip and u.active(step, total)]
+    active = [u for u in units if not (u.is_adapter or u.is_ip or u.is_reference) and u.active(step, total)]
     if not active:
         return None, None
     groups: dict[tuple[int, str], list[PreparedUnit]] = {}
@@ -219,17 +219,35 @@ def denoise(
     unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, guidance: Guidance,
     units: list[PreparedUnit], generators: list[torch.Generator], on_step: OnStep | None = None,
     blend: InpaintBlend | None = None, channels: InpaintChannels | None = None, refiner: Refiner | None = None,
+    reference: Any = None,
 ) -> torch.Tensor:
     """Run the sampler over `timesteps`; returns the final latents. With a refiner, its UNet and
-    conditioning take over at `refiner.start`; control units act before the switch only."""
+    conditioning take over at `refiner.start`; control units act before the switch only. With a
+    reference (reference-only), the UNet's self-attention reads the reference picture each step."""
+    step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    if reference is None:
+        return _denoise(unet, scheduler, latents, timesteps, guidance, units, on_step, blend, channels, refiner,
+                        None, step_kwargs)
+    from kekong.generation.reference import installed
+
+    with installed(unet, reference.bank):
+        return _denoise(unet, scheduler, latents, timesteps, guidance, units, on_step, blend, channels, refiner,
+                        reference, step_kwargs)
+
+
+def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, guidance: Guidance,
+             units: list[PreparedUnit], on_step: OnStep | None, blend: InpaintBlend | None,
+             channels: InpaintChannels | None, refiner: Refiner | None, reference: Any, step_kwargs: dict
+             ) -> torch.Tensor:
     cfg = guidance.uncond is not None
     batch = latents.shape[0]
     copies = len(guidance.parts) + (1 if cfg else 0)
-    step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         if refiner is not None and i == refiner.start:
-            unet, guidance, units = refiner.unet, refiner.guidance, []
+            if reference is not None:
+                reference.bank.clear()
+            unet, guidance, units, reference = refiner.unet, refiner.guidance, [], None
         embeds, added = guidance.inputs(i * guidance.steps // total + 1)
         latent_in = torch.cat([latents] * copies) if copies > 1 else latents
         latent_in = scheduler.scale_model_input(latent_in, t)
@@ -247,8 +265,17 @@ def denoise(
             kwargs["added_cond_kwargs"] = {**kwargs.get("added_cond_kwargs", {}),
                                            "image_embeds": ip_inputs(unet, ip_units, i, total, batch, cfg,
                                                                      len(guidance.parts))}
+        if reference is not None:
+            if reference.unit.active(i, total):
+                from kekong.generation.reference import write
+
+                write(unet, scheduler, reference, t, embeds, kwargs.get("added_cond_kwargs"), batch if cfg else 0)
+            else:
+                reference.bank.clear()
         noise_pred = unet(unet_in, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
                           mid_block_additional_residual=mid, return_dict=False, **kwargs)[0]
+        if reference is not None:
+            reference.bank.clear()
         noise_pred = guidance.combine(noise_pred, batch)
         latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
         if blend is not None:

@@ -223,7 +223,23 @@ def sample(base, request: GenerationRequest, units: list[PreparedUnit], seeds: l
             else:
                 blend = InpaintBlend(init, noise, latent_mask)
     return denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
-                   blend, inpaint_channels, refiner)
+                   blend, inpaint_channels, refiner, _reference(base, units, seeds[0], shape))
+
+
+def _reference(base, units: list[PreparedUnit], seed: int, shape: tuple[int, ...]):
+    """The reference-only unit's latents and noise (one such unit per request)."""
+    from kekong.generation.reference import Bank, Reference
+
+    found = [u for u in units if u.is_reference]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ParameterError("one reference_only unit per request (its picture is what the UNet attends to)")
+    unit = found[0]
+    latents = _encode_image(base, unit.detected, None)
+    noise = torch.randn((1, *shape[1:]), generator=torch.Generator().manual_seed(seed)).to(latents.dtype)
+    return Reference(unit, latents, noise, Bank(style_fidelity=float(unit.unit.params["style_fidelity"]),
+                                                weight=float(unit.unit.weight)))
 
 
 def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int) -> Guidance:

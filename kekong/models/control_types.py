@@ -22,8 +22,6 @@ class ControlType:
     refused: str | None = None  # why kekong does not run it (None: it runs through a ControlNet)
 
 
-_REFERENCE = "reference-only injects attention from a reference image into the UNet; kekong's loop has no " \
-    "attention injection yet"
 _IP_ADAPTER = "an IP-Adapter is not a ControlNet: give it to a unit with an ip-adapter_clip_* module " \
     "(e.g. module=ip-adapter_clip_sd15,model=ip-adapter_sd15)"
 _T2I_ORIGINAL = "kekong runs T2I-Adapters in diffusers' format (a folder with config.json); convert an original " \
@@ -44,7 +42,7 @@ CONTROL_TYPES = (
     ControlType("Tile/Blur", ("tile_resample", "blur_gaussian")),
     ControlType("Inpaint", ("inpaint_only",)),
     ControlType("InstructP2P", ("none",)),
-    ControlType("Reference", ("reference_only", "reference_adain", "reference_adain+attn"), refused=_REFERENCE),
+    ControlType("Reference", ("reference_only",)),
     ControlType("T2I-Adapter", ("t2ia_color_grid",)),
     ControlType("IP-Adapter", ("ip-adapter_clip_sd15", "ip-adapter_clip_h", "ip-adapter_clip_sdxl",
                                "ip-adapter_clip_g", "ip-adapter_clip_sdxl_plus_vith", "ip-adapter-auto")),
@@ -62,6 +60,8 @@ FAMILIES = ("sd15", "sdxl")
 UNSUPPORTED_MODULES = {
     "t2ia_style_clipvision": "the style T2I-Adapter takes CLIP-vision image embeddings; kekong has no CLIP-vision "
                              "path",
+    "reference_adain": "reference_adain (AdaIN on the UNet's group norms) is not in kekong; use reference_only",
+    "reference_adain+attn": "reference_adain+attn is not in kekong; use reference_only",
     "ip-adapter_face_id": "IP-Adapter Face ID needs insightface face embeddings, which kekong does not compute",
     "ip-adapter_face_id_plus": "IP-Adapter Face ID Plus needs insightface face embeddings, which kekong does not "
                                "compute",
@@ -76,7 +76,8 @@ def listing() -> list[dict]:
         if control_type.refused is not None:
             return f"refused: {control_type.refused}"
         special = {"T2I-Adapter": "T2I-Adapter (diffusers format)",
-                   "IP-Adapter": "IP-Adapter (image prompt, decoupled cross-attention)"}
+                   "IP-Adapter": "IP-Adapter (image prompt, decoupled cross-attention)",
+                   "Reference": "reference-only (attention to the picture, no model)"}
         return special.get(control_type.name, "ControlNet")
 
     return [{"name": t.name, "modules": list(t.modules), "support": {family: how(t) for family in FAMILIES}}
