@@ -23,11 +23,12 @@ from pathlib import Path
 ROOT = Path(os.environ.get("KEKONG_BENCH_MODELS", Path.home() / ".cache" / "kekong" / "bench-models"))
 CONFIGS = Path(__file__).resolve().parent.parent / "kekong" / "models" / "configs"
 CASES = {
-    # name: (family, controlnets, size, KEKONG_WEIGHTS)
-    "sd15-auto": ("sd15", 2, 512, "auto"),
-    "sd15-fp16": ("sd15", 2, 512, "fp16"),
-    "sdxl-auto": ("sdxl", 1, 1024, "auto"),
-    "sdxl-fp32": ("sdxl", 1, 1024, "fp32"),  # weights alone are ~19 GB: only with --cases sdxl-fp32
+    # name: (family, controlnets, size, KEKONG_WEIGHTS, KEKONG_OFFLOAD)
+    "sd15-auto": ("sd15", 2, 512, "auto", "none"),
+    "sd15-fp16": ("sd15", 2, 512, "fp16", "none"),
+    "sdxl-auto": ("sdxl", 1, 1024, "auto", "none"),
+    "sdxl-offload": ("sdxl", 1, 1024, "auto", "text-encoders"),
+    "sdxl-fp32": ("sdxl", 1, 1024, "fp32", "none"),  # weights alone are ~19 GB: only with --cases sdxl-fp32
 }
 
 
@@ -71,7 +72,7 @@ def run_case(name: str, steps: int) -> dict:
     import kekong
     from kekong.io import save_image
 
-    family, count, size, _ = CASES[name]
+    family, count, size, _, _ = CASES[name]
     folder = ROOT / family
     control = str(save_image(np.zeros((size, size, 3), np.uint8), ROOT / f"control-{size}.png"))
     units = [{"module": "none", "image": control, "model": str(folder / f"controlnet-{c}")} for c in "ab"[:count]]
@@ -80,14 +81,15 @@ def run_case(name: str, steps: int) -> dict:
                     height=size, seed=1, sampler="Euler")
     seconds = time.perf_counter() - start
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"case": name, "size": size, "controlnets": count, "weights": CASES[name][3], "steps": steps,
+    return {"case": name, "size": size, "controlnets": count, "weights": CASES[name][3], "offload": CASES[name][4],
+            "steps": steps,
             "peak_rss_gib": round(peak_gib, 2), "seconds": round(seconds, 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=1)
-    parser.add_argument("--cases", default="sd15-auto,sd15-fp16,sdxl-auto")
+    parser.add_argument("--cases", default="sd15-auto,sd15-fp16,sdxl-auto,sdxl-offload")
     parser.add_argument("--build", help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,7 +103,8 @@ def main() -> None:
     for name in args.cases.split(","):
         family = CASES[name][0]
         subprocess.run([sys.executable, __file__, "--build", family], check=True)  # its own process: its memory
-        env = {**os.environ, "KEKONG_WEIGHTS": CASES[name][3], "KEKONG_MODEL_CACHE_GB": "64"}
+        env = {**os.environ, "KEKONG_WEIGHTS": CASES[name][3], "KEKONG_OFFLOAD": CASES[name][4],
+               "KEKONG_OFFLOAD_DIR": str(ROOT / "offload"), "KEKONG_MODEL_CACHE_GB": "64"}
         done = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps)], env=env,
                               capture_output=True, text=True)
         if done.returncode != 0:
@@ -109,13 +112,14 @@ def main() -> None:
         else:
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| case | size | ControlNets | KEKONG_WEIGHTS | steps | peak RSS (GiB) | time (s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| case | size | ControlNets | KEKONG_WEIGHTS | KEKONG_OFFLOAD | steps | peak RSS (GiB) | time (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "error" in row:
             print(f"| {row['case']} | failed: {row['error']} |")
         else:
-            print(f"| {row['case']} | {row['size']}² | {row['controlnets']} | {row['weights']} | {row['steps']} | "
+            print(f"| {row['case']} | {row['size']}² | {row['controlnets']} | {row['weights']} | {row['offload']} | "
+                  f"{row['steps']} | "
                   f"{row['peak_rss_gib']} | {row['seconds']} |")
 
 

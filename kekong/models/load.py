@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from kekong.errors import KekongError, MissingWeightsError
-from kekong.models import precision, single_file
+from kekong.models import offload, precision, single_file
 from kekong.models.hashes import legacy_hash, short_hash
 from kekong.models.refs import DEFAULT_BASE, ModelRef, resolve
 from kekong.models.weights import load_state_dict
@@ -113,7 +113,8 @@ def load_base(reference: str | None = None, config: str | Path | None = None) ->
     """A base model by reference (default: the shipped kekong-shapes), from the cache when loaded."""
     ref = resolve(reference or DEFAULT_BASE, "base")
     quiet_loading()
-    return CACHE.get(f"base:{ref.path.resolve()}:{config}:{precision.setting()}", lambda: _load_base(ref, config))
+    key = f"base:{ref.path.resolve()}:{config}:{precision.setting()}:{offload.setting()}"  # one per setting
+    return CACHE.get(key, lambda: _load_base(ref, config))
 
 
 def _load_base(ref: ModelRef, config: str | Path | None) -> BaseModel:
@@ -122,6 +123,7 @@ def _load_base(ref: ModelRef, config: str | Path | None) -> BaseModel:
         for name in ("unet", "vae"):  # each built in fp32 from the file, then stored as `auto` decides
             parts[name] = precision.keep_in(parts[name], precision.storage_dtype(
                 precision.model_fp32_bytes(parts[name])))
+        parts["text_encoders"] = offload.text_encoders(parts["text_encoders"], ref.path)
         if single_file.predicts_v(ref.path):
             parts["scheduler_config"] = {**parts["scheduler_config"], "prediction_type": "v_prediction"}
             if unet_family(parts["unet"].config) == "sd2":
@@ -159,7 +161,8 @@ def _load_base_folder(ref: ModelRef) -> BaseModel:
         for tokenizer in tokenizers:
             tokenizer.model_max_length = int(extra["tokenizer_max_length"])
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    return BaseModel(ref, component("unet").eval(), component("vae").eval(), [e.eval() for e in encoders],
+    encoders = offload.text_encoders([e.eval() for e in encoders], folder)
+    return BaseModel(ref, component("unet").eval(), component("vae").eval(), encoders,
                      tokenizers, scheduler, extra.get("controlnets", {}))
 
 
