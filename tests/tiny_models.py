@@ -135,3 +135,69 @@ def build_tiny_union(folder: Path, control_types: int = 8) -> Path:
             conv.weight.normal_(0, 0.3)
     model.save_pretrained(folder)
     return Path(folder)
+
+
+def _ldm_name(name: str) -> str:
+    """A diffusers ControlNet (SDXL layout, 2 layers per block) parameter name → the LDM name SAI's
+    Control-LoRA files use."""
+    import re
+
+    resnet = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
+              "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
+    if m := re.match(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", name):
+        block, kind, layer, rest = int(m[1]), m[2], int(m[3]), m[4]
+        index = 1 + block * 3 + layer
+        if kind == "resnets":
+            first, _, tail = rest.partition(".")
+            return f"input_blocks.{index}.0.{resnet.get(first, first)}.{tail}"
+        return f"input_blocks.{index}.1.{rest}"
+    if m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.*)", name):
+        return f"input_blocks.{1 + int(m[1]) * 3 + 2}.0.op.{m[2]}"
+    if m := re.match(r"mid_block\.(resnets|attentions)\.(\d+)\.(.*)", name):
+        kind, layer, rest = m[1], int(m[2]), m[3]
+        if kind == "attentions":
+            return f"middle_block.1.{rest}"
+        first, _, tail = rest.partition(".")
+        return f"middle_block.{2 * layer}.{resnet.get(first, first)}.{tail}"
+    if m := re.match(r"controlnet_down_blocks\.(\d+)\.(.*)", name):
+        return f"zero_convs.{m[1]}.0.{m[2]}"
+    if m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.*)", name):
+        return f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"
+    fixed = {"conv_in.": "input_blocks.0.0.", "time_embedding.linear_1.": "time_embed.0.",
+             "time_embedding.linear_2.": "time_embed.2.", "add_embedding.linear_1.": "label_emb.0.0.",
+             "add_embedding.linear_2.": "label_emb.0.2.", "controlnet_mid_block.": "middle_block_out.0.",
+             "controlnet_cond_embedding.conv_in.": "input_hint_block.0.",
+             "controlnet_cond_embedding.conv_out.": "input_hint_block.14."}
+    for prefix, ldm in fixed.items():
+        if name.startswith(prefix):
+            return ldm + name[len(prefix):]
+    raise KeyError(name)
+
+
+LORA_LAYERS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out", "conv1",
+               "conv2", "conv_in", "conv_shortcut", "linear_1", "linear_2", "time_emb_proj", "downsamplers.0.conv")
+
+
+def build_tiny_control_lora(path: Path, rank: int = 4) -> Path:
+    """A Stability-AI-style Control-LoRA for the tiny SDXL UNet: LoRA up/down pairs over the UNet's
+    encoder layers, full weights for norms, biases, the hint block and the zero convolutions, and the
+    `lora_controlnet` marker — in the LDM names SAI's files use."""
+    from diffusers import ControlNetModel
+    from safetensors.torch import save_file
+
+    controlnet = ControlNetModel.from_unet(tiny_unet(sdxl=True), conditioning_embedding_out_channels=(16, 16, 32, 32))
+    torch.manual_seed(11)
+    state = {"lora_controlnet": torch.tensor([])}
+    for name, tensor in controlnet.state_dict().items():
+        module, _, kind = name.rpartition(".")
+        is_lora = kind == "weight" and tensor.ndim > 1 and not module.startswith("controlnet_") and \
+            any(module.endswith(layer) for layer in LORA_LAYERS)
+        ldm = _ldm_name(name)
+        if is_lora:
+            out, rest = tensor.shape[0], tensor.shape[1:]
+            state[ldm[: -len(".weight")] + ".up"] = torch.randn(out, rank, *([1] * (len(rest) - 1))) * 0.1
+            state[ldm[: -len(".weight")] + ".down"] = torch.randn(rank, *rest) * 0.1
+        else:
+            state[ldm] = torch.randn_like(tensor) * 0.1 if module.startswith("controlnet_") else tensor.clone()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return Path(path)

@@ -90,8 +90,10 @@ def default_controlnet(base, module: str) -> str:
 
 def load_units(base, units: list[ControlUnit]) -> list[PreparedUnit]:
     """Load every unit's ControlNet and check it fits the base — before any detection runs."""
+    from kekong.models import control_lora
     from kekong.models.ip_adapter import is_ip_module
     from kekong.models.load import check_compatible, controlnet_label, load_controlnet
+    from kekong.models.refs import resolve
     from kekong.models.union import is_union, type_index
 
     prepared = []
@@ -105,7 +107,11 @@ def load_units(base, units: list[ControlUnit]) -> list[PreparedUnit]:
             prepared.append(PreparedUnit(unit, index, None, "None", "None", ""))
             continue
         reference = unit.model or default_controlnet(base, unit.module)
-        controlnet, ref = load_controlnet(reference)
+        ref = resolve(reference, "controlnet")
+        if control_lora.is_control_lora(ref.path):  # built from this base model's own UNet
+            controlnet = control_lora.load(base, ref.path)
+        else:
+            controlnet, ref = load_controlnet(reference)
         check_compatible(base, controlnet, ref.name)
         item = PreparedUnit(unit, index, controlnet, controlnet_label(ref), ref.name, "")
         if is_union(controlnet):

@@ -115,8 +115,8 @@ def identify_weights(keys: set[str], class_name: str | None = None) -> str | Non
 _MISSING = {
     "T2I-Adapter": _T2I_ORIGINAL,
     "IP-Adapter": _IP_ADAPTER,
-    "Control-LoRA": "Control-LoRA holds low-rank deltas over the base UNet (a ControlNet built on the fly); kekong "
-                    "does not build them yet",
+    "Control-LoRA": "a Control-LoRA is built from the base model's UNet: give it to a generation unit (model=…), "
+                    "where kekong builds it for the base",
     "ControlNet Union": "a ControlNet Union file needs its config.json beside it: give the diffusers folder "
                         "(config.json + diffusion_pytorch_model.safetensors), which kekong runs",
     "ControlNet-XS": "ControlNet-XS couples into the UNet block by block; not in kekong",
