@@ -37,6 +37,28 @@ def tiny_ip_adapter(unet, embed_dim: int = 16) -> dict[str, torch.Tensor]:
     return state
 
 
+def tiny_ip_adapter_plus(unet, encoder_width: int = 32, dim: int = 32) -> dict[str, torch.Tensor]:
+    """An IP-Adapter Plus file in h94's layout: a 4-layer perceiver resampler (64-wide heads) that reads
+    the encoder's penultimate hidden states, and the same cross-attention weights as the plain one."""
+    torch.manual_seed(9)
+    cross = unet.config.cross_attention_dim
+    proj = {"latents": torch.randn(1, 4, dim), "proj_in.weight": torch.randn(dim, encoder_width) * 0.2,
+            "proj_in.bias": torch.zeros(dim), "proj_out.weight": torch.randn(cross, dim) * 0.2,
+            "proj_out.bias": torch.zeros(cross), "norm_out.weight": torch.ones(cross),
+            "norm_out.bias": torch.zeros(cross)}
+    for i in range(4):
+        proj.update({f"layers.{i}.0.norm1.weight": torch.ones(dim), f"layers.{i}.0.norm1.bias": torch.zeros(dim),
+                     f"layers.{i}.0.norm2.weight": torch.ones(dim), f"layers.{i}.0.norm2.bias": torch.zeros(dim),
+                     f"layers.{i}.0.to_q.weight": torch.randn(64, dim) * 0.1,
+                     f"layers.{i}.0.to_kv.weight": torch.randn(128, dim) * 0.1,
+                     f"layers.{i}.0.to_out.weight": torch.randn(dim, 64) * 0.1,
+                     f"layers.{i}.1.0.weight": torch.ones(dim), f"layers.{i}.1.0.bias": torch.zeros(dim),
+                     f"layers.{i}.1.1.weight": torch.randn(4 * dim, dim) * 0.1,
+                     f"layers.{i}.1.3.weight": torch.randn(dim, 4 * dim) * 0.1})
+    attention = {k: v for k, v in tiny_ip_adapter(unet).items() if k.startswith("ip_adapter.")}
+    return {**{f"image_proj.{k}": v for k, v in proj.items()}, **attention}
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -45,7 +67,9 @@ def setup(tmp_path_factory):
     base = str(build_tiny_base(root / "sd15"))
     models = root / "models"
     (models / "ControlNet").mkdir(parents=True)
-    save_file(tiny_ip_adapter(load_base(base).unet), str(models / "ControlNet" / "ip-adapter_tiny.safetensors"))
+    unet = load_base(base).unet
+    save_file(tiny_ip_adapter(unet), str(models / "ControlNet" / "ip-adapter_tiny.safetensors"))
+    save_file(tiny_ip_adapter_plus(unet), str(models / "ControlNet" / "ip-adapter-plus_tiny.safetensors"))
     torch.manual_seed(8)
     CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
                                                    num_attention_heads=4, image_size=32, patch_size=8,
@@ -75,6 +99,15 @@ def test_the_image_prompt_steers_and_weight_zero_is_no_prompt(env):
     steered, other = run(env, weight=1.0), run(env, image=1, weight=1.0)
     assert not np.array_equal(steered, plain) and not np.array_equal(steered, other)
     assert np.abs(run(env, weight=0.0).astype(int) - plain.astype(int)).max() <= 1
+
+
+def test_plus_reads_the_encoders_hidden_states(env):
+    from pathlib import Path
+
+    adapter = ip_adapter.load(Path(env["models"] / "ControlNet" / "ip-adapter-plus_tiny.safetensors"))
+    assert adapter.plus and adapter.reads == 32  # the tiny encoder's hidden size (its projection is 16)
+    plus = run(env, model="ip-adapter-plus_tiny", weight=1.0)
+    assert not np.array_equal(plus, run(env, weight=0.0)) and not np.array_equal(plus, run(env, weight=1.0))
 
 
 def test_the_cached_unet_is_given_back_unchanged(env):

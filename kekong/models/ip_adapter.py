@@ -172,10 +172,10 @@ def applied(unet: Any, adapters: list[IPAdapter]) -> Iterator[None]:
         unet._load_ip_adapter_weights([adapter.state for adapter in adapters])
         unet.encoder_hid_proj.float()
         yield
-    finally:
-        unet.set_attn_processor(processors)
+    finally:  # the projection first: a Plus resampler has attention layers of its own
         unet.encoder_hid_proj = projection
         unet.config.encoder_hid_dim_type = hid_type
+        unet.set_attn_processor(processors)
 
 
 def set_scales(unet: Any, scales: list[float]) -> None:
