@@ -110,6 +110,14 @@ def test_plus_reads_the_encoders_hidden_states(env):
     assert not np.array_equal(plus, run(env, weight=0.0)) and not np.array_equal(plus, run(env, weight=1.0))
 
 
+def test_full_face_reads_hidden_states_too(tmp_path):
+    full_face = {"image_proj.proj.0.weight": torch.zeros(64, 32), "image_proj.proj.2.weight": torch.zeros(32, 64),
+                 "image_proj.proj.3.weight": torch.ones(32), "ip_adapter.1.to_k_ip.weight": torch.zeros(32, 32)}
+    save_file(full_face, str(tmp_path / "ip-adapter-full-face.safetensors"))
+    adapter = ip_adapter.load(tmp_path / "ip-adapter-full-face.safetensors")
+    assert adapter.plus and adapter.reads == 32 and adapter.cross_attention_dim == 32
+
+
 def test_the_cached_unet_is_given_back_unchanged(env):
     run(env, weight=1.0)
     unet = load_base(env["base"]).unet

@@ -5,8 +5,8 @@ models/ControlNet, ComfyUI in models/ipadapter) encodes its image with a CLIP vi
 diffusers' decoupled cross-attention processors read the result beside the text. The encoder is
 found where users keep it: a transformers folder or file in the models folder's `clip_vision/`
 (ComfyUI's CLIP-ViT-H-14 / ViT-bigG files), or h94/IP-Adapter's image encoders in the Hugging Face
-cache — the one whose width the adapter expects. Face ID variants need insightface face
-embeddings and are refused by name.
+cache — the one whose width the adapter expects. The face variants that read CLIP (plus-face,
+full-face) work; Face ID variants need insightface face embeddings and are refused by name.
 """
 
 from __future__ import annotations
@@ -62,11 +62,14 @@ def load(path: Path) -> IPAdapter:
             raise KekongError(f"{path.name}: not an IP-Adapter file (unexpected key {key!r})")
         state[part][rest] = value
     projection = state["image_proj"]
-    if "perceiver_resampler.proj_in.weight" in projection or "proj.3.weight" in projection or (
+    if "perceiver_resampler.proj_in.weight" in projection or (
             "norm.weight" in projection and "proj.weight" not in projection):
-        raise KekongError(f"{path.name} is an IP-Adapter Face ID / full-face model: it needs insightface face "
-                          "embeddings, which kekong does not compute")
-    if "proj.weight" in projection:
+        raise KekongError(f"{path.name} is an IP-Adapter Face ID model: it needs insightface face embeddings, "
+                          "which kekong does not compute")
+    if "proj.3.weight" in projection:  # full-face: an MLP over all the encoder's hidden-state tokens
+        plus, reads = True, projection["proj.0.weight"].shape[-1]
+        cross = projection["proj.3.weight"].shape[0]
+    elif "proj.weight" in projection:
         plus, reads = False, projection["proj.weight"].shape[-1]
         cross = projection["proj.weight"].shape[0] // 4
     elif "latents" in projection and "proj_in.weight" in projection:
