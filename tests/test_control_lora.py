@@ -3,6 +3,8 @@ runs with (Stability AI's format, read through diffusers)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def generate(setup, weight=1.0, model="sdxl"):
 
 def test_it_is_built_from_the_base_unet_plus_the_low_rank_deltas(setup):
     base = load_base(setup["sdxl"])
-    built = control_lora.load(base, __import__("pathlib").Path(setup["lora"]))
+    built = control_lora.load(base, Path(setup["lora"]))
     state = load_file(setup["lora"])
     delta = (state["input_blocks.0.0.up"].flatten(1) @ state["input_blocks.0.0.down"].flatten(1)).reshape(
         base.unet.conv_in.weight.shape)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import numpy as np
@@ -57,8 +58,6 @@ def test_detected_maps_are_kept_with_the_job(client):
 
 
 def decode_bytes(data: bytes):
-    import base64
-
     return decode(base64.b64encode(data).decode())
 
 
@@ -169,7 +168,7 @@ def test_url_fetch_refuses_redirects_and_oversized_bodies(monkeypatch):
     from kekong.errors import ParameterError
     from kekong.server import inputs
 
-    png = __import__("base64").b64decode(b64_png(np.zeros((8, 8, 3), np.uint8)))
+    png = base64.b64decode(b64_png(np.zeros((8, 8, 3), np.uint8)))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

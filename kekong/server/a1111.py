@@ -155,22 +155,23 @@ def interrupt(request: Request) -> dict[str, Any]:
 
 @router.post("/png-info")
 def png_info(payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """The infotext (PNG `parameters` or EXIF UserComment), parsed, and the other text chunks."""
     import io
 
     from PIL import Image
 
     from kekong.provenance.infotext import parse_infotext
-    from kekong.server.inputs import image_field
+    from kekong.provenance.verify import read_metadata
+    from kekong.server.inputs import field_bytes
 
-    data = image_field(payload.get("image"), "image")
-    raw = __import__("base64").b64decode(data.partition(",")[2])
-    with Image.open(io.BytesIO(raw)) as image:
-        items = {k: v for k, v in image.info.items() if isinstance(v, str)}
-    text = items.pop("parameters", "")
-    if not text:
-        from kekong.provenance.verify import _metadata
-
-        text = _metadata(raw).get("parameters", "") or ""
+    raw = field_bytes(payload.get("image"), "image")
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            items = {k: v for k, v in image.info.items() if isinstance(v, str)}
+    except Exception:  # PIL raises several types for non-images
+        raise ParameterError("image: not a readable image") from None
+    items.pop("parameters", None)
+    text = read_metadata(raw).get("parameters") or ""
     prompt, negative, params = parse_infotext(text) if text else ("", "", {})
     parameters = {"Prompt": prompt, "Negative prompt": negative, **params} if text else {}
     return {"info": text, "items": items, "parameters": parameters}
