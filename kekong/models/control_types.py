@@ -34,9 +34,10 @@ CONTROL_TYPES = (
     ControlType("OpenPose", ("openpose", "openpose_face", "openpose_faceonly", "openpose_full", "openpose_hand")),
     ControlType("MLSD", ("mlsd_lsd", "invert")),
     ControlType("Lineart", ("lineart_standard", "lineart_realistic", "lineart_coarse", "lineart_anime", "invert")),
-    ControlType("SoftEdge", ("softedge_dog", "softedge_hed", "softedge_hedsafe")),
-    ControlType("Scribble/Sketch", ("scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "threshold",
-                                    "invert")),
+    ControlType("SoftEdge", ("softedge_dog", "softedge_hed", "softedge_hedsafe", "softedge_pidinet",
+                             "softedge_pidisafe")),
+    ControlType("Scribble/Sketch", ("scribble", "scribble_sketch", "scribble_xdog", "scribble_hed",
+                                    "scribble_pidinet", "threshold", "invert")),
     ControlType("Segmentation", ("seg_person",)),
     ControlType("Shuffle", ("shuffle",)),
     ControlType("Tile/Blur", ("tile_resample", "blur_gaussian")),
@@ -65,8 +66,8 @@ UNSUPPORTED_MODULES = {
     "ip-adapter_face_id": "IP-Adapter Face ID needs insightface face embeddings, which kekong does not compute",
     "ip-adapter_face_id_plus": "IP-Adapter Face ID Plus needs insightface face embeddings, which kekong does not "
                                "compute",
-    "t2ia_sketch_pidi": "PiDiNet's weights are not available to kekong; use the sketch adapter with a ready map "
-                        "(module none) or scribble_xdog",
+    "t2ia_sketch_pidi": "the sketch adapter's own PiDiNet pass (binarised at 0.5) is not a kekong module; use "
+                        "softedge_pidinet or a ready map (module none) with the sketch adapter",
 }
 
 

@@ -206,10 +206,11 @@ _UNIT_ALIASES = {"input_image": "image", "lowvram": "low_vram", "guidance": "gui
 # sd-webui-controlnet's module aliases (old names API clients still send) → kekong's detectors
 MODULE_ALIASES = {"depth": "depth_midas", "hed": "softedge_hed", "hed_safe": "softedge_hedsafe",
                   "lineart": "lineart_realistic", "normal_map": "normal_from_depth", "fake_scribble": "scribble_hed",
-                  "mlsd": "mlsd_lsd", "color": "t2ia_color_grid", "pidinet": "softedge_hed",
+                  "mlsd": "mlsd_lsd", "color": "t2ia_color_grid", "pidinet": "softedge_pidinet",
+                  "pidinet_safe": "softedge_pidisafe", "pidinet_scribble": "scribble_pidinet",
                   "invert (from white bg & black line)": "invert",
                   "lineart_standard (from white bg & black line)": "lineart_standard",
-                  "scribble_pidinet": "scribble_hed", "inpaint": "inpaint_only", "inpaint_global_harmonious":
+                  "inpaint": "inpaint_only", "inpaint_global_harmonious":
                   "inpaint_only", "openpose_faceonly": "openpose_faceonly", "threshold": "threshold"}
 _UNIT_NO_EFFECT = {"low_vram", "is_ui", "input_mode", "batch_images", "output_dir", "generated_image",
                    "animatediff_batch", "batch_image_files", "batch_keyframe_idx", "batch_modifiers",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from kekong.detect.learned.networks import AnimeLineartUnet, ControlNetHED, LineartGenerator
+from kekong.detect.learned.pidinet import PiDiNet
 from kekong.detect.registry import Param, detector
 from kekong.errors import KekongError
 from kekong.models.weights import find_annotator, load_state_dict
@@ -25,6 +26,7 @@ NETWORKS: dict[str, Callable[[], torch.nn.Module]] = {
     "sk_model.pth": LineartGenerator,
     "sk_model2.pth": LineartGenerator,
     "netG.pth": AnimeLineartUnet,
+    "table5_pidinet.pth": PiDiNet,
 }
 
 
@@ -32,7 +34,10 @@ NETWORKS: dict[str, Callable[[], torch.nn.Module]] = {
 def load_network(path: str, filename: str) -> torch.nn.Module:
     """Build the network for `filename` and load `path` into it strictly."""
     network = NETWORKS[filename]()
-    state = {key.removeprefix("module."): value for key, value in load_state_dict(path).items()}
+    state = load_state_dict(path)
+    if isinstance(state.get("state_dict"), dict):  # training checkpoints (PiDiNet's) wrap the weights
+        state = state["state_dict"]
+    state = {key.removeprefix("module."): value for key, value in state.items()}
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -102,6 +107,38 @@ def softedge_hedsafe(image: np.ndarray, weights: str = "") -> np.ndarray:
           feeds=("control_v11p_sd15_scribble",), needs_weights="ControlNetHED.pth")
 def scribble_hed(image: np.ndarray, weights: str = "") -> np.ndarray:
     strokes = nms(hed_edges(image, weights, "scribble_hed", safe=False), 127, 3.0)
+    strokes = cv2.GaussianBlur(strokes, (0, 0), 3.0)
+    return np.where(strokes > 4, 255, 0).astype(np.uint8)
+
+
+def pidinet_edges(image: np.ndarray, weights: str, detector: str, safe: bool) -> np.ndarray:
+    """PiDiNet soft edges (uint8 HxW) as ControlNet's annotator makes them: BGR in [0, 1], the
+    fused output."""
+    net = _network("table5_pidinet.pth", detector, weights, "softedge_dog")
+    with torch.inference_mode():
+        edge = net(_to_tensor(np.ascontiguousarray(image[:, :, ::-1]), 1 / 255))[-1][0, 0].numpy()
+    if safe:
+        edge = safe_step(edge)
+    return (edge * 255.0).clip(0, 255).astype(np.uint8)
+
+
+@detector("softedge_pidinet", "PiDiNet soft edges (learned; table5_pidinet.pth).", params=(WEIGHTS_PARAM,),
+          feeds=SOFTEDGE, needs_weights="table5_pidinet.pth")
+def softedge_pidinet(image: np.ndarray, weights: str = "") -> np.ndarray:
+    return pidinet_edges(image, weights, "softedge_pidinet", safe=False)
+
+
+@detector("softedge_pidisafe", "PiDiNet soft edges, quantised (learned; table5_pidinet.pth).",
+          params=(WEIGHTS_PARAM,), feeds=SOFTEDGE, needs_weights="table5_pidinet.pth")
+def softedge_pidisafe(image: np.ndarray, weights: str = "") -> np.ndarray:
+    return pidinet_edges(image, weights, "softedge_pidisafe", safe=True)
+
+
+@detector("scribble_pidinet", "Scribble from PiDiNet edges: thinned, blurred and binarised into bold strokes "
+          "(learned; table5_pidinet.pth).", params=(WEIGHTS_PARAM,), feeds=("control_v11p_sd15_scribble",),
+          needs_weights="table5_pidinet.pth")
+def scribble_pidinet(image: np.ndarray, weights: str = "") -> np.ndarray:
+    strokes = nms(pidinet_edges(image, weights, "scribble_pidinet", safe=False), 127, 3.0)
     strokes = cv2.GaussianBlur(strokes, (0, 0), 3.0)
     return np.where(strokes > 4, 255, 0).astype(np.uint8)
 
