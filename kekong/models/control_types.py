@@ -32,7 +32,7 @@ CONTROL_TYPES = (
     ControlType("Depth", ("depth_midas", "depth_anything", "depth_anything_v2", "depth_dpt")),
     ControlType("NormalMap", ("normal_from_depth",)),
     ControlType("OpenPose", ("openpose", "openpose_face", "openpose_faceonly", "openpose_full", "openpose_hand")),
-    ControlType("MLSD", ("mlsd_lsd", "invert")),
+    ControlType("MLSD", ("mlsd", "mlsd_lsd", "invert")),
     ControlType("Lineart", ("lineart_standard", "lineart_realistic", "lineart_coarse", "lineart_anime", "invert")),
     ControlType("SoftEdge", ("softedge_dog", "softedge_hed", "softedge_hedsafe", "softedge_pidinet",
                              "softedge_pidisafe")),

@@ -206,7 +206,7 @@ _UNIT_ALIASES = {"input_image": "image", "lowvram": "low_vram", "guidance": "gui
 # sd-webui-controlnet's module aliases (old names API clients still send) → kekong's detectors
 MODULE_ALIASES = {"depth": "depth_midas", "hed": "softedge_hed", "hed_safe": "softedge_hedsafe",
                   "lineart": "lineart_realistic", "normal_map": "normal_from_depth", "fake_scribble": "scribble_hed",
-                  "mlsd": "mlsd_lsd", "color": "t2ia_color_grid", "pidinet": "softedge_pidinet",
+                  "color": "t2ia_color_grid", "pidinet": "softedge_pidinet",
                   "pidinet_safe": "softedge_pidisafe", "pidinet_scribble": "scribble_pidinet",
                   "invert (from white bg & black line)": "invert",
                   "lineart_standard (from white bg & black line)": "lineart_standard",

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from kekong.detect.learned.mlsd import MLSDLarge, segments
 from kekong.detect.learned.networks import AnimeLineartUnet, ControlNetHED, LineartGenerator
 from kekong.detect.learned.pidinet import PiDiNet
 from kekong.detect.registry import Param, detector
@@ -27,6 +28,7 @@ NETWORKS: dict[str, Callable[[], torch.nn.Module]] = {
     "sk_model2.pth": LineartGenerator,
     "netG.pth": AnimeLineartUnet,
     "table5_pidinet.pth": PiDiNet,
+    "mlsd_large_512_fp32.pth": MLSDLarge,
 }
 
 
@@ -141,6 +143,20 @@ def scribble_pidinet(image: np.ndarray, weights: str = "") -> np.ndarray:
     strokes = nms(pidinet_edges(image, weights, "scribble_pidinet", safe=False), 127, 3.0)
     strokes = cv2.GaussianBlur(strokes, (0, 0), 3.0)
     return np.where(strokes > 4, 255, 0).astype(np.uint8)
+
+
+@detector("mlsd", "M-LSD straight line segments (learned; mlsd_large_512_fp32.pth), 1 px white on black.",
+          params=(Param("value_threshold", 0.1, "centre score a segment needs", 0.01, 2.0),
+                  Param("distance_threshold", 0.1, "shortest segment kept, in half-resolution pixels", 0.01, 20.0),
+                  WEIGHTS_PARAM),
+          feeds=("control_v11p_sd15_mlsd",), needs_weights="mlsd_large_512_fp32.pth", pad64=False)
+def mlsd(image: np.ndarray, value_threshold: float = 0.1, distance_threshold: float = 0.1,
+         weights: str = "") -> np.ndarray:
+    net = _network("mlsd_large_512_fp32.pth", "mlsd", weights, "mlsd_lsd")
+    canvas = np.zeros(image.shape[:2], np.uint8)
+    for x0, y0, x1, y1 in segments(net, image, value_threshold, distance_threshold):
+        cv2.line(canvas, (int(x0), int(y0)), (int(x1), int(y1)), 255, 1)
+    return canvas
 
 
 def _lineart(image: np.ndarray, filename: str, detector: str, weights: str) -> np.ndarray:
