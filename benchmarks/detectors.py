@@ -20,11 +20,14 @@ import torch
 from skimage import data
 
 from kekong.detect import list_detectors, run
+from kekong.detect.learned.mlsd import MLSDLarge
 from kekong.detect.learned.networks import AnimeLineartUnet, ControlNetHED, LineartGenerator
+from kekong.detect.learned.pidinet import PiDiNet
 
 GOALS_MS = {"canny": 5, "lineart_standard": 30, "openpose": 60, "openpose_full": 100}
 RANDOM_WEIGHTS = {"ControlNetHED.pth": ControlNetHED, "sk_model.pth": LineartGenerator,
-                  "sk_model2.pth": LineartGenerator, "netG.pth": AnimeLineartUnet}
+                  "sk_model2.pth": LineartGenerator, "netG.pth": AnimeLineartUnet, "table5_pidinet.pth": PiDiNet,
+                  "mlsd_large_512_fp32.pth": MLSDLarge}
 
 
 def time_ms(fn, repeats: int) -> float:
@@ -54,7 +57,10 @@ def main() -> None:
           f"python {sys.version.split()[0]}, torch {torch.__version__}\n")
     print("| detector | ms/image (median) | goal | weights |")
     print("|---|---:|---:|---|")
+    only = set(sys.argv[1:])  # optional: detector names to time
     for detector in list_detectors():
+        if only and detector.name not in only:
+            continue
         if detector.name.startswith("depth") or detector.name == "normal_from_depth":
             continue  # transformers models: no real-size weights here
         repeats = 3 if detector.needs_weights else 10
