@@ -115,6 +115,8 @@ def generate(
     lora: Annotated[list[str] | None, typer.Option(help="PATH[:WEIGHT] (repeatable)")] = None,
     init: Annotated[str | None, typer.Option(help="init image (img2img / inpaint)")] = None,
     strength: Annotated[float, typer.Option(help="denoising strength")] = 0.75,
+    resize_mode: Annotated[str, typer.Option(help="init image: just (stretch), crop (cover) or fill (fit inside)")
+                           ] = "just",
     mask: Annotated[str | None, typer.Option(help="inpaint mask, white = repaint")] = None,
     mask_blur: Annotated[int, typer.Option()] = 4,
     mask_invert: Annotated[bool, typer.Option("--mask-invert")] = False,
@@ -152,7 +154,8 @@ def generate(
             steps=steps, cfg_scale=cfg,
             sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,
             batch_count=batch_count, clip_skip=clip_skip, loras=[parse_lora(s) for s in lora or []],
-            init_image=init, denoising_strength=strength, mask=mask, mask_blur=mask_blur, mask_invert=mask_invert,
+            init_image=init, denoising_strength=strength, resize_mode=resize_mode, mask=mask, mask_blur=mask_blur,
+            mask_invert=mask_invert,
             inpaint_only_masked=only_masked, only_masked_padding=padding, inpainting_fill=fill,
             controls=[parse_control(s) for s in control or []], enable_hr=hires, hr_scale=hr_scale,
             hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps, hr_sampler_name=hr_sampler, hr_prompt=hr_prompt)

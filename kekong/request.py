@@ -217,6 +217,8 @@ class GenerationRequest(_Strict):
     loras: list[LoraSpec] = Field(default_factory=list, max_length=16)
     init_image: str | None = None
     denoising_strength: float = Field(0.75, ge=0, le=1)
+    resize_mode: ResizeMode = Field(ResizeMode.JUST_RESIZE, description="img2img: how the init image (and mask) "
+                                    "fit the size: Just Resize, Crop and Resize, Resize and Fill (A1111's 0/1/2)")
     mask: str | None = Field(None, description="inpaint mask: white = repaint")
     mask_invert: bool = False
     mask_blur: int = Field(4, ge=0, le=64)
@@ -252,6 +254,13 @@ class GenerationRequest(_Strict):
     @classmethod
     def _fill(cls, value: Any) -> InpaintFill:
         return InpaintFill.parse(value)
+
+    @field_validator("resize_mode", mode="before")
+    @classmethod
+    def _init_resize(cls, value: Any) -> ResizeMode:
+        if str(value).strip() == "3":
+            raise ValueError("resize mode 3 (Just resize, latent upscale) is not in kekong; use 0, 1 or 2")
+        return ResizeMode.parse(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerationRequest:

@@ -309,3 +309,27 @@ def test_inpaint_only_unit_reads_the_request_mask(tiny):
                               mask=str(tiny / "left.png")))[0]
     detected = result.units[0].detected
     assert np.all(detected[:, :28] == -1) and np.all(detected[:, 36:] >= 0)
+
+
+@pytest.mark.parametrize("mode", ["Just Resize", "Crop and Resize", "Resize and Fill"])
+def test_the_init_image_is_fitted_as_a1111s_resize_mode_says(mode):
+    from kekong.generation.inpaint import fit_init
+
+    wide = np.zeros((40, 120, 3), np.uint8)
+    wide[:, :, 0] = np.linspace(0, 255, 120).astype(np.uint8)  # a red ramp, left to right
+    fitted = fit_init(wide, (64, 64), mode)
+    assert fitted.shape == (64, 64, 3)
+    if mode == "Crop and Resize":  # the centre of the ramp fills the frame
+        assert 60 < fitted[:, 0, 0].mean() < 100 and 160 < fitted[:, -1, 0].mean() < 200
+    if mode == "Resize and Fill":  # fitted inside; the bands above and below repeat the edge rows
+        assert np.array_equal(fitted[0], fitted[20]) and fitted[:, 0, 0].max() < 10
+    if mode == "Just Resize":
+        assert fitted[:, 0, 0].max() < 10 and fitted[:, -1, 0].min() > 245
+
+
+def test_latent_upscale_resize_mode_is_refused():
+    from kekong.errors import ParameterError
+    from kekong.request import build_request
+
+    with pytest.raises(ParameterError, match="resize mode 3"):
+        build_request(prompt="x", init_image="x.png", resize_mode=3)

@@ -112,6 +112,13 @@ def test_img2img_with_mask_and_init_images_returned(client):
     assert len(body["images"]) == 2 and body["images"][1] == init
     assert body["parameters"]["init_images"] is None  # as A1111: not echoed back
     assert "Denoising strength: 0.6" in info(response)["infotexts"][0]
+    wide = b64_png(np.full((32, 96, 3), 200, np.uint8))
+    for mode in (1, 2):  # Crop and resize, Resize and fill
+        fitted = client.post("/sdapi/v1/img2img", json={"prompt": "x", "init_images": [wide], "resize_mode": mode,
+                                                        **SMALL})
+        assert fitted.status_code == 200, fitted.text
+    latent = client.post("/sdapi/v1/img2img", json={"prompt": "x", "init_images": [wide], "resize_mode": 3, **SMALL})
+    assert latent.status_code == 422 and "resize mode 3" in latent.json()["detail"]
 
 
 @pytest.mark.parametrize(("field", "value", "named"), [
@@ -125,6 +132,7 @@ def test_img2img_with_mask_and_init_images_returned(client):
     ("eta", 0.5, "eta"),
     ("s_churn", 1.0, "s_churn"),
     ("no_such_field", 1, "no_such_field"),
+    ("resize_mode", 1, "resize_mode"),  # txt2img has no init image to fit
 ])
 def test_a_value_kekong_would_not_honour_is_an_error_naming_the_field(client, field, value, named):
     payload = {"prompt": "x", "sampler_name": "Euler a", **SMALL, field: value}

@@ -22,6 +22,27 @@ class InpaintInputs:
     unit_mask: np.ndarray | None = None  # unblurred, at the init image's size (what inpaint_only units read)
 
 
+def fit_init(image: np.ndarray, size_hw: tuple[int, int], mode) -> np.ndarray:
+    """The init image at the generation size, as A1111's img2img `resize_mode` fits it: just resize
+    (stretch), crop and resize (cover, centre crop), or resize and fill (fit inside, then the edge
+    rows and columns stretched over the empty bands)."""
+    from kekong.detect.resolution import ResizeMode
+
+    height, width = image.shape[:2]
+    th, tw = size_hw
+    if mode == ResizeMode.JUST_RESIZE:
+        return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    scale = max(th / height, tw / width) if mode == ResizeMode.CROP_AND_RESIZE else min(th / height, tw / width)
+    nh, nw = max(1, round(height * scale)), max(1, round(width * scale))
+    scaled = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4)
+    if mode == ResizeMode.CROP_AND_RESIZE:
+        top, left = (nh - th) // 2, (nw - tw) // 2
+        return np.ascontiguousarray(scaled[max(top, 0):max(top, 0) + th, max(left, 0):max(left, 0) + tw])
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    padding = [(top, th - nh - top), (left, tw - nw - left)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(scaled, padding, mode="edge")
+
+
 def prepare(original: np.ndarray, mask_image: np.ndarray, size_hw: tuple[int, int], *, invert: bool,
             blur: int, only_masked: bool, padding: int, fill: bool) -> InpaintInputs:
     mask = mask_from_image(mask_image)

@@ -119,11 +119,12 @@ def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_
         return None
     original = load_image(image_source(request.init_image))
     if request.mask is None:
-        import cv2
-
-        resized = cv2.resize(original, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        resized = inpaint_inputs.fit_init(original, size, request.resize_mode)
         return inpaint_inputs.InpaintInputs(resized, np.zeros(size, np.uint8), resized, np.zeros(size, np.uint8), None)
     mask = load_image(image_source(request.mask))
+    if request.resize_mode.value != "Just Resize":  # A1111 fits the image and its mask the same way first
+        mask = inpaint_inputs.fit_init(mask, size, request.resize_mode)
+        original = inpaint_inputs.fit_init(original, size, request.resize_mode)
     return inpaint_inputs.prepare(
         original, mask, size, invert=request.mask_invert, blur=request.mask_blur,
         only_masked=request.inpaint_only_masked, padding=request.only_masked_padding,

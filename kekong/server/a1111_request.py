@@ -33,7 +33,7 @@ _DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
     "s_tmax": (None, 0, math.inf), "hr_checkpoint_name": (*_NONE, "Use same checkpoint"),
     "firstphase_width": (None, 0), "firstphase_height": (None, 0), "script_name": _NONE, "script_args": (None, ()),
     "infotext": _NONE, "firstpass_image": _NONE, "latent_mask": _NONE, "initial_noise_multiplier": (None, 1),
-    "mask_round": (None, True), "resize_mode": (None, 0, "0", "Just resize"), "disable_extra_networks": (None, False),
+    "mask_round": (None, True), "disable_extra_networks": (None, False),
 }
 _WHY = {
     "styles": "kekong has no saved styles; put the style text in the prompt",
@@ -43,7 +43,6 @@ _WHY = {
     "script_name": "A1111 scripts do not run in kekong",
     "script_args": "A1111 scripts do not run in kekong",
     "infotext": "send the fields themselves (`kekong replay` reproduces an infotext)",
-    "resize_mode": "img2img resizes the init image to the target (Just resize) only",
     "mask_round": "kekong's inpaint masks are not rounded",
     "disable_extra_networks": "<lora:…> tags in the prompt always apply",
 }
@@ -56,7 +55,8 @@ _TXT2IMG_MAP = {"prompt": "prompt", "negative_prompt": "negative_prompt", "seed"
                 "hr_scale": "hr_scale", "hr_upscaler": "hr_upscaler", "hr_second_pass_steps": "hr_second_pass_steps",
                 "hr_resize_x": "hr_resize_x", "hr_resize_y": "hr_resize_y", "hr_sampler_name": "hr_sampler_name",
                 "hr_scheduler": "hr_scheduler", "hr_prompt": "hr_prompt", "hr_negative_prompt": "hr_negative_prompt"}
-_IMG2IMG_MAP = {"inpainting_fill": "inpainting_fill", "inpaint_full_res_padding": "only_masked_padding"}
+_IMG2IMG_MAP = {"inpainting_fill": "inpainting_fill", "inpaint_full_res_padding": "only_masked_padding",
+                "resize_mode": "resize_mode"}
 _HANDLED = {"refiner_checkpoint", "refiner_switch_at", "sampler_name", "override_settings", "alwayson_scripts",
             "init_images", "mask", "mask_blur",
             "mask_blur_x", "mask_blur_y", "inpaint_full_res", "inpainting_mask_invert", "eta"}
