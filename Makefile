@@ -42,6 +42,8 @@ bench: setup
 	$(VENV)/bin/pip install -q onnxruntime
 	$(PY) benchmarks/watermark.py
 	$(PY) benchmarks/server.py
+	# Real-size SD 1.5 / SDXL memory (random weights, built once into ~/.cache/kekong/bench-models, ≈ 13 GB).
+	$(PY) benchmarks/memory.py
 
 # Retrain the shipped kekong-shapes model from nothing (< 60 min on 2 CPU cores; resumable).
 shipped-model: setup
