@@ -196,6 +196,8 @@ def test_listing_routes(client):
     assert "Euler a" in [s["name"] for s in client.get("/sdapi/v1/samplers").json()]
     assert "Karras" in [s["label"] for s in client.get("/sdapi/v1/schedulers").json()]
     assert client.get("/sdapi/v1/sd-vae").json() == []  # none in this machine's models folder
+    assert "Lanczos" in [u["name"] for u in client.get("/sdapi/v1/upscalers").json()]
+    assert "Latent (bicubic)" in [m["name"] for m in client.get("/sdapi/v1/latent-upscale-modes").json()]
     assert client.get("/controlnet/version").json()["version"] >= 2
     assert any(m.startswith("kekong-shapes-outline [") for m in client.get("/controlnet/model_list").json()
                ["model_list"])

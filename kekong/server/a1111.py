@@ -108,6 +108,26 @@ def schedulers() -> list[dict[str, Any]]:
     return [{"name": name.lower().replace(" ", "_"), "label": name} for name in SCHEDULE_TYPES]
 
 
+@router.get("/upscalers")
+def upscalers() -> list[dict[str, Any]]:
+    """Hires-fix upscalers: the image ones, then the ESRGAN-family files in the models folder."""
+    from kekong.generation.hires import IMAGE_UPSCALERS
+    from kekong.models import esrgan
+
+    rows = [{"name": name, "model_name": None, "model_path": None, "model_url": None, "scale": None}
+            for name in IMAGE_UPSCALERS]
+    for name in esrgan.available():
+        rows.append({"name": name, "model_name": "ESRGAN", "model_path": None, "model_url": None, "scale": 4})
+    return rows
+
+
+@router.get("/latent-upscale-modes")
+def latent_upscale_modes() -> list[dict[str, Any]]:
+    from kekong.generation.hires import LATENT_UPSCALERS
+
+    return [{"name": name} for name in LATENT_UPSCALERS]
+
+
 @router.get("/sd-vae")
 def sd_vae() -> list[dict[str, Any]]:
     from kekong.models.refs import list_local
