@@ -53,3 +53,11 @@ def test_pose_editor_adds_removes_and_checks_people():
         pose_editor.parse("{not json")
     with pytest.raises(Exception, match="pose_keypoints_2d has 3 values"):
         pose_editor.parse(json.dumps({"people": [{"pose_keypoints_2d": [1, 2, 3]}]}))
+
+
+def test_hires_and_refiner_settings_join_the_request_only_when_on():
+    assert UI.extras(False, 2, "Latent", 0, 0.7, "None", 0.8) == {}
+    fields = UI.extras(True, 1.5, "Lanczos", 10, 0.5, "kekong-shapes [f14907e277]", 0.6)
+    request = build_request(prompt="x", **fields)
+    assert request.enable_hr and request.hr_upscaler == "Lanczos" and request.hr_second_pass_steps == 10
+    assert request.refiner == "kekong-shapes" and request.refiner_switch_at == 0.6

@@ -27,6 +27,13 @@ def data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_image(image.astype(np.uint8), "PNG")).decode()
 
 
+def upscaler_names() -> list[str]:
+    from kekong.generation.hires import UPSCALERS
+    from kekong.models import esrgan
+
+    return [*UPSCALERS, *esrgan.available()]
+
+
 def enlarged(preview: np.ndarray, side: int = 256) -> np.ndarray:
     """A latent-size step preview blown up with nearest-neighbour, so it can be seen."""
     factor = max(1, side // max(preview.shape[:2]))
@@ -110,13 +117,26 @@ class UI:
         fields["controls"] = controls
         return fields
 
+    @staticmethod
+    def extras(enable_hr: bool, hr_scale: float, hr_upscaler: str, hr_steps: float, hr_strength: float,
+               refiner: str, refiner_switch_at: float) -> dict[str, Any]:
+        """Hires fix and refiner settings, only when switched on (the request's defaults otherwise)."""
+        fields: dict[str, Any] = {}
+        if enable_hr:
+            fields.update(enable_hr=True, hr_scale=float(hr_scale), hr_upscaler=hr_upscaler,
+                          hr_second_pass_steps=int(hr_steps), denoising_strength=float(hr_strength))
+        if refiner and refiner != "None":
+            fields.update(refiner=refiner.rsplit(" [", 1)[0], refiner_switch_at=float(refiner_switch_at))
+        return fields
+
     def generate(self, *inputs: Any):
         """Queue the job, then stream step previews until it is done; yields (preview, status, gallery)."""
         import gradio as gr
 
         fixed, units = inputs[:11], [inputs[11 + i * 11: 22 + i * 11] for i in range(UNITS)]
         try:
-            job, _ = self.services.submit(self.fields(*fixed, units), "ui")
+            fields = {**self.fields(*fixed, units), **self.extras(*inputs[11 + UNITS * 11:])}
+            job, _ = self.services.submit(fields, "ui")
         except KekongError as error:
             raise gr.Error(str(error)) from None
         event = self.services.worker.finished_event(job.id)
@@ -167,7 +187,7 @@ class UI:
         from kekong.detect import list_detectors
         from kekong.generation.samplers import SAMPLER_NAMES
         from kekong.models.ip_adapter import MODULES as IP_MODULES
-        from kekong.server.catalog import controlnet_models
+        from kekong.server.catalog import base_models, controlnet_models
 
         modules = ["none", *[d.name for d in list_detectors()], *IP_MODULES]
         models = ["Automatic", *controlnet_models()]
@@ -189,6 +209,18 @@ class UI:
                 with gr.Accordion("img2img / inpaint (draw the mask on the image)", open=False):
                     init = gr.ImageEditor(label="Init image", type="numpy", brush=gr.Brush(colors=["#ffffff"]))
                     strength = gr.Slider(0, 1, value=0.75, step=0.01, label="Denoising strength")
+                with gr.Accordion("Hires fix and refiner", open=False):
+                    with gr.Row():
+                        enable_hr = gr.Checkbox(value=False, label="Hires fix")
+                        hr_scale = gr.Slider(1, 4, value=2, step=0.05, label="Upscale by")
+                        hr_upscaler = gr.Dropdown(upscaler_names(), value="Latent", label="Upscaler")
+                        hr_steps = gr.Slider(0, 150, value=0, step=1, label="Hires steps (0 = same)")
+                        hr_strength = gr.Slider(0, 1, value=0.7, step=0.01, label="Hires denoising strength")
+                    with gr.Row():
+                        refiner = gr.Dropdown(["None", *[m["title"] for m in base_models()]], value="None",
+                                              label="Refiner")
+                        switch_at = gr.Slider(0, 1, value=0.8, step=0.01, label="Refiner switch at")
+                extras = [enable_hr, hr_scale, hr_upscaler, hr_steps, hr_strength, refiner, switch_at]
                 unit_inputs, unit_images, unit_modules = [], [], []
                 with gr.Tabs():
                     for index in range(UNITS):
@@ -230,7 +262,7 @@ class UI:
                 with gr.Row():
                     sends = [gr.Button(f"Send to control unit {i + 1}") for i in range(UNITS)]
                 go.click(self.generate, [prompt, negative, sampler, steps, cfg, seed, width, height, batch, init,
-                                         strength, *unit_inputs], [step_preview, status, gallery])
+                                         strength, *unit_inputs, *extras], [step_preview, status, gallery])
                 stop.click(lambda: self.services.worker.interrupt() and None, None, None)
 
                 def picked(gallery_value: list, evt: gr.SelectData) -> tuple[str, int]:
