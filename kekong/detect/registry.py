@@ -85,6 +85,12 @@ class Detector:
     takes_mask: bool = False  # needs an inpaint mask beside the image
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def sliders(self) -> tuple[Param, ...]:
+        """The numeric parameters in declaration order: the first two are sd-webui-controlnet's
+        threshold_a / threshold_b (its "sliders"), in the API and in infotext."""
+        return tuple(p for p in self.params if isinstance(p.default, (int, float)) and not isinstance(p.default, bool))
+
     def validate(self, params: Mapping[str, Any]) -> dict[str, ParamValue]:
         """Fill defaults and check every given parameter; unknown names are errors."""
         known = {p.name: p for p in self.params}

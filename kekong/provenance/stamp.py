@@ -36,6 +36,7 @@ class Layers:
 
 def infotext_params(generated) -> dict[str, Any]:
     """A1111's key order for the parameters line."""
+    from kekong.detect.registry import get as get_detector
     from kekong.generation.samplers import resolved_schedule
     from kekong.models.hashes import short_hash
 
@@ -70,9 +71,8 @@ def infotext_params(generated) -> dict[str, Any]:
         params["Refiner"] = f"{refiner.name} [{short_hash(refiner.path)}]"
         params["Refiner switch at"] = float(request.refiner_switch_at)
     for unit in generated.units:
-        # validated params are in the detector's declaration order: its first two sliders
-        numeric = [v for v in unit.unit.params.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        a, b = [*numeric, -1, -1][:2]
+        sliders = get_detector(unit.unit.module).sliders if unit.unit.params else ()  # `none` and IP have none
+        a, b = [*(unit.unit.params[slider.name] for slider in sliders), -1, -1][:2]
         params[f"ControlNet {unit.index}"] = controlnet_entry(unit.unit, unit.model_label, a, b)
     if request.rng.value != "GPU":
         params["RNG"] = request.rng.value  # A1111 writes it when not its default (GPU)

@@ -276,8 +276,7 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
             unit["res"] = int(res)
         else:
             translated.warnings.append(f"{where}.processor_res {res} is out of range; used 512 (as the extension)")
-    sliders = [p for p in detector.params if isinstance(p.default, (int, float)) and not isinstance(p.default, bool)]
-    for key, param in zip(("threshold_a", "threshold_b"), sliders, strict=False):
+    for key, param in zip(("threshold_a", "threshold_b"), detector.sliders, strict=False):
         value = values.get(key, -1)
         if value is None or value == -1:
             continue

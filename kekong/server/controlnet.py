@@ -72,9 +72,8 @@ async def detect(request: Request, payload: Annotated[dict[str, Any], Body()]) -
     detector = get(module)
     res = payload.get("controlnet_processor_res", 512)
     res = 512 if res in (None, -1) else int(res)
-    sliders = [p for p in detector.params if isinstance(p.default, (int, float)) and not isinstance(p.default, bool)]
     params: dict[str, Any] = {}
-    for key, param in zip(("controlnet_threshold_a", "controlnet_threshold_b"), sliders, strict=False):
+    for key, param in zip(("controlnet_threshold_a", "controlnet_threshold_b"), detector.sliders, strict=False):
         value = payload.get(key, -1)
         if value not in (None, -1):
             params[param.name] = param.coerce(module, value)
