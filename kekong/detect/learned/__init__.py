@@ -108,8 +108,12 @@ def softedge_hedsafe(image: np.ndarray, weights: str = "") -> np.ndarray:
           "strokes (learned; ControlNetHED.pth).", params=(WEIGHTS_PARAM,),
           feeds=("control_v11p_sd15_scribble",), needs_weights="ControlNetHED.pth")
 def scribble_hed(image: np.ndarray, weights: str = "") -> np.ndarray:
-    strokes = nms(hed_edges(image, weights, "scribble_hed", safe=False), 127, 3.0)
-    strokes = cv2.GaussianBlur(strokes, (0, 0), 3.0)
+    return bold_strokes(hed_edges(image, weights, "scribble_hed", safe=False))
+
+
+def bold_strokes(edges: np.ndarray) -> np.ndarray:
+    """Soft edges → scribble: thinned to ridges, blurred and binarised into bold strokes."""
+    strokes = cv2.GaussianBlur(nms(edges, 127, 3.0), (0, 0), 3.0)
     return np.where(strokes > 4, 255, 0).astype(np.uint8)
 
 
@@ -140,9 +144,7 @@ def softedge_pidisafe(image: np.ndarray, weights: str = "") -> np.ndarray:
           "(learned; table5_pidinet.pth).", params=(WEIGHTS_PARAM,), feeds=("control_v11p_sd15_scribble",),
           needs_weights="table5_pidinet.pth")
 def scribble_pidinet(image: np.ndarray, weights: str = "") -> np.ndarray:
-    strokes = nms(pidinet_edges(image, weights, "scribble_pidinet", safe=False), 127, 3.0)
-    strokes = cv2.GaussianBlur(strokes, (0, 0), 3.0)
-    return np.where(strokes > 4, 255, 0).astype(np.uint8)
+    return bold_strokes(pidinet_edges(image, weights, "scribble_pidinet", safe=False))
 
 
 @detector("mlsd", "M-LSD straight line segments (learned; mlsd_large_512_fp32.pth), 1 px white on black.",
