@@ -152,7 +152,7 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
 
     svc = services(request)
     running = svc.worker.running
-    queued = sum(1 for job in svc.store.list(200) if job.status == "queued")
+    queued = svc.store.count("queued")
     if running is None:
         return {"progress": 0.0, "eta_relative": 0.0, "current_image": None, "textinfo": None,
                 "state": {"skipped": False, "interrupted": False, "job": "", "job_count": queued,

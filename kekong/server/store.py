@@ -111,6 +111,10 @@ class JobStore:
             rows = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         return [_job(row) for row in rows]
 
+    def count(self, status: str) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
+
     def claim_next(self) -> Job | None:
         """The oldest queued job, marked running; None when the queue is empty."""
         with self._lock, self._connect() as db:

@@ -40,6 +40,7 @@ class Worker:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._finished: dict[str, threading.Event] = {}
+        self._last_write = 0.0  # when progress was last written to the store
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,7 +127,7 @@ class Worker:
         running.step += 1
         running.latents = info.latents
         now = time.time()
-        if now - getattr(self, "_last_write", 0.0) >= self.progress_interval or running.step == running.total:
+        if now - self._last_write >= self.progress_interval or running.step == running.total:
             self._last_write = now
             self.store.progress(running.job_id, running.step, running.total)
         return not running.cancel
