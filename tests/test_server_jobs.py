@@ -199,3 +199,19 @@ def test_url_fetch_refuses_redirects_and_oversized_bodies(monkeypatch):
             inputs.image_field(base + "/big", "image", policy)
     finally:
         server.shutdown()
+
+
+def test_model_names_are_checked_where_each_kind_lives(tmp_path, monkeypatch):
+    from kekong.errors import MissingWeightsError
+    from kekong.request import build_request
+    from kekong.server.services import check_models
+
+    monkeypatch.setenv("KEKONG_MODELS_DIR", str(tmp_path))
+    (tmp_path / "ipadapter").mkdir()
+    (tmp_path / "ipadapter" / "ip-adapter_test.safetensors").write_bytes(b"")
+    image = "data:image/png;base64," + b64_png(star_outline())
+    ip_unit = {"module": "ip-adapter_clip_sd15", "model": "ip-adapter_test", "image": image}
+    check_models(build_request(prompt="x", controls=[ip_unit]))  # ComfyUI's ipadapter/ folder counts
+    with pytest.raises(MissingWeightsError, match="ip-adapter_test"):
+        check_models(build_request(prompt="x", controls=[{"module": "none", "model": "ip-adapter_test",
+                                                          "image": image}]))

@@ -144,14 +144,15 @@ def _check_option(key: str, value: Any) -> None:
 
 def check_models(request) -> None:
     """Every model the request names exists (and is a name, not a path) — before it is queued."""
+    from kekong.models.ip_adapter import is_ip_module
     from kekong.models.refs import resolve
+    from kekong.prompt.syntax import extract_loras
     from kekong.server.inputs import model_name
 
     names = [("model", request.model, "base"), ("vae", request.vae, "vae"), ("refiner", request.refiner, "base")]
-    names += [(f"controls[{i}].model", unit.model, "controlnet") for i, unit in enumerate(request.controls)]
+    names += [(f"controls[{i}].model", unit.model, "ipadapter" if is_ip_module(unit.module) else "controlnet")
+              for i, unit in enumerate(request.controls)]  # IP-Adapters are also looked for in ipadapter/
     names += [(f"loras[{i}].path", lora.path, "lora") for i, lora in enumerate(request.loras)]
-    from kekong.prompt.syntax import extract_loras
-
     names += [(f"prompt <lora:{name}>", name, "lora") for name, _ in extract_loras(request.prompt)[1]]
     for where, name, role in names:
         if name is not None:
