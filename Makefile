@@ -6,7 +6,7 @@ PYTHON ?= python3
 
 .PHONY: setup demo test lint bench shipped-model clean browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	# torch first and pinned: the CPU build on disk; anything unpinned would pull a CUDA build.
@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	# invisible-watermark without its dependencies: they would add a second OpenCV distribution.
 	$(VENV)/bin/pip install -q --no-deps invisible-watermark==0.2.0
+	# geffnet (NormalBAE's EfficientNet-B5) without its dependencies: it lists torchvision, never imports it.
+	$(VENV)/bin/pip install -q --no-deps geffnet==1.0.2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -74,7 +74,8 @@ def train_controlnet_command(
     batch_size: Annotated[int, typer.Option()] = 32,
     grad_accum: Annotated[int, typer.Option(help="gradient accumulation steps")] = 1,
     lr: Annotated[float, typer.Option()] = 2e-4,
-    prompt_dropout: Annotated[float, typer.Option(min=0, max=1)] = 0.1,
+    prompt_dropout: Annotated[float, typer.Option(min=0, max=1, help="share of empty prompts")] = 0.5,
+    timestep_bias: Annotated[str, typer.Option(help="uniform, or cubic (favours high noise)")] = "cubic",
     validate_every: Annotated[int, typer.Option()] = 250,
     checkpoint_every: Annotated[int, typer.Option()] = 200,
     seed: Annotated[int, typer.Option()] = 0,
@@ -84,10 +85,12 @@ def train_controlnet_command(
     from kekong.train.controlnet import save_controlnet, train_controlnet
     from kekong.train.runner import RunSettings
 
+    if timestep_bias not in ("uniform", "cubic"):
+        raise ParameterError(f"--timestep-bias must be uniform or cubic, not {timestep_bias!r}")
     settings = RunSettings(out, steps, batch_size, lr, seed, grad_accum, checkpoint_every, validate_every)
     model = load_base(base)
     dataset = _load_data(data, size, limit, detector, seed)
-    controlnet = train_controlnet(model, dataset, settings, prompt_dropout)
+    controlnet = train_controlnet(model, dataset, settings, prompt_dropout, timestep_bias=timestep_bias)
     typer.echo(f"wrote {save_controlnet(controlnet, out / 'controlnet')}")
 
 

@@ -115,3 +115,24 @@ def test_controlnet_training_killed_midway_resumes_from_the_checkpoint(tmp_path)
     steps = [json.loads(line)["step"] for line in (Path(tmp_path) / "run" / "log.jsonl").read_text().splitlines()]
     assert steps[-2:] == [saved + 1, saved + 2]
     assert (tmp_path / "run" / "controlnet" / "config.json").is_file()
+
+
+def test_cubic_timesteps_favour_high_noise_and_min_snr_weights_damp_low_noise():
+    from kekong.train.diffusion import min_snr_weights, noise_scheduler, sample_timesteps
+
+    generator = torch.Generator().manual_seed(0)
+    uniform = sample_timesteps(4000, 1000, generator, "uniform")
+    cubic = sample_timesteps(4000, 1000, generator, "cubic")
+    assert 0 <= int(cubic.min()) and int(cubic.max()) <= 999
+    assert (cubic >= 500).float().mean() > 0.75 > 0.55 > (uniform >= 500).float().mean()  # P(u³ ≤ ½) = 0.79
+    with pytest.raises(ValueError, match="cubic"):
+        sample_timesteps(4, 1000, generator, "quadratic")
+    weights = min_snr_weights(noise_scheduler(), torch.tensor([0, 100, 500, 999]), gamma=5.0)
+    assert weights[0] < 0.01 and weights[1] < 1.0  # nearly clean samples: SNR ≫ 5, damped
+    assert torch.allclose(weights[2:], torch.ones(2))  # noisy samples (SNR ≤ 5) keep full weight
+
+
+def test_two_random_samples_overlap_little_so_chance_iou_stays_under_the_goal():
+    rng = np.random.default_rng(7)
+    pairs = [(random_sample(rng, 64).filled, random_sample(rng, 64).filled) for _ in range(150)]
+    assert np.mean([iou(a, b) for a, b in pairs]) < 0.3  # the benchmark's goal for a base without ControlNet

@@ -95,7 +95,7 @@ def normals_from_depth(depth: np.ndarray, strength: float = 4.0) -> np.ndarray:
     params=(Param("model", DEFAULT_MODELS["depth_midas"], "depth model: folder or hub id"),
             Param("strength", 4.0, "depth relief: larger tilts normals more", 0.1, 64.0),
             Param("input_is_depth", False, "the image already is a depth map (near = white)")),
-    feeds=("control_v11p_sd15_normalbae",), needs_weights=DEFAULT_MODELS["depth_midas"],
+    feeds=("control_v11p_sd15_normalbae",), needs_weights=DEFAULT_MODELS["depth_midas"], approximates="normal_bae",
 )
 def normal_from_depth(image: np.ndarray, model: str = DEFAULT_MODELS["depth_midas"],
                       strength: float = 4.0, input_is_depth: bool = False) -> np.ndarray:

@@ -30,7 +30,7 @@ _T2I_ORIGINAL = "kekong runs T2I-Adapters in diffusers' format (a folder with co
 CONTROL_TYPES = (
     ControlType("Canny", ("canny", "invert")),
     ControlType("Depth", ("depth_midas", "depth_anything", "depth_anything_v2", "depth_dpt")),
-    ControlType("NormalMap", ("normal_from_depth",)),
+    ControlType("NormalMap", ("normal_bae", "normal_from_depth")),
     ControlType("OpenPose", ("openpose", "openpose_face", "openpose_faceonly", "openpose_full", "openpose_hand")),
     ControlType("MLSD", ("mlsd", "mlsd_lsd", "invert")),
     ControlType("Lineart", ("lineart_standard", "lineart_realistic", "lineart_coarse", "lineart_anime", "invert")),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 # SD 1.x's training schedule; generation builds its samplers from the same config.
 SCHEDULER_CONFIG = {
@@ -59,19 +58,43 @@ def encode_latents(vae, images: np.ndarray, batch: int = 64) -> torch.Tensor:
     return torch.cat(out) * vae.config.scaling_factor
 
 
+def sample_timesteps(batch: int, total: int, generator: torch.Generator, bias: str = "uniform") -> torch.Tensor:
+    """Training timesteps. "cubic" (T2I-Adapter's schedule, t = (1 − u³)·T) favours high noise,
+    where an image's layout is decided: a ControlNet learns to follow its condition sooner."""
+    if bias == "uniform":
+        return torch.randint(0, total, (batch,), generator=generator)
+    if bias == "cubic":
+        u = torch.rand(batch, generator=generator)
+        return ((1 - u**3) * total).long().clamp(0, total - 1)
+    raise ValueError(f"unknown timestep bias {bias!r} (uniform or cubic)")
+
+
+def min_snr_weights(scheduler, steps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-γ loss weights for epsilon prediction, min(SNR, γ)/SNR (Hang et al. 2023): the
+    low-noise steps stop dominating the gradient, and training converges several times faster."""
+    alphas = scheduler.alphas_cumprod[steps]
+    snr = alphas / (1 - alphas)
+    return torch.clamp(snr, max=gamma) / snr
+
+
 def denoising_loss(unet, latents: torch.Tensor, embeds: torch.Tensor, generator: torch.Generator, scheduler,
-                   controlnet=None, cond: torch.Tensor | None = None, offset_noise: float = 0.1) -> torch.Tensor:
-    """Epsilon-prediction MSE at a random timestep. Offset noise (a per-channel constant added to
-    the noise) lets the model reach flat dark or bright images, which plain noise makes hard."""
+                   controlnet=None, cond: torch.Tensor | None = None, offset_noise: float = 0.1,
+                   timestep_bias: str = "uniform", snr_gamma: float | None = 5.0) -> torch.Tensor:
+    """Epsilon-prediction MSE at a random timestep, min-SNR weighted. Offset noise (a per-channel
+    constant added to the noise) lets the model reach flat dark or bright images, which plain
+    noise makes hard."""
     batch = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator)
     if offset_noise:
         noise = noise + offset_noise * torch.randn((batch, latents.shape[1], 1, 1), generator=generator)
-    steps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
+    steps = sample_timesteps(batch, scheduler.config.num_train_timesteps, generator, timestep_bias)
     noisy = scheduler.add_noise(latents, noise, steps)
     residuals = {}
     if controlnet is not None:
         down, mid = controlnet(noisy, steps, encoder_hidden_states=embeds, controlnet_cond=cond, return_dict=False)
         residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
     prediction = unet(noisy, steps, encoder_hidden_states=embeds, return_dict=False, **residuals)[0]
-    return F.mse_loss(prediction, noise)
+    per_sample = (prediction - noise).pow(2).mean(dim=(1, 2, 3))
+    if snr_gamma is not None:
+        per_sample = per_sample * min_snr_weights(scheduler, steps, snr_gamma)
+    return per_sample.mean()

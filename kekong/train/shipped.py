@@ -22,7 +22,7 @@ BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 OUTLINE_MODULES = ("none", "scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold",
                    "canny", "lineart_standard", "softedge_dog")
 SAMPLES, SIZE = 16_000, 64
-VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 2000, 1500, 1000
+VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 1200, 1900, 1250
 
 
 def retrain(run: Path, install: bool = True, samples: int = SAMPLES, vae_steps: int = VAE_STEPS,
@@ -37,7 +37,7 @@ def retrain(run: Path, install: bool = True, samples: int = SAMPLES, vae_steps: 
     data = shapes_set(samples, SIZE, seed=0)
     model = train_base(data, run / "base", vae_steps, unet_steps, progress=progress)
     base = load_base(str(model))
-    settings = RunSettings(run / "controlnet-run", control_steps, batch_size=32, lr=2e-4, validate_every=250,
+    settings = RunSettings(run / "controlnet-run", control_steps, batch_size=32, lr=3e-4, validate_every=250,
                            progress=progress)
     controlnet = train_controlnet(base, data, settings)
     timings = {"minutes": round((time.time() - started) / 60, 1)}

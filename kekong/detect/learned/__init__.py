@@ -16,6 +16,7 @@ import torch
 
 from kekong.detect.learned.mlsd import MLSDLarge, segments
 from kekong.detect.learned.networks import AnimeLineartUnet, ControlNetHED, LineartGenerator
+from kekong.detect.learned.normalbae import NormalBae
 from kekong.detect.learned.pidinet import PiDiNet
 from kekong.detect.registry import Param, detector
 from kekong.errors import KekongError
@@ -29,6 +30,7 @@ NETWORKS: dict[str, Callable[[], torch.nn.Module]] = {
     "netG.pth": AnimeLineartUnet,
     "table5_pidinet.pth": PiDiNet,
     "mlsd_large_512_fp32.pth": MLSDLarge,
+    "scannet.pt": NormalBae,
 }
 
 
@@ -37,8 +39,9 @@ def load_network(path: str, filename: str) -> torch.nn.Module:
     """Build the network for `filename` and load `path` into it strictly."""
     network = NETWORKS[filename]()
     state = load_state_dict(path)
-    if isinstance(state.get("state_dict"), dict):  # training checkpoints (PiDiNet's) wrap the weights
-        state = state["state_dict"]
+    for wrapper in ("state_dict", "model"):  # training checkpoints (PiDiNet's, NormalBAE's) wrap the weights
+        if isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
     state = {key.removeprefix("module."): value for key, value in state.items()}
     try:
         network.load_state_dict(state, strict=True)
@@ -192,3 +195,20 @@ def lineart_anime(image: np.ndarray, weights: str = "") -> np.ndarray:
         line = net(_to_tensor(feed, 1 / 127.5, -1.0))[0, 0].numpy() * 127.5 + 127.5
     line = cv2.resize(line, (w, h), interpolation=cv2.INTER_CUBIC)
     return 255 - line.clip(0, 255).astype(np.uint8)
+
+
+IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+@detector("normal_bae", "Surface normals from NormalBAE (learned; scannet.pt), in its colours: blue = facing "
+          "the viewer, red = facing left, green = facing up.", params=(WEIGHTS_PARAM,),
+          feeds=("control_v11p_sd15_normalbae",), needs_weights="scannet.pt")
+def normal_bae(image: np.ndarray, weights: str = "") -> np.ndarray:
+    net = _network("scannet.pt", "normal_bae", weights, "normal_from_depth (input_is_depth=true)")
+    feed = ((image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
+    with torch.inference_mode():
+        estimate = net(torch.from_numpy(feed).permute(2, 0, 1)[None])
+    normal = estimate[0, :3].permute(1, 2, 0).numpy()
+    if normal.shape[:2] != image.shape[:2]:  # sides not multiples of 32
+        normal = cv2.resize(normal, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return ((normal + 1.0) * 0.5 * 255.0).clip(0, 255).astype(np.uint8)
