@@ -22,12 +22,13 @@ from skimage import data
 from kekong.detect import list_detectors, run
 from kekong.detect.learned.mlsd import MLSDLarge
 from kekong.detect.learned.networks import AnimeLineartUnet, ControlNetHED, LineartGenerator
+from kekong.detect.learned.normalbae import NormalBae
 from kekong.detect.learned.pidinet import PiDiNet
 
 GOALS_MS = {"canny": 5, "lineart_standard": 30, "openpose": 60, "openpose_full": 100}
 RANDOM_WEIGHTS = {"ControlNetHED.pth": ControlNetHED, "sk_model.pth": LineartGenerator,
                   "sk_model2.pth": LineartGenerator, "netG.pth": AnimeLineartUnet, "table5_pidinet.pth": PiDiNet,
-                  "mlsd_large_512_fp32.pth": MLSDLarge}
+                  "mlsd_large_512_fp32.pth": MLSDLarge, "scannet.pt": NormalBae}
 
 
 def time_ms(fn, repeats: int) -> float:

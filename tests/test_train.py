@@ -123,7 +123,7 @@ def test_cubic_timesteps_favour_high_noise_and_min_snr_weights_damp_low_noise():
     generator = torch.Generator().manual_seed(0)
     uniform = sample_timesteps(4000, 1000, generator, "uniform")
     cubic = sample_timesteps(4000, 1000, generator, "cubic")
-    assert 0 <= int(cubic.min()) and int(cubic.max()) <= 999
+    assert int(cubic.min()) >= 0 and int(cubic.max()) <= 999
     assert (cubic >= 500).float().mean() > 0.75 > 0.55 > (uniform >= 500).float().mean()  # P(u³ ≤ ½) = 0.79
     with pytest.raises(ValueError, match="cubic"):
         sample_timesteps(4, 1000, generator, "quadratic")
@@ -136,3 +136,11 @@ def test_two_random_samples_overlap_little_so_chance_iou_stays_under_the_goal():
     rng = np.random.default_rng(7)
     pairs = [(random_sample(rng, 64).filled, random_sample(rng, 64).filled) for _ in range(150)]
     assert np.mean([iou(a, b) for a, b in pairs]) < 0.3  # the benchmark's goal for a base without ControlNet
+
+
+def test_learning_rate_warms_up_then_decays_to_zero_at_the_last_step():
+    from kekong.train.runner import lr_factor
+
+    settings = RunSettings(Path("unused"), steps=1000, warmup=100)
+    assert lr_factor(0, settings) < 0.02 < lr_factor(50, settings) < lr_factor(99, settings)
+    assert abs(lr_factor(500, settings) - 0.5) < 1e-9 and lr_factor(1000, settings) == 0.0

@@ -1,7 +1,7 @@
-"""The training loop every kekong trainer shares: seeded steps, gradient accumulation, a progress
-bar with the loss, a JSON-lines log, checkpoints with optimizer state written atomically, and
-resume from the last checkpoint after a kill (SIGKILL loses at most `checkpoint_every` steps;
-Ctrl-C and SIGTERM save first)."""
+"""The training loop every kekong trainer shares: seeded steps, gradient accumulation, warm-up and
+cosine learning-rate decay, a progress bar with the loss, a JSON-lines log, checkpoints with
+optimizer state written atomically, and resume from the last checkpoint after a kill (SIGKILL
+loses at most `checkpoint_every` steps; Ctrl-C and SIGTERM save first)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ class RunSettings:
     progress: bool = True
 
 
+def lr_factor(step: int, settings: RunSettings) -> float:
+    """Linear warm-up, then cosine decay to zero at the last step. Without the decay the last
+    weights land wherever the noise of a constant rate leaves them (seen: a VAE whose held-out
+    shape colours fell from 0.96 to 0.80 in its last 100 steps)."""
+    warmup = min(1.0, (step + 1) / max(1, settings.warmup))
+    return warmup * 0.5 * (1 + math.cos(math.pi * min(step, settings.steps) / max(1, settings.steps)))
+
+
 class Stopped(Exception):
     """Training stopped by a signal after saving a checkpoint."""
 
@@ -57,8 +65,7 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / max(1, settings.warmup)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings))
     checkpoint = out / "checkpoint.pt"
     start = 0
     if checkpoint.is_file():
