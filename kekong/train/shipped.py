@@ -22,7 +22,7 @@ BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 OUTLINE_MODULES = ("none", "scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold",
                    "canny", "lineart_standard", "softedge_dog")
 SAMPLES, SIZE = 16_000, 64
-VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 1200, 1900, 1250
+VAE_STEPS, UNET_STEPS, CONTROL_STEPS = 1200, 1500, 1100
 
 
 def retrain(run: Path, install: bool = True, samples: int = SAMPLES, vae_steps: int = VAE_STEPS,
