@@ -51,10 +51,11 @@ def test_clip_only_options_are_refused(fields, message):
 
 
 def test_benchmark_subset():
-    # The goals (IoU ≥ 0.85 with, ≤ 0.3 without, colour ≥ 0.8) are NOT met by the model
-    # trained in the budget (200 conditions: IoU 0.68 / 0.36, colour 0.62 — see BENCHMARKS.md).
-    # This guards the measured level so a regression shows; raise it when a retrain does better.
+    # The goals: IoU ≥ 0.85 with the ControlNet, ≤ 0.3 without; colour accuracy ≥ 0.8.
+    # Measured on 200 conditions (BENCHMARKS.md): 0.77 with, 0.31 without, colour 0.84 — the
+    # colour goal is met, the IoU goals are not. On this 30-condition subset: 0.76 / 0.29 / 0.83.
+    # These bounds guard that level, a little below it, so a regression shows.
     result = run_bench(None, None, count=30)
     with_control, without = result["rows"]
-    assert with_control["iou"] >= 0.55 and with_control["iou"] >= without["iou"] + 0.15
-    assert with_control["colour_accuracy"] >= 0.45
+    assert with_control["iou"] >= 0.70 and with_control["iou"] >= without["iou"] + 0.35
+    assert with_control["colour_accuracy"] >= 0.78

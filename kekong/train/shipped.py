@@ -1,6 +1,8 @@
-"""Retrain the shipped kekong-shapes model from nothing (`make shipped-model`, < 60 min on 2 CPU
+"""Retrain the shipped kekong-shapes model from nothing (`make shipped-model`, ≈ 54 min on 2 CPU
 cores): synthetic shapes → base (VAE + UNet, MiniLM text encoder) → outline ControlNet (trained
 on crisp and scribbled outlines, so it serves both) → float16 folders in kekong/weights/.
+Step counts fill the hour at the measured pace (BENCHMARKS.md: VAE 0.43 s, UNet 1.0 s,
+ControlNet 0.86 s per step).
 
 Re-running resumes from the run folder's checkpoints.
 """
