@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from kekong.detect.resolution import ResizeMode
 from kekong.errors import ParameterError
 from kekong.generation import inpaint as inpaint_inputs
 from kekong.generation.control import PreparedUnit, detect_units, load_units
@@ -122,7 +123,7 @@ def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_
         resized = inpaint_inputs.fit_init(original, size, request.resize_mode)
         return inpaint_inputs.InpaintInputs(resized, np.zeros(size, np.uint8), resized, np.zeros(size, np.uint8), None)
     mask = load_image(image_source(request.mask))
-    if request.resize_mode.value != "Just Resize":  # A1111 fits the image and its mask the same way first
+    if request.resize_mode != ResizeMode.JUST_RESIZE:  # A1111 fits the image and its mask the same way first
         mask = inpaint_inputs.fit_init(mask, size, request.resize_mode)
         original = inpaint_inputs.fit_init(original, size, request.resize_mode)
     return inpaint_inputs.prepare(

@@ -153,7 +153,7 @@ def _load_base_folder(ref: ModelRef) -> BaseModel:
             model = cls.from_pretrained(where, local_files_only=True, **options)
         except (OSError, ValueError) as exc:
             raise KekongError(f"{ref.name}: cannot load {name} from {where}: {exc}") from None
-        return precision.keep_in(model, storage) if storage is not None else model
+        return precision.keep_in(model, storage) if weighted else model
 
     encoders = [component(n) for n in ("text_encoder", "text_encoder_2") if n in index and index[n][0]]
     tokenizers = [component(n) for n in ("tokenizer", "tokenizer_2") if n in index and index[n][0]]
@@ -195,8 +195,7 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
         state = load_state_dict(ref.path)
         refuse_adapter_weights(ref.name, set(state))  # an adapter is named, not misread as a ControlNet
         model = single_file.load_controlnet(state, Path(config) if config else None)
-        storage = precision.storage_dtype(precision.model_fp32_bytes(model))
-        return precision.keep_in(model, storage) if storage is not None else model
+        return precision.keep_in(model, precision.storage_dtype(precision.model_fp32_bytes(model)))
     config_file = ref.path / "config.json"
     class_name = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
     if class_name == "T2IAdapter":
@@ -206,11 +205,10 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
     cls = ControlNetUnionModel if class_name == "ControlNetUnionModel" else ControlNetModel
     storage = precision.storage_dtype(precision.safetensors_fp32_bytes(ref.path))
     try:
-        model = cls.from_pretrained(ref.path, local_files_only=True,
-                                                torch_dtype=storage or torch.float32).eval()
+        model = cls.from_pretrained(ref.path, local_files_only=True, torch_dtype=storage or torch.float32).eval()
     except (OSError, ValueError) as exc:
         raise KekongError(f"cannot load ControlNet {ref.name} from {ref.path}: {exc}") from None
-    return precision.keep_in(model, storage) if storage is not None else model
+    return precision.keep_in(model, storage)
 
 
 def _load_t2i_adapter(ref: ModelRef) -> Any:
