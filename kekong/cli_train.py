@@ -75,23 +75,40 @@ def train_controlnet_command(
     grad_accum: Annotated[int, typer.Option(help="gradient accumulation steps")] = 1,
     lr: Annotated[float, typer.Option()] = 2e-4,
     prompt_dropout: Annotated[float, typer.Option(min=0, max=1, help="share of empty prompts")] = 0.5,
-    timestep_bias: Annotated[str, typer.Option(help="uniform, or cubic (favours high noise)")] = "cubic",
+    timestep_bias: Annotated[str, typer.Option(
+        help="uniform, cubic (favours high noise), or cubic-then-uniform (its last third uniform)"),
+    ] = "cubic-then-uniform",
+    unlock_decoder: Annotated[bool, typer.Option(
+        help="train the base UNet's decoder too (sd_locked=False); the tuned base is saved to out/base")] = False,
+    control_dropout: Annotated[float, typer.Option(
+        min=0, max=0.95, help="share of samples trained without the ControlNet (with --unlock-decoder)")] = 0.0,
     validate_every: Annotated[int, typer.Option()] = 250,
     checkpoint_every: Annotated[int, typer.Option()] = 200,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train a ControlNet from a base model's encoder; logs a controllability metric."""
     from kekong.models.load import load_base
-    from kekong.train.controlnet import save_controlnet, train_controlnet
+    from kekong.models.refs import resolve
+    from kekong.train.controlnet import save_controlnet, save_tuned_base, train_controlnet
+    from kekong.train.diffusion import TIMESTEP_BIASES
     from kekong.train.runner import RunSettings
 
-    if timestep_bias not in ("uniform", "cubic"):
-        raise ParameterError(f"--timestep-bias must be uniform or cubic, not {timestep_bias!r}")
+    if timestep_bias not in TIMESTEP_BIASES:
+        raise ParameterError(f"--timestep-bias must be one of {', '.join(TIMESTEP_BIASES)}, not {timestep_bias!r}")
+    if control_dropout and not unlock_decoder:
+        raise ParameterError("--control-dropout only matters with --unlock-decoder (a locked base learns nothing "
+                             "from samples without the ControlNet)")
+    if unlock_decoder and resolve(base, "base").path.is_file():
+        raise ParameterError(f"--unlock-decoder tunes the base's UNet, saved as a copy of the base's diffusers folder; "
+                             f"{base} is a single file: convert it to a diffusers folder first")
     settings = RunSettings(out, steps, batch_size, lr, seed, grad_accum, checkpoint_every, validate_every)
     model = load_base(base)
     dataset = _load_data(data, size, limit, detector, seed)
-    controlnet = train_controlnet(model, dataset, settings, prompt_dropout, timestep_bias=timestep_bias)
+    controlnet = train_controlnet(model, dataset, settings, prompt_dropout, timestep_bias=timestep_bias,
+                                  unlock_decoder=unlock_decoder, control_dropout=control_dropout)
     typer.echo(f"wrote {save_controlnet(controlnet, out / 'controlnet')}")
+    if unlock_decoder:
+        typer.echo(f"wrote {save_tuned_base(model, out / 'base')} (use this base with the ControlNet)")
 
 
 @bench_app.command("control")
@@ -100,12 +117,15 @@ def bench_control(
     controlnet: Annotated[str | None, typer.Option(help="ControlNet (default: the base's outline one)")] = None,
     count: Annotated[int, typer.Option(help="held-out conditions")] = 200,
     steps: Annotated[int, typer.Option()] = 20,
+    cfg: Annotated[float, typer.Option(min=1, max=30, help="CFG scale")] = 5.0,
+    weight: Annotated[float, typer.Option(min=0, max=2, help="ControlNet weight")] = 1.0,
+    baseline: Annotated[bool, typer.Option(help="also run the base alone (chance)")] = True,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Shape IoU and colour accuracy on held-out shapes, with the ControlNet and without."""
     from kekong.train.bench import run_bench
 
-    result = run_bench(base, controlnet, count, steps)
+    result = run_bench(base, controlnet, count, steps, cfg, weight, baseline)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return

@@ -3,6 +3,8 @@ meets its controllability benchmark on a 30-condition subset."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,14 @@ def test_benchmark_subset():
     with_control, without = result["rows"]
     assert with_control["iou"] >= 0.70 and with_control["iou"] >= without["iou"] + 0.35
     assert with_control["colour_accuracy"] >= 0.78
+
+
+def test_bench_cli_takes_the_controlnet_weight_and_cfg_and_can_skip_the_baseline():
+    from tests.test_cli import kekong as run_kekong
+
+    done = run_kekong("bench", "control", "--count", "2", "--weight", "1.5", "--cfg", "3", "--no-baseline", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["weight"], result["cfg"], [row["name"] for row in result["rows"]]) == (1.5, 3.0, ["controlnet"])
+    refused = run_kekong("bench", "control", "--weight", "2.5")
+    assert refused.returncode != 0 and "2.5" in refused.stderr

@@ -132,6 +132,16 @@ def test_cubic_timesteps_favour_high_noise_and_min_snr_weights_damp_low_noise():
     assert torch.allclose(weights[2:], torch.ones(2))  # noisy samples (SNR ≤ 5) keep full weight
 
 
+def test_cubic_then_uniform_switches_to_uniform_for_the_last_third_of_a_run():
+    from kekong.train.diffusion import bias_at
+
+    assert [bias_at("cubic-then-uniform", step, 300) for step in (0, 199, 200, 299)] == \
+        ["cubic", "cubic", "uniform", "uniform"]
+    assert bias_at("cubic", 299, 300) == "cubic" and bias_at("uniform", 0, 300) == "uniform"
+    with pytest.raises(ValueError, match="cubic-then-uniform"):
+        bias_at("linear", 0, 300)
+
+
 def test_two_random_samples_overlap_little_so_chance_iou_stays_under_the_goal():
     rng = np.random.default_rng(7)
     pairs = [(random_sample(rng, 64).filled, random_sample(rng, 64).filled) for _ in range(150)]
@@ -144,3 +154,56 @@ def test_learning_rate_warms_up_then_decays_to_zero_at_the_last_step():
     settings = RunSettings(Path("unused"), steps=1000, warmup=100)
     assert lr_factor(0, settings) < 0.02 < lr_factor(50, settings) < lr_factor(99, settings)
     assert abs(lr_factor(500, settings) - 0.5) < 1e-9 and lr_factor(1000, settings) == 0.0
+
+
+def test_samples_without_control_train_as_if_there_were_no_controlnet():
+    from diffusers import ControlNetModel
+
+    from kekong.train.diffusion import denoising_loss, noise_scheduler
+    from tests.tiny_models import tiny_unet
+
+    unet = tiny_unet()
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 8, 8))
+    torch.manual_seed(1)
+    for zero_conv in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+        torch.nn.init.normal_(zero_conv.weight, std=0.5)  # as after training: the residuals are not zero
+    latents, embeds = torch.randn(2, 4, 16, 16), torch.randn(2, 77, 32)
+    cond = torch.rand(2, 3, 128, 128)
+
+    @torch.no_grad()
+    def loss(**control):
+        return float(denoising_loss(unet, latents, embeds, torch.Generator().manual_seed(0), noise_scheduler(),
+                                    **control))
+
+    plain = loss()
+    assert loss(controlnet=controlnet, cond=cond) != pytest.approx(plain)
+    assert loss(controlnet=controlnet, cond=cond, keep_control=torch.tensor([0, 0])) == pytest.approx(plain)
+
+
+def test_unlocked_decoder_trains_beside_the_controlnet_and_the_tuned_base_is_saved(tmp_path):
+    from kekong.models.load import load_base
+    from tests.test_cli import kekong as run_kekong
+
+    build_tiny_base(tmp_path / "base")
+    done = run_kekong("train", "controlnet", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "run"),
+                      "--data", "shapes", "--limit", "24", "--steps", "3", "--batch-size", "2", "--lr", "1e-2",
+                      "--unlock-decoder", "--control-dropout", "0.25", "--validate-every", "1000")
+    assert done.returncode == 0, done.stderr
+    assert "use this base with the ControlNet" in done.stdout
+    original = load_base(str(tmp_path / "base")).unet.state_dict()
+    tuned = load_base(str(tmp_path / "run" / "base")).unet.state_dict()
+    changed = {key for key in original if not torch.equal(original[key], tuned[key])}
+    assert changed and all(key.startswith(("up_blocks.", "conv_norm_out.", "conv_out.")) for key in changed)
+    assert (tmp_path / "run" / "controlnet" / "config.json").is_file()
+
+
+def test_unlocking_options_that_cannot_work_are_refused_before_loading(tmp_path):
+    from tests.test_cli import kekong as run_kekong
+
+    single = tmp_path / "model.safetensors"
+    single.write_bytes(b"not even read")
+    done = run_kekong("train", "controlnet", "--base", str(single), "--out", str(tmp_path / "run"), "--unlock-decoder")
+    assert done.returncode != 0 and "single file" in done.stderr
+    done = run_kekong("train", "controlnet", "--base", str(single), "--out", str(tmp_path / "run"),
+                      "--control-dropout", "0.2")
+    assert done.returncode != 0 and "--unlock-decoder" in done.stderr

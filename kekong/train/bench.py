@@ -40,7 +40,8 @@ def score(image: np.ndarray, sample) -> dict[str, float]:
 
 
 def run_bench(base_ref: str | None, controlnet_ref: str | None, count: int, steps: int = 20,
-              cfg: float = 5.0) -> dict:
+              cfg: float = 5.0, weight: float = 1.0, baseline: bool = True) -> dict:
+    """Rows for the ControlNet at `weight` and, with `baseline`, for the base alone (chance)."""
     from kekong.generation.control import PreparedUnit, to_tensor
     from kekong.generation.pipeline import run_batch
     from kekong.models.load import load_base, load_controlnet
@@ -52,12 +53,13 @@ def run_bench(base_ref: str | None, controlnet_ref: str | None, count: int, step
     rng = np.random.default_rng(HELD_OUT_SEED)
     samples = [random_sample(rng, size) for _ in range(count)]
     rows = []
-    for name, use_control in (("controlnet", True), ("no controlnet", False)):
+    for name, use_control in (("controlnet", True), ("no controlnet", False))[:2 if baseline else 1]:
         scores, start = [], time.perf_counter()
         for index, sample in enumerate(samples):
             request = build_request(prompt=sample.prompt, width=size, height=size, steps=steps, cfg_scale=cfg,
                                     seed=index)
-            units = [PreparedUnit(ControlUnit(module="none", image="bench"), 0, controlnet, ref.name, ref.name,
+            units = [PreparedUnit(ControlUnit(module="none", image="bench", weight=weight), 0, controlnet, ref.name,
+                                  ref.name,
                                   f"bench-{index}", to_tensor(sample.outline))] if use_control else []
             image = run_batch(base, request, units, [index], None, None)[0]
             scores.append(score(image, sample))
@@ -68,4 +70,4 @@ def run_bench(base_ref: str | None, controlnet_ref: str | None, count: int, step
                      "shape_colour": shape, "background_colour": background,
                      "colour_accuracy": (shape + background) / 2, "ms_per_image": 1000 * elapsed / count})
     return {"base": base.name, "controlnet": ref.name, "count": count, "steps": steps, "cfg": cfg,
-            "size": size, "rows": rows}
+            "weight": weight, "size": size, "rows": rows}

@@ -5,6 +5,13 @@ joined to the locked base by zero-initialised convolutions, trained on (target, 
 prompt) triples with the base frozen. A controllability metric is logged at each validation
 (mean IoU between the condition's filled outline and where the generated image departs from
 its background), so "sudden convergence" shows in the log as a jump.
+
+Optionally the base UNet's decoder trains too (the original repo's `sd_locked = False`, which its
+authors advise when a ControlNet does not learn a domain): the locked base can only draw what it
+learnt, and a small base draws blobs. Measured from the shipped model (300 more steps each, 32
+held-out outlines): IoU 0.83 with the decoder unlocked vs 0.76 (ControlNet alone). The ControlNet
+then belongs with that tuned UNet, so both are saved; `control_dropout` trains a share of samples
+without the ControlNet, so the tuned base still draws on its own.
 """
 
 from __future__ import annotations
@@ -16,11 +23,18 @@ import cv2
 import numpy as np
 import torch
 
+from kekong.errors import KekongError
 from kekong.train.data import TrainingSet
-from kekong.train.diffusion import PromptCache, denoising_loss, encode_latents, noise_scheduler, rng_for
+from kekong.train.diffusion import PromptCache, bias_at, denoising_loss, encode_latents, noise_scheduler, rng_for
 from kekong.train.runner import RunSettings, run_training
 
 HINT_CHANNELS = (16, 32, 96, 256)  # ControlNet 1.x's hint encoder; one stride-2 conv per level after the first
+
+
+def decoder_parts(unet) -> list[torch.nn.Module]:
+    """What `unlock_decoder` trains: the up blocks and the output layers (the encoder, the mid
+    block and the time embedding stay locked: the ControlNet is a copy of them)."""
+    return [unet.up_blocks, unet.conv_norm_out, unet.conv_out]
 
 
 def build_controlnet(base):
@@ -67,22 +81,37 @@ def controllability(images: list[np.ndarray], targets: np.ndarray, conditions: n
 
 
 def train_controlnet(base, data: TrainingSet, settings: RunSettings, prompt_dropout: float = 0.5,
-                     held_out: int = 8, cfg: float = 5.0, timestep_bias: str = "cubic") -> object:
+                     held_out: int = 8, cfg: float = 5.0, timestep_bias: str = "cubic-then-uniform",
+                     prompts: PromptCache | None = None, unlock_decoder: bool = False,
+                     control_dropout: float = 0.0) -> object:
     """Train and return the ControlNet; the last `held_out` samples are kept out for validation.
 
     As the paper does, half the prompts are dropped, so the ControlNet must read the layout from
-    the condition itself; timesteps favour high noise, where the layout is decided."""
+    the condition itself; timesteps favour high noise, where the layout is decided, for the first
+    two thirds of the run (`timestep_bias`). `prompts`: embeddings already encoded (the base stage's).
+    `unlock_decoder`: base.unet's decoder trains too (in place; checkpointed with the ControlNet);
+    `control_dropout`: the share of samples trained without the ControlNet's residuals."""
     from kekong.io import save_image
 
     if not data.conditions:
         raise ValueError("the training set has no condition images")
+    if not 0 <= control_dropout < 1:
+        raise ValueError(f"control_dropout must be in [0, 1), not {control_dropout}")
+    if unlock_decoder and next(base.unet.parameters()).dtype != torch.float32:
+        raise KekongError(f"{base.name}: its UNet is held in {next(base.unet.parameters()).dtype} to save memory; "
+                          "training its decoder needs float32 weights (set KEKONG_WEIGHTS=fp32)")
     base.unet.requires_grad_(False)
     base.vae.requires_grad_(False)
     torch.manual_seed(settings.seed)
     controlnet = build_controlnet(base)
+    modules = {"controlnet": controlnet}
+    if unlock_decoder:
+        for part in decoder_parts(base.unet):
+            part.requires_grad_(True)
+        modules["unet"] = base.unet
     train_count = len(data) - held_out
     latents = encode_latents(base.vae, data.targets[:train_count])
-    prompts = PromptCache(base, data.prompts)
+    prompts = prompts if prompts is not None else PromptCache(base, data.prompts)
     conditions = [torch.from_numpy(c).permute(0, 3, 1, 2).float() / 255 for c in data.conditions]
     scheduler = noise_scheduler()
 
@@ -92,9 +121,11 @@ def train_controlnet(base, data: TrainingSet, settings: RunSettings, prompt_drop
         variant = rng.integers(len(conditions), size=settings.batch_size)
         cond = torch.stack([conditions[v][i] for v, i in zip(variant, picked, strict=True)])
         text = [("" if rng.random() < prompt_dropout else data.prompts[i]) for i in picked]
+        keep = torch.from_numpy(rng.random(settings.batch_size) >= control_dropout) if control_dropout else None
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         return denoising_loss(base.unet, latents[picked], prompts.get(text), generator, scheduler,
-                              controlnet=controlnet, cond=cond, timestep_bias=timestep_bias)
+                              controlnet=controlnet, cond=cond, keep_control=keep,
+                              timestep_bias=bias_at(timestep_bias, step, settings.steps))
 
     def validate(step: int) -> dict[str, float]:
         images = generate_held_out(base, controlnet, data, range(train_count, len(data)), cfg=cfg)
@@ -104,7 +135,10 @@ def train_controlnet(base, data: TrainingSet, settings: RunSettings, prompt_drop
         return {"controllability": controllability(images, data.targets[train_count:],
                                                    data.conditions[0][train_count:])}
 
-    run_training(settings, "controlnet", {"controlnet": controlnet}, loss_fn, validate if held_out else None)
+    try:
+        run_training(settings, "controlnet", modules, loss_fn, validate if held_out else None)
+    finally:
+        base.unet.requires_grad_(False)
     return controlnet
 
 
@@ -128,3 +162,14 @@ def generate_held_out(base, controlnet, data: TrainingSet, indices, cfg: float =
 def save_controlnet(controlnet, folder: Path) -> Path:
     controlnet.save_pretrained(folder)
     return Path(folder)
+
+
+def save_tuned_base(base, folder: Path) -> Path:
+    """A copy of the base's diffusers folder with the UNet that trained beside the ControlNet."""
+    import shutil
+
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(base.ref.path, folder, ignore=shutil.ignore_patterns("unet"))
+    base.unet.save_pretrained(folder / "unet")
+    return folder

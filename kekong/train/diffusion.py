@@ -69,6 +69,21 @@ def sample_timesteps(batch: int, total: int, generator: torch.Generator, bias: s
     raise ValueError(f"unknown timestep bias {bias!r} (uniform or cubic)")
 
 
+TIMESTEP_BIASES = ("uniform", "cubic", "cubic-then-uniform")
+
+
+def bias_at(bias: str, step: int, steps: int) -> str:
+    """"cubic-then-uniform": cubic for the first two thirds of a run, uniform after — the layout
+    is learnt first, then the shapes' edges, which form at lower noise. Measured on the shipped
+    ControlNet: 500 more uniform steps gave the same IoU as 500 more cubic ones (0.798) and better
+    shape colour (0.79 vs 0.73)."""
+    if bias not in TIMESTEP_BIASES:
+        raise ValueError(f"unknown timestep bias {bias!r} ({', '.join(TIMESTEP_BIASES)})")
+    if bias == "cubic-then-uniform":
+        return "cubic" if step < steps * 2 // 3 else "uniform"
+    return bias
+
+
 def min_snr_weights(scheduler, steps: torch.Tensor, gamma: float) -> torch.Tensor:
     """Min-SNR-γ loss weights for epsilon prediction, min(SNR, γ)/SNR (Hang et al. 2023): the
     low-noise steps stop dominating the gradient, and training converges several times faster."""
@@ -79,10 +94,12 @@ def min_snr_weights(scheduler, steps: torch.Tensor, gamma: float) -> torch.Tenso
 
 def denoising_loss(unet, latents: torch.Tensor, embeds: torch.Tensor, generator: torch.Generator, scheduler,
                    controlnet=None, cond: torch.Tensor | None = None, offset_noise: float = 0.1,
-                   timestep_bias: str = "uniform", snr_gamma: float | None = 5.0) -> torch.Tensor:
+                   timestep_bias: str = "uniform", snr_gamma: float | None = 5.0,
+                   keep_control: torch.Tensor | None = None) -> torch.Tensor:
     """Epsilon-prediction MSE at a random timestep, min-SNR weighted. Offset noise (a per-channel
     constant added to the noise) lets the model reach flat dark or bright images, which plain
-    noise makes hard."""
+    noise makes hard. `keep_control` (N,) of 0/1: samples at 0 get no ControlNet residuals, so a
+    trainable UNet decoder also keeps learning to draw without a condition."""
     batch = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator)
     if offset_noise:
@@ -92,6 +109,9 @@ def denoising_loss(unet, latents: torch.Tensor, embeds: torch.Tensor, generator:
     residuals = {}
     if controlnet is not None:
         down, mid = controlnet(noisy, steps, encoder_hidden_states=embeds, controlnet_cond=cond, return_dict=False)
+        if keep_control is not None:
+            keep = keep_control.to(noisy.dtype).view(-1, 1, 1, 1)
+            down, mid = [residual * keep for residual in down], mid * keep
         residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
     prediction = unet(noisy, steps, encoder_hidden_states=embeds, return_dict=False, **residuals)[0]
     per_sample = (prediction - noise).pow(2).mean(dim=(1, 2, 3))
