@@ -80,6 +80,8 @@ def train_controlnet_command(
     ] = "cubic-then-uniform",
     unlock_decoder: Annotated[bool, typer.Option(
         help="train the base UNet's decoder too (sd_locked=False); the tuned base is saved to out/base")] = False,
+    unlock_after: Annotated[float, typer.Option(
+        min=0, max=0.95, help="share of the run before the decoder unlocks (the ControlNet converges first)")] = 0.5,
     control_dropout: Annotated[float, typer.Option(
         min=0, max=0.95, help="share of samples trained without the ControlNet (with --unlock-decoder)")] = 0.0,
     validate_every: Annotated[int, typer.Option()] = 250,
@@ -105,7 +107,8 @@ def train_controlnet_command(
     model = load_base(base)
     dataset = _load_data(data, size, limit, detector, seed)
     controlnet = train_controlnet(model, dataset, settings, prompt_dropout, timestep_bias=timestep_bias,
-                                  unlock_decoder=unlock_decoder, control_dropout=control_dropout)
+                                  unlock_decoder=unlock_decoder, control_dropout=control_dropout,
+                                  unlock_after=unlock_after)
     typer.echo(f"wrote {save_controlnet(controlnet, out / 'controlnet')}")
     if unlock_decoder:
         typer.echo(f"wrote {save_tuned_base(model, out / 'base')} (use this base with the ControlNet)")

@@ -1,7 +1,8 @@
 """Retrain the shipped kekong-shapes model from nothing (`make shipped-model`, under 60 min on 2 CPU
 cores): synthetic shapes → base (VAE + UNet, MiniLM text encoder) → outline ControlNet (trained
-on crisp and scribbled outlines, so it serves both) with the base UNet's decoder unlocked (a
-fifth of the samples without the ControlNet, so the tuned base still draws on its own) → float16
+on crisp and scribbled outlines, so it serves both), the base UNet's decoder unlocked for the
+second half of that stage (a fifth of those samples without the ControlNet, so the tuned base
+still draws on its own) → float16
 folders in kekong/weights/. Step counts fill the hour at the measured pace (BENCHMARKS.md).
 
 Re-running resumes from the run folder's checkpoints.
