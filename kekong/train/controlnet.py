@@ -6,9 +6,8 @@ prompt) triples with the base frozen. A controllability metric is logged at each
 (mean IoU between the condition's filled outline and where the generated image departs from
 its background), so "sudden convergence" shows in the log as a jump.
 
-Optionally the base UNet's decoder trains too (the original repo's `sd_locked = False`, which its
-authors advise when a ControlNet does not learn a domain): the locked base can only draw what it
-learnt, and a small base draws blobs. Measured from the previous shipped model (300 more steps
+Optionally the base UNet's decoder trains too (the original repo's `sd_locked = False` option):
+the locked base can only draw what it learnt, and a small base draws blobs. Measured from the previous shipped model (300 more steps
 each, 32 held-out outlines): IoU 0.83 and shape colour 0.84 with the decoder unlocked, 0.78 and
 0.70 with the ControlNet alone. The ControlNet
 then belongs with that tuned UNet, so both are saved; `control_dropout` trains a share of samples
