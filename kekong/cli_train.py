@@ -84,12 +84,16 @@ def train_controlnet_command(
         min=0, max=0.95, help="share of the run before the decoder unlocks (the ControlNet converges first)")] = 0.5,
     control_dropout: Annotated[float, typer.Option(
         min=0, max=0.95, help="share of samples trained without the ControlNet (with --unlock-decoder)")] = 0.0,
+    controlnet: Annotated[str | None, typer.Option(
+        help="go on training this ControlNet instead of a new copy of the base's encoder")] = None,
     validate_every: Annotated[int, typer.Option()] = 250,
     checkpoint_every: Annotated[int, typer.Option()] = 200,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train a ControlNet from a base model's encoder; logs a controllability metric."""
-    from kekong.models.load import load_base
+    import copy
+
+    from kekong.models.load import load_base, load_controlnet
     from kekong.models.refs import resolve
     from kekong.train.controlnet import save_controlnet, save_tuned_base, train_controlnet
     from kekong.train.diffusion import TIMESTEP_BIASES
@@ -105,11 +109,12 @@ def train_controlnet_command(
                              f"{base} is a single file: convert it to a diffusers folder first")
     settings = RunSettings(out, steps, batch_size, lr, seed, grad_accum, checkpoint_every, validate_every)
     model = load_base(base)
+    start = copy.deepcopy(load_controlnet(controlnet)[0]).float() if controlnet else None  # the cache's stays
     dataset = _load_data(data, size, limit, detector, seed)
-    controlnet = train_controlnet(model, dataset, settings, prompt_dropout, timestep_bias=timestep_bias,
-                                  unlock_decoder=unlock_decoder, control_dropout=control_dropout,
-                                  unlock_after=unlock_after)
-    typer.echo(f"wrote {save_controlnet(controlnet, out / 'controlnet')}")
+    trained = train_controlnet(model, dataset, settings, prompt_dropout, timestep_bias=timestep_bias,
+                               unlock_decoder=unlock_decoder, control_dropout=control_dropout,
+                               unlock_after=unlock_after, controlnet=start)
+    typer.echo(f"wrote {save_controlnet(trained, out / 'controlnet')}")
     if unlock_decoder:
         typer.echo(f"wrote {save_tuned_base(model, out / 'base')} (use this base with the ControlNet)")
 

@@ -180,21 +180,42 @@ def test_samples_without_control_train_as_if_there_were_no_controlnet():
     assert loss(controlnet=controlnet, cond=cond, keep_control=torch.tensor([0, 0])) == pytest.approx(plain)
 
 
-def test_unlocked_decoder_trains_beside_the_controlnet_and_the_tuned_base_is_saved(tmp_path):
-    from kekong.models.load import load_base
+def test_a_trained_controlnet_goes_on_with_the_decoder_unlocked_and_the_tuned_base_is_saved(tmp_path):
+    from kekong.models.load import load_base, load_controlnet
     from tests.test_cli import kekong as run_kekong
 
     build_tiny_base(tmp_path / "base")
-    done = run_kekong("train", "controlnet", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "run"),
-                      "--data", "shapes", "--limit", "24", "--steps", "3", "--batch-size", "2", "--lr", "1e-2",
-                      "--unlock-decoder", "--control-dropout", "0.25", "--validate-every", "1000")
+    common = ["--data", "shapes", "--limit", "24", "--steps", "2", "--batch-size", "2", "--lr", "1e-2",
+              "--validate-every", "1000"]
+    locked = run_kekong("train", "controlnet", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "locked"),
+                        *common)
+    assert locked.returncode == 0, locked.stderr
+    done = run_kekong("train", "controlnet", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "tuned"),
+                      "--controlnet", str(tmp_path / "locked" / "controlnet"), "--unlock-decoder",
+                      "--unlock-after", "0", "--control-dropout", "0.25", *common)
     assert done.returncode == 0, done.stderr
     assert "use this base with the ControlNet" in done.stdout
     original = load_base(str(tmp_path / "base")).unet.state_dict()
-    tuned = load_base(str(tmp_path / "run" / "base")).unet.state_dict()
+    tuned = load_base(str(tmp_path / "tuned" / "base")).unet.state_dict()
     changed = {key for key in original if not torch.equal(original[key], tuned[key])}
     assert changed and all(key.startswith(("up_blocks.", "conv_norm_out.", "conv_out.")) for key in changed)
-    assert (tmp_path / "run" / "controlnet" / "config.json").is_file()
+    before = load_controlnet(str(tmp_path / "locked" / "controlnet"))[0].state_dict()
+    after = load_controlnet(str(tmp_path / "tuned" / "controlnet"))[0].state_dict()
+    assert any(not torch.equal(before[key], after[key]) for key in before)
+
+
+def test_training_goes_on_from_the_controlnet_it_is_given(tmp_path):
+    from kekong.models.load import load_base
+    from kekong.train.controlnet import build_controlnet, train_controlnet
+    from kekong.train.data import shapes_set
+
+    base = load_base(str(build_tiny_base(tmp_path / "base")))
+    start = build_controlnet(base)
+    torch.nn.init.normal_(start.controlnet_mid_block.weight)  # unlike a new copy, whose zero convolutions are 0
+    mid = start.controlnet_mid_block.weight.detach().clone()
+    settings = RunSettings(tmp_path / "run", steps=1, batch_size=2, lr=1e-9, warmup=1, progress=False)
+    trained = train_controlnet(base, shapes_set(12, 64, seed=0), settings, held_out=0, controlnet=start)
+    assert trained is start and torch.allclose(trained.controlnet_mid_block.weight, mid, atol=1e-6)
 
 
 def test_unlocking_options_that_cannot_work_are_refused_before_loading(tmp_path):

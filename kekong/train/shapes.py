@@ -81,8 +81,8 @@ class Shape:
             points = np.stack([np.cos(t), np.sin(t)], 1)
         elif self.kind == "star":
             t = np.arange(10) * np.pi / 5 - np.pi / 2
-            # inner radius 0.5 (a drawn star's 0.38 would leave arms under two latent pixels wide)
-            radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.5)
+            # inner radius 0.45 (a drawn star's 0.38 would leave arms under two latent pixels wide)
+            radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
             points = np.stack([np.cos(t) * radii, np.sin(t) * radii], 1)
         else:  # heart
             t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
