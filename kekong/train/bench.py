@@ -58,9 +58,9 @@ def run_bench(base_ref: str | None, controlnet_ref: str | None, count: int, step
         for index, sample in enumerate(samples):
             request = build_request(prompt=sample.prompt, width=size, height=size, steps=steps, cfg_scale=cfg,
                                     seed=index)
-            units = [PreparedUnit(ControlUnit(module="none", image="bench", weight=weight), 0, controlnet, ref.name,
-                                  ref.name,
-                                  f"bench-{index}", to_tensor(sample.outline))] if use_control else []
+            unit = ControlUnit(module="none", image="bench", weight=weight)
+            units = [PreparedUnit(unit, 0, controlnet, ref.name, ref.name, f"bench-{index}",
+                                  to_tensor(sample.outline))] if use_control else []
             image = run_batch(base, request, units, [index], None, None)[0]
             scores.append(score(image, sample))
         elapsed = time.perf_counter() - start

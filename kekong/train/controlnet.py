@@ -116,9 +116,9 @@ def train_controlnet(base, data: TrainingSet, settings: RunSettings, prompt_drop
     modules = {"controlnet": controlnet}
     decoder = [p for part in decoder_parts(base.unet) for p in part.parameters()] if unlock_decoder else []
     unlock_step = int(unlock_after * settings.steps)
-    if unlock_decoder:
-        for param in decoder:
-            param.requires_grad_(True)  # so the optimizer holds them; locked again until unlock_step
+    for param in decoder:
+        param.requires_grad_(True)  # so the optimizer holds them; locked again until unlock_step
+    if decoder:
         modules["unet"] = base.unet
     train_count = len(data) - held_out
     latents = encode_latents(base.vae, data.targets[:train_count])

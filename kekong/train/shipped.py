@@ -9,7 +9,7 @@ Why the decoder stage comes last, measured (BENCHMARKS.md): unlocked for the Con
 run, or from its half-way point, the ControlNet never converged as well (held-out controllability
 0.29 and ≈ 0.5 where the locked run reached 0.72); after a locked run has converged, 300 unlocked
 steps gave IoU 0.83 and shape colour 0.84 where 300 more locked ones gave 0.78 and 0.70, and the
-200-condition bench went from IoU 0.774 to 0.818.
+200-condition bench went from IoU 0.774 to 0.821.
 
 Re-running resumes from the run folder's checkpoints.
 """
