@@ -72,3 +72,14 @@ def test_bench_cli_takes_the_controlnet_weight_and_cfg_and_can_skip_the_baseline
     assert (result["weight"], result["cfg"], [row["name"] for row in result["rows"]]) == (1.5, 3.0, ["controlnet"])
     refused = run_kekong("bench", "control", "--weight", "2.5")
     assert refused.returncode != 0 and "Invalid value for '--weight'" in refused.stderr
+
+
+def test_installed_configs_do_not_name_the_training_machines_paths(tmp_path):
+    from kekong.train.shipped import SHIPPED_DIR, forget_source
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"_class_name": "UNet2DConditionModel", "_name_or_path": "/work/runs/unet"}))
+    forget_source(config)
+    assert json.loads(config.read_text()) == {"_class_name": "UNet2DConditionModel"}
+    for shipped in SHIPPED_DIR.glob("*/**/config.json"):
+        assert not json.loads(shipped.read_text()).get("_name_or_path", "").startswith("/"), shipped

@@ -17,7 +17,7 @@ from kekong.train.bench import score
 from kekong.train.controlnet import filled_region, iou
 from kekong.train.data import load_fill
 from kekong.train.runner import RunSettings, run_training
-from kekong.train.shapes import COLOURS, MIN_DELTA_E, colour_of, delta_e, lab, random_sample, write_dataset
+from kekong.train.shapes import COLOURS, MIN_DELTA_E, article, colour_of, delta_e, lab, random_sample, write_dataset
 from tests.tiny_models import build_tiny_base
 
 
@@ -27,9 +27,9 @@ def test_shapes_samples_are_large_far_apart_in_colour_and_described():
         sample = random_sample(rng, 64)
         for shape in sample.shapes:
             assert shape.radius >= 64 / 4.6
-            assert f"a {shape.colour} {shape.kind}" in sample.prompt
+            assert f"{article(shape.colour)} {shape.colour} {shape.kind}" in sample.prompt
             assert delta_e(lab(colour_of(shape.colour)), lab(colour_of(sample.background))) >= MIN_DELTA_E
-        assert sample.prompt.endswith(f"on a {sample.background} background")
+        assert sample.prompt.endswith(f"on {article(sample.background)} {sample.background} background")
         assert sample.filled.sum() == sum(m.sum() for m in sample.masks)  # masks partition the shapes
         assert set(np.unique(sample.outline)) == {0, 255}
 

@@ -140,8 +140,13 @@ def draw(shapes: list[Shape], background: str, size: int, rng: np.random.Generat
 
 
 def describe(shapes: list[Shape], background: str) -> str:
-    parts = " and ".join(f"a {s.colour} {s.kind}" for s in shapes)
-    return f"{parts} on a {background} background"
+    parts = " and ".join(f"{article(s.colour)} {s.colour} {s.kind}" for s in shapes)
+    return f"{parts} on {article(background)} {background} background"
+
+
+def article(word: str) -> str:
+    """The article before a colour name: "an aqua heart", "a red star"."""
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _class(name: str) -> str:

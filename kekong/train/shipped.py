@@ -2,14 +2,15 @@
 cores): synthetic shapes → base (VAE + UNet, MiniLM text encoder) → outline ControlNet on the
 locked base (trained on crisp and scribbled outlines, so it serves both) → 300 more steps with the
 base UNet's decoder unlocked beside it → float16 folders in kekong/weights/. Step counts fill the
-hour at the measured pace (BENCHMARKS.md: VAE 0.43 s, UNet 1.0 s, ControlNet 0.86 s, with the
-decoder 1.1 s per step).
+hour at the measured pace (BENCHMARKS.md, measured unbroken: VAE 0.39 s, UNet 0.99 s, ControlNet
+0.90 s, with the decoder 1.10 s per step; ≈ 59 min in all).
 
 Why the decoder stage comes last, measured (BENCHMARKS.md): unlocked for the ControlNet's whole
 run, or from its half-way point, the ControlNet never converged as well (held-out controllability
 0.29 and ≈ 0.5 where the locked run reached 0.72); after a locked run has converged, 300 unlocked
 steps gave IoU 0.83 and shape colour 0.84 where 300 more locked ones gave 0.78 and 0.70, and the
-200-condition bench went from IoU 0.774 to 0.821.
+200-condition bench went from IoU 0.774 to 0.821. A retrain from nothing on 2026-12-02 gave a
+weaker model (IoU 0.754, colour 0.72): its locked ControlNet levelled off at 0.57 instead of 0.75.
 
 Re-running resumes from the run folder's checkpoints.
 """
@@ -52,7 +53,7 @@ def retrain(run: Path, install_weights: bool = True, samples: int = SAMPLES, vae
                            progress=progress)
     controlnet = train_controlnet(base, data, settings, prompts=prompts, timestep_bias="cubic")
     tune_decoder(base, controlnet, data, RunSettings(run / "decoder-run", decoder_steps, batch_size=32, lr=2e-4,
-                                                     warmup=30, validate_every=decoder_steps, progress=progress),
+                                                     warmup=30, validate_every=150, progress=progress),
                  prompts)
     timings = {"minutes": round((time.time() - started) / 60, 1)}
     if install_weights:
@@ -79,7 +80,16 @@ def install(base, controlnet) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     save_base(target_base, base.unet, base.vae, {m: CONTROL_NAME for m in OUTLINE_MODULES}, half=True)
     copy.deepcopy(controlnet).half().save_pretrained(target_control)
+    for config in [*target_base.glob("*/config.json"), target_control / "config.json"]:
+        forget_source(config)
     CACHE.clear()
+
+
+def forget_source(config: Path) -> None:
+    """diffusers records where a model was loaded from (`_name_or_path`): a path on the training machine."""
+    fields = json.loads(config.read_text())
+    fields.pop("_name_or_path", None)
+    config.write_text(json.dumps(fields, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:
