@@ -1,16 +1,17 @@
-"""Retrain the shipped kekong-shapes model from nothing (`make shipped-model`, ≈ 60 min on 2 CPU
-cores): synthetic shapes → base (VAE + UNet, MiniLM text encoder) → outline ControlNet on the
-locked base (trained on crisp and scribbled outlines, so it serves both) → 300 more steps with the
-base UNet's decoder unlocked beside it → float16 folders in kekong/weights/. Step counts fill the
-hour at the measured pace (BENCHMARKS.md, measured unbroken: VAE 0.39 s, UNet 0.99 s, ControlNet
-0.90 s, with the decoder 1.10 s per step; ≈ 59 min in all).
+"""Retrain the shipped kekong-shapes model from nothing (`make shipped-model`): synthetic shapes →
+base (VAE + UNet, MiniLM text encoder) → outline ControlNet on the locked base (trained on crisp
+and scribbled outlines, so it serves both) → 400 more steps with the base UNet's decoder unlocked
+beside it → float16 folders in kekong/weights/. The shipped weights are this command's output:
+41.8 min unbroken on a 2-core Xeon (2026-12-02); ≈ 60 min at the 2-core EPYC VM's measured
+stage rates (BENCHMARKS.md).
 
-Why the decoder stage comes last, measured (BENCHMARKS.md): unlocked for the ControlNet's whole
-run, or from its half-way point, the ControlNet never converged as well (held-out controllability
-0.29 and ≈ 0.5 where the locked run reached 0.72); after a locked run has converged, 300 unlocked
-steps gave IoU 0.83 and shape colour 0.84 where 300 more locked ones gave 0.78 and 0.70, and the
-200-condition bench went from IoU 0.774 to 0.821. A retrain from nothing on 2026-12-02 gave a
-weaker model (IoU 0.754, colour 0.72): its locked ControlNet levelled off at 0.57 instead of 0.75.
+Where the steps go, measured (BENCHMARKS.md): the VAE bounds everything after it — its clean
+round trip scored IoU 0.92 after 1,200 steps and 0.94 after 2,400, and a wider VAE or 8 latent
+channels did not beat more steps. The locked ControlNet gained little after 700 steps. The
+decoder stage comes last: unlocked for the ControlNet's whole run, or from its half-way point,
+the ControlNet never converged as well (held-out controllability 0.29 and ≈ 0.5 where the locked
+run reached 0.72); after a converged locked run, 300 unlocked steps took the bench's IoU from
+0.774 to 0.821 where 300 more locked ones did not move it.
 
 Re-running resumes from the run folder's checkpoints.
 """
@@ -32,7 +33,7 @@ BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 OUTLINE_MODULES = ("none", "scribble", "scribble_sketch", "scribble_xdog", "scribble_hed", "invert", "threshold",
                    "canny", "lineart_standard", "softedge_dog")
 SAMPLES, SIZE = 16_000, 64
-VAE_STEPS, UNET_STEPS, CONTROL_STEPS, DECODER_STEPS = 1200, 1500, 1100, 300
+VAE_STEPS, UNET_STEPS, CONTROL_STEPS, DECODER_STEPS = 2400, 1500, 700, 400
 
 
 def retrain(run: Path, install_weights: bool = True, samples: int = SAMPLES, vae_steps: int = VAE_STEPS,
