@@ -80,7 +80,8 @@ def test_weights_scale_tokens_and_keep_the_chunk_mean(base):
     plain = encode(base, ["a red star"]).embeds
     weighted = encode(base, ["a (red:1.5) star"]).embeds
     assert not torch.allclose(plain, weighted)
-    assert weighted.mean() == pytest.approx(float(plain.mean()), rel=1e-4)
+    # the means sit near zero, so compare them on the embeddings' own scale (float sums differ by CPU)
+    assert float(weighted.mean()) == pytest.approx(float(plain.mean()), abs=1e-5 * float(plain.abs().mean()))
     assert torch.equal(encode(base, ["a (red:1.0) star"]).embeds, plain)
 
 
@@ -101,14 +102,14 @@ def test_and_composes_weighted_parts_of_equal_length(base):
 
 
 def test_syntax_is_refused_for_a_non_clip_text_encoder():
-    from kekong.train.base import load_text_encoder
+    from kekong.train.base import MAX_TOKENS, load_text_encoder
 
     encoder, tokenizer = load_text_encoder()
     minilm = SimpleNamespace(uses_clip=False, name="kekong-shapes", text_encoders=[encoder], tokenizers=[tokenizer])
     with pytest.raises(ParameterError, match="prompt weights, BREAK and prompt editing need a CLIP encoder"):
         encode_schedules(minilm, ["a (red:1.3) star"], [""], steps=10)
     [(_, cond)], _ = encode_schedules(minilm, ["a red star"], [""], steps=10)
-    assert cond[0][1].embeds.shape == (1, 32, 384)
+    assert cond[0][1].embeds.shape == (1, MAX_TOKENS, 384)
     with pytest.raises(ParameterError, match="need a CLIP encoder"):
         encode_schedules(minilm, ["a star AND a circle"], [""], steps=10)
 
