@@ -52,6 +52,18 @@ def test_clip_only_options_are_refused(fields, message):
         kekong.generate(**{"prompt": "a red star on a white background", **fields})
 
 
+def test_its_prompt_window_holds_every_shapes_prompt_and_refuses_a_longer_one():
+    from kekong.train.base import MAX_TOKENS, load_text_encoder
+
+    _, tokenizer = load_text_encoder()
+    rng = np.random.default_rng(0)
+    longest = max(len(tokenizer(random_sample(rng, 64).prompt).input_ids) for _ in range(2000))
+    assert longest <= MAX_TOKENS
+    too_long = "a red star on a light blue background with a thin dark border and soft grey shadows, centred"
+    with pytest.raises(ParameterError, match=rf"the prompt is \d+ tokens; .* reads at most {MAX_TOKENS}"):
+        kekong.generate(prompt=too_long)
+
+
 def test_benchmark_subset():
     # The goals: IoU ≥ 0.85 with the ControlNet, ≤ 0.3 without; colour accuracy ≥ 0.8.
     # Measured on 200 conditions (BENCHMARKS.md): 0.83 with, 0.30 without (0.302: the chance goal

