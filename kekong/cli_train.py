@@ -125,15 +125,18 @@ def bench_control(
     controlnet: Annotated[str | None, typer.Option(help="ControlNet (default: the base's outline one)")] = None,
     count: Annotated[int, typer.Option(help="held-out conditions")] = 200,
     steps: Annotated[int, typer.Option()] = 20,
-    cfg: Annotated[float, typer.Option(min=1, max=30, help="CFG scale")] = 5.0,
+    cfg: Annotated[float, typer.Option(min=1, max=30, help="CFG scale (2: kekong-shapes' best)")] = 2.0,
     weight: Annotated[float, typer.Option(min=0, max=2, help="ControlNet weight")] = 1.0,
     baseline: Annotated[bool, typer.Option(help="also run the base alone (chance)")] = True,
+    validation: Annotated[bool, typer.Option(
+        "--validation", help="score on the validation conditions (to tune settings), not the held-out ones")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Shape IoU and colour accuracy on held-out shapes, with the ControlNet and without."""
-    from kekong.train.bench import run_bench
+    from kekong.train.bench import HELD_OUT_SEED, VALIDATION_SEED, run_bench
 
-    result = run_bench(base, controlnet, count, steps, cfg, weight, baseline)
+    result = run_bench(base, controlnet, count, steps, cfg, weight, baseline,
+                       seed=VALIDATION_SEED if validation else HELD_OUT_SEED)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return

@@ -47,7 +47,7 @@ def run_generation_demo(out: Path) -> Iterator[str]:
     sketch = save_image(hand_sketch(), out / "sketch.png")
     for index, prompt in enumerate(DEMO_PROMPTS):
         start = time.perf_counter()
-        [generated] = kekong.generate(prompt=prompt, width=64, height=64, steps=20, cfg_scale=5, seed=index,
+        [generated] = kekong.generate(prompt=prompt, width=64, height=64, steps=20, cfg_scale=2, seed=index,
                                       controls=[{"module": "scribble_sketch", "image": str(sketch)}])
         path = kekong.save(generated, out / f"generated-{index}.png")
         yield f"  {prompt!r:45s} {time.perf_counter() - start:5.1f} s → {path}"

@@ -66,23 +66,26 @@ def test_its_prompt_window_holds_every_shapes_prompt_and_refuses_a_longer_one():
 
 def test_benchmark_subset():
     # The issue's goals: IoU ≥ 0.85 with the ControlNet, ≤ 0.3 without; colour accuracy ≥ 0.8.
-    # Measured on 200 conditions (BENCHMARKS.md): 0.83 with, 0.30 without (0.302: the chance goal
-    # missed by 0.002), colour 0.89 — the colour goal is met, the IoU goal is not. On this
-    # 30-condition subset: 0.80 / 0.31 / 0.88. These bounds guard that level, a little past it,
-    # so a regression shows; they are not the goals.
+    # Measured on 200 conditions at the bench's CFG 2 (BENCHMARKS.md): 0.855 / 0.278 / 0.855, all
+    # met. On this 30-condition subset: 0.854 / 0.275 / 0.883. Chance and colour are held to the
+    # goals; the IoU bound sits 0.01 under its goal (the subset clears it by 0.004) as a margin for
+    # float sums that differ between CPUs.
     result = run_bench(None, None, count=30)
     with_control, without = result["rows"]
-    assert with_control["iou"] >= 0.77 and without["iou"] <= 0.33
-    assert with_control["colour_accuracy"] >= 0.85
+    assert with_control["iou"] >= 0.84 and without["iou"] <= 0.3
+    assert with_control["colour_accuracy"] >= 0.8
 
 
 def test_bench_cli_takes_the_controlnet_weight_and_cfg_and_can_skip_the_baseline():
+    from kekong.train.bench import VALIDATION_SEED
     from tests.test_cli import kekong as run_kekong
 
-    done = run_kekong("bench", "control", "--count", "2", "--weight", "1.5", "--cfg", "3", "--no-baseline", "--json")
+    done = run_kekong("bench", "control", "--count", "2", "--weight", "1.5", "--cfg", "3", "--no-baseline",
+                      "--validation", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["weight"], result["cfg"], [row["name"] for row in result["rows"]]) == (1.5, 3.0, ["controlnet"])
+    assert result["seed"] == VALIDATION_SEED  # settings are tuned off the bench's own conditions
     refused = run_kekong("bench", "control", "--weight", "2.5")
     assert refused.returncode != 0 and "Invalid value for '--weight'" in refused.stderr
 
@@ -96,3 +99,29 @@ def test_installed_configs_do_not_name_the_training_machines_paths(tmp_path):
     assert json.loads(config.read_text()) == {"_class_name": "UNet2DConditionModel"}
     for shipped in SHIPPED_DIR.glob("*/**/config.json"):
         assert not json.loads(shipped.read_text()).get("_name_or_path", "").startswith("/"), shipped
+
+
+
+def test_the_shipped_strength_is_folded_into_the_controlnets_output_convolutions(tmp_path):
+    # install() scales the residuals, so the shipped ControlNet at weight 1 is the trained one at
+    # CONTROL_STRENGTH: the same as diffusers' conditioning_scale on every residual.
+    import torch
+    from diffusers import ControlNetModel
+
+    from kekong.train.shipped import scale_residuals
+    from tests.tiny_models import build_tiny_controlnet
+
+    folder = build_tiny_controlnet(tmp_path / "cn")
+    trained = ControlNetModel.from_pretrained(folder).eval()
+    scaled = scale_residuals(ControlNetModel.from_pretrained(folder).eval(), 1.3)
+    torch.manual_seed(0)
+    inputs = dict(sample=torch.randn(1, 4, 8, 8), timestep=torch.tensor([500]),
+                  encoder_hidden_states=torch.randn(1, 4, trained.config.cross_attention_dim),
+                  controlnet_cond=torch.rand(1, 3, 64, 64), return_dict=False)
+    with torch.no_grad():
+        plain_down, plain_mid = trained(**inputs)
+        want_down, want_mid = trained(**inputs, conditioning_scale=1.3)
+        got_down, got_mid = scaled(**inputs)
+    for want, got in zip([*want_down, want_mid], [*got_down, got_mid], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got_mid, plain_mid) and not torch.allclose(got_down[0], plain_down[0])
