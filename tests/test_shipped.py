@@ -101,7 +101,6 @@ def test_installed_configs_do_not_name_the_training_machines_paths(tmp_path):
         assert not json.loads(shipped.read_text()).get("_name_or_path", "").startswith("/"), shipped
 
 
-
 def test_the_shipped_strength_is_folded_into_the_controlnets_output_convolutions(tmp_path):
     # install() scales the residuals, so the shipped ControlNet at weight 1 is the trained one at
     # CONTROL_STRENGTH: the same as diffusers' conditioning_scale on every residual.
