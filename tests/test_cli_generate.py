@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kekong.cli_generate import parse_control, parse_lora
+from kekong.cli.generate import parse_control, parse_lora
 from kekong.errors import ParameterError
 from kekong.io import save_image
 from tests.test_cli import kekong

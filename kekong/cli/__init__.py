@@ -166,7 +166,12 @@ def demo(out: Annotated[Path, typer.Option(help="folder for the results")] = Pat
         typer.echo(line)
 
 
-from kekong import cli_generate, cli_prompt, cli_serve, cli_train, cli_verify  # noqa: E402 - the commands register on `app` defined above
+# the commands register on `app` defined above
+from kekong.cli import generate as cli_generate  # noqa: E402
+from kekong.cli import prompt as cli_prompt  # noqa: E402
+from kekong.cli import serve as cli_serve  # noqa: E402
+from kekong.cli import train as cli_train  # noqa: E402
+from kekong.cli import verify as cli_verify  # noqa: E402
 
 app.command()(cli_generate.generate)
 app.command()(cli_generate.replay)
@@ -196,6 +201,3 @@ def main() -> None:
                    "(set KEKONG_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
 
-
-if __name__ == "__main__":
-    main()

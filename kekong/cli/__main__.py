@@ -1,0 +1,5 @@
+"""`python -m kekong.cli`."""
+
+from kekong.cli import main
+
+main()
