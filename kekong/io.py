@@ -6,7 +6,8 @@ Rules (documented in README "Image input"):
 - Alpha is composited onto a background (white by default: a sketch on a transparent
   layer reads as a sketch on paper). `load_image_rgba` keeps alpha for mask helpers.
 - Images larger than a pixel cap (KEKONG_MAX_PIXELS, default 40 megapixels) are refused
-  before their pixels are decoded, so a decompression bomb costs nothing.
+  before their pixels are decoded, so a decompression bomb costs nothing; so are PNG text
+  chunks that inflate past Pillow's limits (MAX_TEXT_CHUNK, MAX_TEXT_MEMORY).
 - A corrupt or non-image file raises ImageError naming the file.
 """
 
@@ -61,6 +62,8 @@ def _open(source: ImageSource) -> Image.Image:
         except (UnidentifiedImageError, Image.DecompressionBombError,
                 Image.DecompressionBombWarning) as exc:
             raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
+        except ValueError as exc:  # PNG text chunks (zTXt/iTXt) that inflate past Pillow's limits
+            raise ImageError(f"{name}: refused, its metadata is too large ({exc})") from exc
         except OSError as exc:
             raise ImageError(f"{name}: not a readable image ({exc})") from exc
     width, height = image.size

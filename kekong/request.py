@@ -176,12 +176,15 @@ class ControlUnit(_Strict):
         if is_ip_module(self.module):
             if self.params:
                 raise ValueError(f"module {self.module} takes no detector parameters")
+            _ip_unit_rules(self)
         elif self.module != "none":
             from kekong.detect.registry import get
 
             self.__dict__["params"] = get(self.module).validate(dict(self.params))
         elif self.params:
             raise ValueError("module `none` takes no detector parameters")
+        if self.module == "reference_only" and self.model is not None:
+            raise ValueError(f"reference_only uses no model (model={self.model!r})")
         return self
 
 
@@ -272,10 +275,7 @@ class GenerationRequest(_Strict):
         self.__dict__["sampler"], self.__dict__["scheduler"] = sampler, schedule
         if self.mask is not None and self.init_image is None:
             raise ValueError("a mask needs an init image (inpainting repaints part of an image)")
-        if self.enable_hr:
-            from kekong.generation.hires import check
-
-            check(self)
+        _request_rules(self)
         if self.init_image is None:
             for index, unit in enumerate(self.controls):
                 if unit.enabled and unit.image is None:
@@ -308,3 +308,46 @@ def describe_validation_error(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}")
     return "invalid request: " + "; ".join(parts)
+
+def _request_rules(request: GenerationRequest) -> None:
+    """Rules that need only the request (no file, no model): refused here, before any work starts."""
+    from kekong.sizes import check_hires, check_side
+
+    run_steps = []  # (steps, what) of each pass that starts from an image: denoising_strength applies
+    if request.init_image is not None:
+        run_steps.append((request.steps, "steps"))
+    if request.enable_hr:
+        if request.init_image is not None:
+            raise ValueError("hires fix is for txt2img; img2img already starts from an image")
+        if request.hr_sampler_name:
+            sampler, schedule = split_sampler_name(request.hr_sampler_name, request.hr_scheduler or "Automatic")
+            if sampler not in SAMPLER_NAMES:
+                raise ValueError(f"unknown hires sampler {request.hr_sampler_name!r}")
+            if schedule not in SCHEDULE_TYPES:
+                raise ValueError(f"unknown hires schedule type {request.hr_scheduler!r}")
+        if request.hr_resize_x and request.hr_resize_y:
+            check_side("hr_resize_x", request.hr_resize_x)
+            check_side("hr_resize_y", request.hr_resize_y)
+        elif request.width is not None and request.height is not None:  # else: once the model's size is known
+            check_hires(request.width, request.height, request.hr_scale, request.hr_resize_x, request.hr_resize_y)
+        run_steps.append((request.hr_second_pass_steps or request.steps, "hires steps"))
+    for steps, what in run_steps:
+        if int(steps * request.denoising_strength) < 1:
+            raise ValueError(f"denoising strength {request.denoising_strength} with {steps} {what} leaves no step "
+                             "to run; raise one of them")
+    if sum(unit.module == "reference_only" for unit in request.active_units) > 1:
+        raise ValueError("one reference_only unit per request (its picture is what the UNet attends to)")
+    for index, unit in enumerate(request.controls):
+        on_init = unit.image in (None, request.init_image)
+        if unit.enabled and unit.module == "inpaint_only" and (request.mask is None or not on_init):
+            raise ValueError(f"control unit {index}: an inpaint_only unit works on the init image with the "
+                             "request's inpaint mask (send init_image and mask, and no unit image)")
+
+
+def _ip_unit_rules(unit: ControlUnit) -> None:
+    """What an IP-Adapter unit cannot do: it acts through the prompt's cross-attention, everywhere, in both passes."""
+    if unit.model is None:
+        raise ValueError("an IP-Adapter unit needs model= (e.g. ip-adapter_sd15)")
+    if unit.mode != ControlMode.BALANCED or unit.mask is not None or unit.hr_option != HrOption.BOTH:
+        raise ValueError("IP-Adapter units take the Balanced control mode, no region mask and hr_option Both "
+                         "(they act through the prompt's cross-attention)")

@@ -72,7 +72,6 @@ def test_units_act_in_the_passes_their_hr_option_names(models, monkeypatch, opti
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"hr_upscaler": "R-ESRGAN 4x+"}, "is not available"),
     ({"init_image": "x.png"}, "hires fix is for txt2img"),
     ({"hr_sampler_name": "Nonsense"}, "unknown hires sampler"),
     ({"controls": [{"module": "none", "image": "x.png", "hr_option": "sometimes"}]}, "unknown hr_option"),
@@ -80,3 +79,13 @@ def test_units_act_in_the_passes_their_hr_option_names(models, monkeypatch, opti
 def test_bad_hires_settings_are_refused_by_name(models, fields, message):
     with pytest.raises(ParameterError, match=message):
         request(models, **fields)
+
+
+def test_a_missing_upscaler_is_refused_before_work_not_by_the_request_model(models):
+    from kekong.generation.checks import check_files
+
+    missing = request(models, hr_upscaler="R-ESRGAN 4x+")  # the request model reads no files
+    with pytest.raises(ParameterError, match="hr_upscaler: 'R-ESRGAN 4x[+]' is not available"):
+        check_files(missing)
+    with pytest.raises(ParameterError, match="is not available"):
+        generate(missing)

@@ -10,41 +10,12 @@ Terms follow sd-webui-controlnet:
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
 
 import cv2
 import numpy as np
 
-from kekong.errors import ParameterError
-
-
-class ResizeMode(str, Enum):
-    """How a control map is fitted to the generation size (sd-webui-controlnet's names)."""
-
-    JUST_RESIZE = "Just Resize"  # stretch to the target, aspect ratio not kept
-    CROP_AND_RESIZE = "Crop and Resize"  # cover the target, centre crop the overflow
-    RESIZE_AND_FILL = "Resize and Fill"  # fit inside the target, pad with the border colour
-
-    @classmethod
-    def parse(cls, value: str | int | ResizeMode) -> ResizeMode:
-        """Accept the display name, a short name (`crop`, `fill`, `just`) or the API integer."""
-        if isinstance(value, cls):
-            return value
-        aliases = {
-            "0": cls.JUST_RESIZE, "just": cls.JUST_RESIZE, "just_resize": cls.JUST_RESIZE,
-            "1": cls.CROP_AND_RESIZE, "crop": cls.CROP_AND_RESIZE, "inner_fit": cls.CROP_AND_RESIZE,
-            "crop_and_resize": cls.CROP_AND_RESIZE, "scale to fit (inner fit)": cls.CROP_AND_RESIZE,
-            "2": cls.RESIZE_AND_FILL, "fill": cls.RESIZE_AND_FILL, "outer_fit": cls.RESIZE_AND_FILL,
-            "resize_and_fill": cls.RESIZE_AND_FILL, "envelope (outer fit)": cls.RESIZE_AND_FILL,
-        }
-        key = str(value).strip().lower()
-        for mode in cls:
-            if key == mode.value.lower():
-                return mode
-        if key in aliases:
-            return aliases[key]
-        names = ", ".join(m.value for m in cls)
-        raise ParameterError(f"unknown resize mode {value!r}; expected one of: {names}")
+from kekong.choices import ResizeMode  # declared in the leaf kekong.choices
+from kekong.sizes import check_detector_work
 
 
 def snap(value: int, multiple: int = 8) -> int:
@@ -76,11 +47,12 @@ def resize_short_side(
 ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """Scale so the short side is `resolution`; optionally edge-pad to multiples of 64.
 
-    Returns the image to process and a function that crops a same-size result back.
+    Returns the image to process and a function that crops a same-size result back. An image whose
+    aspect ratio would make the long side pass MAX_WORK_SIDE is refused before anything is allocated.
     """
     h, w = image.shape[:2]
     k = resolution / min(h, w)
-    th, tw = max(1, int(np.round(h * k))), max(1, int(np.round(w * k)))
+    th, tw = check_detector_work((h, w), resolution)
     resized = image if (th, tw) == (h, w) else cv2.resize(
         image, (tw, th), interpolation=_interpolation(k))
     if not pad:

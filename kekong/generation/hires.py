@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from kekong.errors import ParameterError
+from kekong.sizes import MAX_SIDE, check_hires
+
 if TYPE_CHECKING:
     from kekong.request import GenerationRequest
 
@@ -28,24 +31,15 @@ IMAGE_UPSCALERS = {"Lanczos": Image.LANCZOS, "Nearest": Image.NEAREST, "None": I
 UPSCALERS = [*LATENT_UPSCALERS, *IMAGE_UPSCALERS]
 
 
-def check(request: GenerationRequest) -> None:
-    """Raise ValueError (the request model turns it into a field error) for an unusable setting."""
-    from kekong.generation.samplers import SAMPLER_NAMES, SCHEDULE_TYPES, split_sampler_name
-
-    if request.init_image is not None:
-        raise ValueError("hires fix is for txt2img; img2img already starts from an image")
-    if request.hr_upscaler not in UPSCALERS and learned(request.hr_upscaler) is None:
+def check_upscaler(name: str) -> None:
+    """Refuse an upscaler that is neither built in nor a learned one in the models folder (this
+    looks at files, so it runs in the compatibility step, not in the request model)."""
+    if name not in UPSCALERS and learned(name) is None:
         from kekong.models import esrgan
 
-        raise ValueError(f"hires upscaler {request.hr_upscaler!r} is not available; use one of: "
-                         f"{', '.join([*UPSCALERS, *esrgan.available()])} (ESRGAN-family .pth/.safetensors files go "
-                         f"in the models folder's ESRGAN/; SwinIR, LDSR and ScuNET are not supported)")
-    if request.hr_sampler_name:
-        sampler, schedule = split_sampler_name(request.hr_sampler_name, request.hr_scheduler or "Automatic")
-        if sampler not in SAMPLER_NAMES:
-            raise ValueError(f"unknown hires sampler {request.hr_sampler_name!r}")
-        if schedule not in SCHEDULE_TYPES:
-            raise ValueError(f"unknown hires schedule type {request.hr_scheduler!r}")
+        raise ParameterError(f"hr_upscaler: {name!r} is not available; use one of: "
+                             f"{', '.join([*UPSCALERS, *esrgan.available()])} (ESRGAN-family .pth/.safetensors files "
+                             f"go in the models folder's ESRGAN/; SwinIR, LDSR and ScuNET are not supported)")
 
 
 # A1111's names for the Real-ESRGAN models it downloads → their file names
@@ -59,23 +53,22 @@ def learned(name: str):
     return esrgan.find(BUILTIN_LEARNED.get(name, name))
 
 
-def target_size(request: GenerationRequest) -> tuple[int, int]:
-    """(height, width) of the second pass: hr_resize_x/y when given (one of them keeps the aspect
-    ratio), else the first pass × hr_scale; multiples of 8."""
-    width, height = request.width, request.height
-    if request.hr_resize_x or request.hr_resize_y:
-        new_w = request.hr_resize_x or request.hr_resize_y * width / height
-        new_h = request.hr_resize_y or request.hr_resize_x * height / width
-    else:
-        new_w, new_h = width * request.hr_scale, height * request.hr_scale
-    return max(64, int(new_h) // 8 * 8), max(64, int(new_w) // 8 * 8)
+def target_size(request: GenerationRequest, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """(height, width) of the second pass (kekong/sizes.py derives it), refused over `max_side`.
+    The first pass's size must be resolved (the model's native size when the request left it out)."""
+    if request.width is None or request.height is None:
+        raise ParameterError("width/height: the hires pass size needs the first pass's size (resolve the model's "
+                             "native size first)")
+    return check_hires(request.width, request.height, request.hr_scale, request.hr_resize_x, request.hr_resize_y,
+                       max_side)
 
 
 def second_pass(request: GenerationRequest) -> GenerationRequest:
     """The second pass as a request of its own (its size, steps, sampler and prompts)."""
     from kekong.generation.samplers import split_sampler_name
 
-    height, width = target_size(request)
+    # the size is known once the model's native size fills a missing width/height (steps alone need none)
+    height, width = target_size(request) if request.width and request.height else (None, None)
     sampler, schedule = request.sampler, request.scheduler
     if request.hr_sampler_name:
         sampler, schedule = split_sampler_name(request.hr_sampler_name, request.hr_scheduler or "Automatic")

@@ -16,6 +16,7 @@ import torch
 from kekong.detect.resolution import ResizeMode
 from kekong.errors import ParameterError
 from kekong.generation import inpaint as inpaint_inputs
+from kekong.generation.checks import check_compatible
 from kekong.generation.control import PreparedUnit, detect_units, load_units
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
 from kekong.generation.samplers import make_scheduler
@@ -59,9 +60,7 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
                                          "height": request.height or native,
                                          "subseed": resolve_seed(request.subseed) if request.subseed_strength else
                                          request.subseed})
-    if request.clip_skip != 1 and not base.uses_clip:
-        raise ParameterError(f"clip skip applies to CLIP text encoders; {base.name} uses "
-                             f"{type(base.text_encoders[0]).__name__}")
+    check_compatible(request, base)  # sizes derived from the native size, files, text encoder, schedulers
     loras = [*request.loras, *prompt_loras(request)]
     units = load_units(base, request.active_units)
     if request.vae is not None:

@@ -2,75 +2,24 @@
 
 A1111 1.10 names a sampler and a schedule type separately ("DPM++ 2M" + "Karras"); older
 infotexts and API clients send one combined name ("DPM++ 2M Karras"), which is split here.
-This module is import-light (no diffusers at import time): the request model uses its names.
+The names are declared in kekong.choices; this module maps them onto diffusers.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any
 
+# The name tables live in the leaf kekong.choices; re-exported here for existing imports.
+from kekong.choices import (  # noqa: F401
+    SAMPLER_NAMES,
+    SAMPLERS,
+    SCHEDULE_TYPES,
+    SCHEDULES,
+    SamplerSpec,
+    split_sampler_name,
+)
 from kekong.errors import ParameterError
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    scheduler_class: str
-    options: dict[str, Any] = field(default_factory=dict)
-    default_schedule: str = "Uniform"  # what A1111's "Automatic" picks for this sampler
-
-
-SAMPLERS: dict[str, SamplerSpec] = {
-    "DPM++ 2M": SamplerSpec("DPMSolverMultistepScheduler",
-                            {"algorithm_type": "dpmsolver++", "solver_order": 2}, "Karras"),
-    "DPM++ SDE": SamplerSpec("DPMSolverSDEScheduler", {}, "Karras"),
-    "DPM++ 2M SDE": SamplerSpec("DPMSolverMultistepScheduler",
-                                {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}, "Karras"),
-    "Euler a": SamplerSpec("EulerAncestralDiscreteScheduler"),
-    "Euler": SamplerSpec("EulerDiscreteScheduler"),
-    "LMS": SamplerSpec("LMSDiscreteScheduler"),
-    "Heun": SamplerSpec("HeunDiscreteScheduler"),
-    "DPM2": SamplerSpec("KDPM2DiscreteScheduler", {}, "Karras"),
-    "DPM2 a": SamplerSpec("KDPM2AncestralDiscreteScheduler", {}, "Karras"),
-    "DDIM": SamplerSpec("DDIMScheduler", {"set_alpha_to_one": False}),
-    "PLMS": SamplerSpec("PNDMScheduler", {"skip_prk_steps": True}),
-    "UniPC": SamplerSpec("UniPCMultistepScheduler"),
-    "LCM": SamplerSpec("LCMScheduler"),
-}
-SAMPLER_NAMES = tuple(SAMPLERS)
-
-# Schedule type → the scheduler option that gives it (None: the scheduler's own spacing).
-SCHEDULES: dict[str, tuple[str, Any] | None] = {
-    "Automatic": None,
-    "Uniform": None,
-    "Karras": ("use_karras_sigmas", True),
-    "Exponential": ("use_exponential_sigmas", True),
-    "Beta": ("use_beta_sigmas", True),
-    "SGM Uniform": ("timestep_spacing", "trailing"),
-}
-SCHEDULE_TYPES = tuple(SCHEDULES)
-
-
-def split_sampler_name(sampler: str, schedule: str = "Automatic") -> tuple[str, str]:
-    """("DPM++ 2M Karras", "Automatic") → ("DPM++ 2M", "Karras"); unknown names pass through."""
-    sampler = sampler.strip()
-    lowered = {name.lower(): name for name in SAMPLER_NAMES}
-    if sampler.lower() in lowered:
-        return lowered[sampler.lower()], _schedule_name(schedule)
-    for suffix in SCHEDULE_TYPES:
-        if sampler.lower().endswith(" " + suffix.lower()):
-            base = sampler[: -len(suffix) - 1].strip().lower()
-            if base in lowered and _schedule_name(schedule) == "Automatic":
-                return lowered[base], suffix
-    return sampler, _schedule_name(schedule)
-
-
-def _schedule_name(schedule: str) -> str:
-    for name in SCHEDULE_TYPES:
-        if schedule.strip().lower() == name.lower():
-            return name
-    return schedule
 
 
 def resolved_schedule(sampler: str, schedule: str) -> str:

@@ -9,14 +9,10 @@ from typing import Any
 
 import torch
 
+from kekong.choices import UNION_TYPES, parse_union_type
 from kekong.errors import ParameterError
 
-# The model's control-type slots (ProMax has 8; the first release 6, without Tile and Inpaint).
-TYPES = ("OpenPose", "Depth", "Soft Edge", "Canny", "Normal Map", "Segment", "Tile", "Inpaint")
-_ALIASES = {"openpose": "OpenPose", "depth": "Depth", "soft edge": "Soft Edge", "softedge": "Soft Edge",
-            "scribble": "Soft Edge", "hed": "Soft Edge", "canny": "Canny", "lineart": "Canny", "mlsd": "Canny",
-            "canny/lineart/mlsd": "Canny", "normal": "Normal Map", "normal map": "Normal Map",
-            "segment": "Segment", "segmentation": "Segment", "tile": "Tile", "inpaint": "Inpaint", "repaint": "Inpaint"}
+TYPES = UNION_TYPES
 # detector name prefixes → control type
 _MODULES = (("openpose", "OpenPose"), ("depth", "Depth"), ("softedge", "Soft Edge"), ("scribble", "Soft Edge"),
             ("threshold", "Soft Edge"), ("canny", "Canny"), ("lineart", "Canny"), ("mlsd", "Canny"),
@@ -28,17 +24,7 @@ def is_union(model: Any) -> bool:
     return type(model).__name__ == "ControlNetUnionModel"
 
 
-def parse(value: str | None) -> str | None:
-    """A union type by name (any case; sd-webui-controlnet's names and short ones); None = from the module."""
-    if value is None or str(value).strip().lower() in ("", "unknown", "auto"):
-        return None
-    key = str(value).strip().lower()
-    for name in TYPES:
-        if key == name.lower():
-            return name
-    if key in _ALIASES:
-        return _ALIASES[key]
-    raise ParameterError(f"unknown union control type {value!r}; expected one of: {', '.join(TYPES)}")
+parse = parse_union_type  # declared in the leaf kekong.choices, beside the other name tables
 
 
 def type_index(model: Any, module: str, union_type: str | None, unit_index: int) -> int:

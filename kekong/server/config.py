@@ -20,18 +20,20 @@ class Limits:
     max_body_bytes: int = 64 * 2**20  # a request body; images arrive base64 inside it
 
     def check(self, request) -> None:
-        from kekong.generation.pipeline import steps_per_batch
+        """This server's bounds on the declared sizes and on every size derived from them (the hires
+        pass, seed resize, batch × pixels), and the files the request names beyond models."""
+        from kekong.generation.checks import check_files, check_sizes
 
         if request.steps > self.max_steps or request.hr_second_pass_steps > self.max_steps:
             raise ParameterError(f"steps: this server allows at most {self.max_steps}")
         if request.batch_size * request.batch_count > self.max_batch:
             raise ParameterError(f"batch_size × n_iter = {request.batch_size * request.batch_count}: this server "
                                  f"makes at most {self.max_batch} images per request")
-        for name in ("width", "height", "hr_resize_x", "hr_resize_y"):
-            value = getattr(request, name) or 0
-            if value > self.max_side:
-                raise ParameterError(f"{name}: {value} is over this server's {self.max_side} px")
-        steps_per_batch(request)  # raises on inconsistent hires settings
+        try:
+            check_sizes(request, self.max_side)
+        except ParameterError as error:
+            raise ParameterError(f"{error} (this server's limit)") from None
+        check_files(request)
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,10 @@ def control_types() -> dict[str, Any]:
 @router.post("/detect")
 async def detect(request: Request, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Run a detector on each image: {"images": [...], "info": "Success"} (+ "poses" for OpenPose)."""
+    from kekong.detect import MAX_RES, MIN_RES
     from kekong.detect.registry import get
     from kekong.server.inputs import image_array
+    from kekong.sizes import check_detector_work
 
     svc = request.app.state.services
     module = str(payload.get("controlnet_module") or "none")
@@ -81,6 +83,8 @@ async def detect(request: Request, payload: Annotated[dict[str, Any], Body()]) -
     outputs, poses = [], []
     for index, raw in enumerate(images):
         image = image_array(raw, f"controlnet_input_images[{index}]", svc.config.urls)
+        if detector.uses_resolution and MIN_RES <= res <= MAX_RES:  # refused before any pixel is scaled
+            check_detector_work(image.shape[:2], res, f"controlnet_processor_res (controlnet_input_images[{index}])")
         mask = None
         if detector.takes_mask:
             if index >= len(masks):
@@ -108,6 +112,8 @@ def render_openpose_json(payload: Annotated[Any, Body()]) -> dict[str, Any]:
     for index, pose in enumerate(poses):
         try:
             images.append(_png_b64(render_json(pose)))
+        except ParameterError as error:  # a canvas out of bounds: named as it is, not as malformed JSON
+            raise ParameterError(f"pose_json[{index}].{error}") from None
         except (KeyError, TypeError, ValueError) as error:
             raise ParameterError(f"pose_json[{index}]: not OpenPose JSON ({error})") from None
     return {"images": images, "info": "Success"}

@@ -1,0 +1,215 @@
+"""The name tables and enums a request is made of, and the bounds leaf modules share.
+
+A leaf: it imports nothing from kekong but the errors, so the request model, generation, the
+detectors and the server all read their choices from here without importing each other.
+Every other bound is declared once on the request's fields (kekong/request.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from kekong.errors import ParameterError
+
+MAX_SEED = 2**32 - 1
+MIN_SIDE, MAX_SIDE = 64, 2048  # a generation side, either pass
+MAX_UNITS = 8  # control units in one request
+MIN_RES, MAX_RES, DEFAULT_RES = 64, 2048, 512  # processor resolution (a detector's short side)
+
+
+# --- samplers: A1111's names → the diffusers scheduler (by class name: no diffusers import here) ---
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    scheduler_class: str
+    options: dict[str, Any] = field(default_factory=dict)
+    default_schedule: str = "Uniform"  # what A1111's "Automatic" picks for this sampler
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    "DPM++ 2M": SamplerSpec("DPMSolverMultistepScheduler",
+                            {"algorithm_type": "dpmsolver++", "solver_order": 2}, "Karras"),
+    "DPM++ SDE": SamplerSpec("DPMSolverSDEScheduler", {}, "Karras"),
+    "DPM++ 2M SDE": SamplerSpec("DPMSolverMultistepScheduler",
+                                {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}, "Karras"),
+    "Euler a": SamplerSpec("EulerAncestralDiscreteScheduler"),
+    "Euler": SamplerSpec("EulerDiscreteScheduler"),
+    "LMS": SamplerSpec("LMSDiscreteScheduler"),
+    "Heun": SamplerSpec("HeunDiscreteScheduler"),
+    "DPM2": SamplerSpec("KDPM2DiscreteScheduler", {}, "Karras"),
+    "DPM2 a": SamplerSpec("KDPM2AncestralDiscreteScheduler", {}, "Karras"),
+    "DDIM": SamplerSpec("DDIMScheduler", {"set_alpha_to_one": False}),
+    "PLMS": SamplerSpec("PNDMScheduler", {"skip_prk_steps": True}),
+    "UniPC": SamplerSpec("UniPCMultistepScheduler"),
+    "LCM": SamplerSpec("LCMScheduler"),
+}
+SAMPLER_NAMES = tuple(SAMPLERS)
+
+# Schedule type → the scheduler option that gives it (None: the scheduler's own spacing).
+SCHEDULES: dict[str, tuple[str, Any] | None] = {
+    "Automatic": None,
+    "Uniform": None,
+    "Karras": ("use_karras_sigmas", True),
+    "Exponential": ("use_exponential_sigmas", True),
+    "Beta": ("use_beta_sigmas", True),
+    "SGM Uniform": ("timestep_spacing", "trailing"),
+}
+SCHEDULE_TYPES = tuple(SCHEDULES)
+
+
+def split_sampler_name(sampler: str, schedule: str = "Automatic") -> tuple[str, str]:
+    """("DPM++ 2M Karras", "Automatic") → ("DPM++ 2M", "Karras"); unknown names pass through."""
+    sampler = sampler.strip()
+    lowered = {name.lower(): name for name in SAMPLER_NAMES}
+    if sampler.lower() in lowered:
+        return lowered[sampler.lower()], _schedule_name(schedule)
+    for suffix in SCHEDULE_TYPES:
+        if sampler.lower().endswith(" " + suffix.lower()):
+            base = sampler[: -len(suffix) - 1].strip().lower()
+            if base in lowered and _schedule_name(schedule) == "Automatic":
+                return lowered[base], suffix
+    return sampler, _schedule_name(schedule)
+
+
+def _schedule_name(schedule: str) -> str:
+    for name in SCHEDULE_TYPES:
+        if schedule.strip().lower() == name.lower():
+            return name
+    return schedule
+
+
+# --- ControlNet Union's control types ---
+
+# The model's control-type slots (ProMax has 8; the first release 6, without Tile and Inpaint).
+UNION_TYPES = ("OpenPose", "Depth", "Soft Edge", "Canny", "Normal Map", "Segment", "Tile", "Inpaint")
+_UNION_ALIASES = {
+    "openpose": "OpenPose", "depth": "Depth", "soft edge": "Soft Edge", "softedge": "Soft Edge",
+    "scribble": "Soft Edge", "hed": "Soft Edge", "canny": "Canny", "lineart": "Canny", "mlsd": "Canny",
+    "canny/lineart/mlsd": "Canny", "normal": "Normal Map", "normal map": "Normal Map",
+    "segment": "Segment", "segmentation": "Segment", "tile": "Tile", "inpaint": "Inpaint", "repaint": "Inpaint"}
+
+
+def parse_union_type(value: str | None) -> str | None:
+    """A union type by name (any case; sd-webui-controlnet's names and short ones); None = from the module."""
+    if value is None or str(value).strip().lower() in ("", "unknown", "auto"):
+        return None
+    key = str(value).strip().lower()
+    for name in UNION_TYPES:
+        if key == name.lower():
+            return name
+    if key in _UNION_ALIASES:
+        return _UNION_ALIASES[key]
+    raise ParameterError(f"unknown union control type {value!r}; expected one of: {', '.join(UNION_TYPES)}")
+
+
+# --- enums ---
+
+def _parse_choice(cls: type[Enum], value: Any, what: str) -> Any:
+    """An enum member from itself, its value (any case, `_` for spaces) or its index, as API clients send."""
+    if isinstance(value, cls):
+        return value
+    members = list(cls)
+    key = str(value).strip().lower().replace("_", " ")
+    if key.isdigit() and int(key) < len(members):
+        return members[int(key)]
+    for member in members:
+        if key == str(member.value).lower():
+            return member
+    raise ParameterError(f"unknown {what} {value!r}; expected one of: " + ", ".join(str(m.value) for m in members)
+                         + f" (or 0-{len(members) - 1})")
+
+
+class RngSource(str, Enum):
+    """A1111's random-number source for the starting noise (see generation/noise.py)."""
+
+    CPU = "CPU"
+    GPU = "GPU"  # A1111's default: torch.randn on CUDA, recomputed exactly on the CPU here
+    NV = "NV"
+
+
+class ControlMode(str, Enum):
+    """sd-webui-controlnet's control modes (the API sends names or 0/1/2)."""
+
+    BALANCED = "Balanced"
+    PROMPT = "My prompt is more important"  # soft injection: deeper layers weaker
+    CONTROL = "ControlNet is more important"  # soft injection, conditional half of CFG only
+
+    @classmethod
+    def parse(cls, value: str | int | ControlMode) -> ControlMode:
+        """Display name, API integer, or a short name; `guess` is the original guess mode,
+        which is exactly "ControlNet is more important" (same scales, no control on uncond)."""
+        if isinstance(value, cls):
+            return value
+        key = str(value).strip().lower()
+        aliases = {"0": cls.BALANCED, "balanced": cls.BALANCED,
+                   "1": cls.PROMPT, "prompt": cls.PROMPT,
+                   "2": cls.CONTROL, "control": cls.CONTROL, "controlnet": cls.CONTROL,
+                   "guess": cls.CONTROL}
+        for mode in cls:
+            if key == mode.value.lower():
+                return mode
+        if key in aliases:
+            return aliases[key]
+        raise ParameterError(f"unknown control mode {value!r}; expected one of: "
+                             + ", ".join(m.value for m in cls) + " (or 0/1/2, guess)")
+
+
+class ResizeMode(str, Enum):
+    """How a control map is fitted to the generation size (sd-webui-controlnet's names)."""
+
+    JUST_RESIZE = "Just Resize"  # stretch to the target, aspect ratio not kept
+    CROP_AND_RESIZE = "Crop and Resize"  # cover the target, centre crop the overflow
+    RESIZE_AND_FILL = "Resize and Fill"  # fit inside the target, pad with the border colour
+
+    @classmethod
+    def parse(cls, value: str | int | ResizeMode) -> ResizeMode:
+        """Accept the display name, a short name (`crop`, `fill`, `just`) or the API integer."""
+        if isinstance(value, cls):
+            return value
+        aliases = {
+            "0": cls.JUST_RESIZE, "just": cls.JUST_RESIZE, "just_resize": cls.JUST_RESIZE,
+            "1": cls.CROP_AND_RESIZE, "crop": cls.CROP_AND_RESIZE, "inner_fit": cls.CROP_AND_RESIZE,
+            "crop_and_resize": cls.CROP_AND_RESIZE, "scale to fit (inner fit)": cls.CROP_AND_RESIZE,
+            "2": cls.RESIZE_AND_FILL, "fill": cls.RESIZE_AND_FILL, "outer_fit": cls.RESIZE_AND_FILL,
+            "resize_and_fill": cls.RESIZE_AND_FILL, "envelope (outer fit)": cls.RESIZE_AND_FILL,
+        }
+        key = str(value).strip().lower()
+        for mode in cls:
+            if key == mode.value.lower():
+                return mode
+        if key in aliases:
+            return aliases[key]
+        names = ", ".join(m.value for m in cls)
+        raise ParameterError(f"unknown resize mode {value!r}; expected one of: {names}")
+
+
+class InpaintFill(str, Enum):
+    """What the masked area starts from (A1111's "Masked content")."""
+
+    FILL = "fill"  # the surrounding colours, blurred in
+    ORIGINAL = "original"
+    LATENT_NOISE = "latent noise"
+    LATENT_NOTHING = "latent nothing"
+
+    @classmethod
+    def parse(cls, value: str | int | InpaintFill) -> InpaintFill:
+        return _parse_choice(cls, value, "inpainting fill")
+
+
+class PredictionType(str, Enum):
+    EPSILON = "epsilon"
+    V_PREDICTION = "v_prediction"
+
+
+class HrOption(str, Enum):
+    """Which hires-fix passes a control unit acts in (sd-webui-controlnet's `hr_option`)."""
+
+    BOTH = "Both"
+    LOW_RES_ONLY = "Low res only"
+    HIGH_RES_ONLY = "High res only"
+
+    @classmethod
+    def parse(cls, value: str | int | HrOption) -> HrOption:
+        return _parse_choice(cls, value, "hr_option")
