@@ -6,98 +6,30 @@ read or any model is loaded — and every error names the field and the bound it
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from kekong.detect.resolution import ResizeMode
+from kekong.choices import (
+    DEFAULT_RES,
+    MAX_RES,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_UNITS,
+    MIN_RES,
+    MIN_SIDE,
+    SAMPLER_NAMES,
+    SCHEDULE_TYPES,
+    ControlMode,
+    HrOption,
+    InpaintFill,
+    PredictionType,
+    ResizeMode,
+    RngSource,
+    parse_union_type,
+    split_sampler_name,
+)
 from kekong.errors import ParameterError
-from kekong.generation.samplers import SAMPLER_NAMES, SCHEDULE_TYPES, split_sampler_name
-
-MAX_SEED = 2**32 - 1
-
-
-class RngSource(str, Enum):
-    """A1111's random-number source for the starting noise (see generation/noise.py)."""
-
-    CPU = "CPU"
-    GPU = "GPU"  # A1111's default: torch.randn on CUDA, recomputed exactly on the CPU here
-    NV = "NV"
-MAX_SIDE = 2048
-MAX_UNITS = 8
-
-
-class ControlMode(str, Enum):
-    """sd-webui-controlnet's control modes (the API sends names or 0/1/2)."""
-
-    BALANCED = "Balanced"
-    PROMPT = "My prompt is more important"  # soft injection: deeper layers weaker
-    CONTROL = "ControlNet is more important"  # soft injection, conditional half of CFG only
-
-    @classmethod
-    def parse(cls, value: str | int | ControlMode) -> ControlMode:
-        """Display name, API integer, or a short name; `guess` is the original guess mode,
-        which is exactly "ControlNet is more important" (same scales, no control on uncond)."""
-        if isinstance(value, cls):
-            return value
-        key = str(value).strip().lower()
-        aliases = {"0": cls.BALANCED, "balanced": cls.BALANCED,
-                   "1": cls.PROMPT, "prompt": cls.PROMPT,
-                   "2": cls.CONTROL, "control": cls.CONTROL, "controlnet": cls.CONTROL,
-                   "guess": cls.CONTROL}
-        for mode in cls:
-            if key == mode.value.lower():
-                return mode
-        if key in aliases:
-            return aliases[key]
-        raise ParameterError(f"unknown control mode {value!r}; expected one of: "
-                             + ", ".join(m.value for m in cls) + " (or 0/1/2, guess)")
-
-
-def _parse_choice(cls: type[Enum], value: Any, what: str) -> Any:
-    """An enum member from itself, its value (any case, `_` for spaces) or its index, as API clients send."""
-    if isinstance(value, cls):
-        return value
-    members = list(cls)
-    key = str(value).strip().lower().replace("_", " ")
-    if key.isdigit() and int(key) < len(members):
-        return members[int(key)]
-    for member in members:
-        if key == str(member.value).lower():
-            return member
-    raise ParameterError(f"unknown {what} {value!r}; expected one of: " + ", ".join(str(m.value) for m in members)
-                         + f" (or 0-{len(members) - 1})")
-
-
-class InpaintFill(str, Enum):
-    """What the masked area starts from (A1111's "Masked content")."""
-
-    FILL = "fill"  # the surrounding colours, blurred in
-    ORIGINAL = "original"
-    LATENT_NOISE = "latent noise"
-    LATENT_NOTHING = "latent nothing"
-
-    @classmethod
-    def parse(cls, value: str | int | InpaintFill) -> InpaintFill:
-        return _parse_choice(cls, value, "inpainting fill")
-
-
-class PredictionType(str, Enum):
-    EPSILON = "epsilon"
-    V_PREDICTION = "v_prediction"
-
-
-class HrOption(str, Enum):
-    """Which hires-fix passes a control unit acts in (sd-webui-controlnet's `hr_option`)."""
-
-    BOTH = "Both"
-    LOW_RES_ONLY = "Low res only"
-    HIGH_RES_ONLY = "High res only"
-
-    @classmethod
-    def parse(cls, value: str | int | HrOption) -> HrOption:
-        return _parse_choice(cls, value, "hr_option")
 
 
 class _Strict(BaseModel):
@@ -121,7 +53,7 @@ class ControlUnit(_Strict):
     end: float = Field(1.0, ge=0, le=1, description="guidance end (fraction of the schedule)")
     mode: ControlMode = ControlMode.BALANCED
     resize_mode: ResizeMode = ResizeMode.CROP_AND_RESIZE
-    res: int = Field(512, ge=64, le=2048, description="processor resolution (short side)")
+    res: int = Field(DEFAULT_RES, ge=MIN_RES, le=MAX_RES, description="processor resolution (short side)")
     pixel_perfect: bool = False
     mask: str | None = Field(None, description="region mask: the unit acts only where it is white")
     hr_option: HrOption = Field(HrOption.BOTH, description="hires fix: the passes this unit acts in")
@@ -163,9 +95,7 @@ class ControlUnit(_Strict):
     @field_validator("union_type", mode="before")
     @classmethod
     def _union_type(cls, value: Any) -> str | None:
-        from kekong.models.union import parse
-
-        return parse(value)
+        return parse_union_type(value)
 
     @model_validator(mode="after")
     def _window_and_params(self) -> ControlUnit:
@@ -212,8 +142,8 @@ class GenerationRequest(_Strict):
     cfg_scale: float = Field(7.0, ge=1, le=30)
     sampler: str = "DPM++ 2M"
     scheduler: str = Field("Automatic", description="A1111's schedule type")
-    width: int | None = Field(None, ge=64, le=MAX_SIDE, description="default: the model's native size")
-    height: int | None = Field(None, ge=64, le=MAX_SIDE)
+    width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, description="default: the model's native size")
+    height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)
     batch_size: int = Field(1, ge=1, le=8)
     batch_count: int = Field(1, ge=1, le=100)
     clip_skip: int = Field(1, ge=1, le=12)
