@@ -89,7 +89,7 @@ def _info(job: Any, translated: Translated) -> dict[str, Any]:
 
 @router.get("/sd-models")
 def sd_models() -> list[dict[str, Any]]:
-    from kekong.server.catalog import base_models
+    from kekong.models.catalog import base_models
 
     return base_models()
 

@@ -52,7 +52,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     if config.ui:
         from kekong.ui.app import mount_ui
 
-        mount_ui(app)
+        mount_ui(app, app.state.store_dir)
     app.add_middleware(Guard, config=config)
     return app
 

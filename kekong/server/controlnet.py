@@ -22,7 +22,7 @@ def version() -> dict[str, Any]:
 
 @router.get("/model_list")
 def model_list(update: bool = True) -> dict[str, Any]:
-    from kekong.server.catalog import controlnet_models
+    from kekong.models.catalog import controlnet_models
 
     return {"model_list": controlnet_models()}
 
@@ -41,8 +41,8 @@ def module_list(alias_names: bool = False) -> dict[str, Any]:
 def control_types() -> dict[str, Any]:
     """The extension's shape ({type: {module_list, model_list, default_option, default_model}}),
     plus which base-model families kekong runs each type on (`kekong_support`)."""
+    from kekong.models.catalog import controlnet_models
     from kekong.models.control_types import listing
-    from kekong.server.catalog import controlnet_models
 
     models = controlnet_models()
     answer = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -186,8 +187,8 @@ class UI:
 
         from kekong.detect import list_detectors
         from kekong.generation.samplers import SAMPLER_NAMES
+        from kekong.models.catalog import base_models, controlnet_models
         from kekong.models.ip_adapter import MODULES as IP_MODULES
-        from kekong.server.catalog import base_models, controlnet_models
 
         modules = ["none", *[d.name for d in list_detectors()], *IP_MODULES]
         models = ["Automatic", *controlnet_models()]
@@ -321,16 +322,15 @@ class UI:
         return demo
 
 
-def mount_ui(app: Any) -> None:
-    """Mount the UI at /ui; generated images are served from the job store."""
+def mount_ui(app: Any, store_dir: Path) -> None:
+    """Mount the UI at /ui; generated images are served from the job store at `store_dir`.
+
+    The server passes what the UI needs (it mounts the UI, so the UI never imports the server)."""
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     ui = UI(app)
-    from kekong.server.config import ServerConfig
-
-    store = getattr(app.state, "store_dir", None) or ServerConfig().store_dir()
-    gr.mount_gradio_app(app, ui.blocks(), path="/ui", allowed_paths=[str(store)], ssr_mode=False,
+    gr.mount_gradio_app(app, ui.blocks(), path="/ui", allowed_paths=[str(store_dir)], ssr_mode=False,
                         footer_links=[])
