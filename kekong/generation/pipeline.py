@@ -51,8 +51,8 @@ def resolve_seed(seed: int) -> int:
 def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[Generated]:
     """Every image the request asks for (batch_size × batch_count), in order."""
     from kekong.models.load import load_base
-    from kekong.models.lora import applied_loras
-    from kekong.models.vae import load_vae, swapped_vae
+    from kekong.models.patch import patched
+    from kekong.models.vae import load_vae
 
     base = load_base(request.model)
     native = base.unet.config.sample_size * base.vae_scale  # 512 for SD 1.5, 1024 for SDXL, 64 for kekong-shapes
@@ -85,18 +85,19 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     from kekong.models import ip_adapter
 
     adapters = [u.controlnet for u in units if u.is_ip]
-    with applied_loras(base, loras), swapped_vae(base, request.vae) as vae_ref, ip_adapter.applied(base.unet, adapters):
+    readers = [load_base(request.refiner)] if request.refiner is not None else []  # its UNet is read: held too
+    with patched(base, loras, request.vae, also=readers) as model, ip_adapter.applied(model.unet, adapters):
         for batch in range(request.batch_count):
             first = (request.seed + batch * request.batch_size) % 2**32
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
             subseeds = [(request.subseed + batch * request.batch_size + k) % 2**32 for k in range(request.batch_size)] \
                 if request.subseed_strength else None
-            images = run_batch(base, request, units, seeds, prepared, on_step, subseeds, hires_units)
+            images = run_batch(model, request, units, seeds, prepared, on_step, subseeds, hires_units)
             for k, image in enumerate(images):
                 prompt, negative = prompts_for(request, seeds[k])
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
-                                         base, described, prompt, negative, subseeds[k] if subseeds else None,
-                                         vae_ref))
+                                         model, described, prompt, negative, subseeds[k] if subseeds else None,
+                                         model.vae_ref))
     return results
 
 

@@ -2,7 +2,10 @@
 - "Approx cheap": latents → RGB by a fixed linear map, at latent size; costs nothing;
 - "TAESD": the tiny autoencoder's decoder at full size, where its weights are on this machine
   (models/taesd.py), else the cheap map;
-- "Full": the model's own VAE (as slow as the final decode)."""
+- "Full": the VAE the generation decodes with (as slow as the final decode): pass the request's
+  view of the model (`patch.with_vae`). Previews are decoded on the asking thread (`/progress`,
+  the UI) while the worker samples; they read the VAE only, which no request patches, so they
+  need no lock and never see another request's LoRA or VAE."""
 
 from __future__ import annotations
 

@@ -85,11 +85,10 @@ def installed(unet: Any, bank: Bank) -> Iterator[None]:
     for place, name in enumerate(ranked):
         wrapped[name] = ReferenceAttention(processors[name], bank, place / len(ranked))
     bank.layers = [wrapped[name] for name in ranked]
-    try:
-        unet.set_attn_processor(wrapped)
+    from kekong.models.patch import installed_processors
+
+    with installed_processors(unet, wrapped):  # inside `patch.patched`: the model's lock is held
         yield
-    finally:
-        unet.set_attn_processor(processors)
 
 
 def _width(unet: Any, name: str) -> int:

@@ -31,7 +31,8 @@ def is_control_lora(path: Path) -> bool:
 def load(base: Any, path: Path) -> Any:
     from kekong.models.load import CACHE
 
-    return CACHE.get(f"control-lora:{base.ref.path.resolve()}:{path.resolve()}", lambda: _build(base, path))
+    with base.lock:  # built from the base's UNet: not while a request has LoRA layers in it
+        return CACHE.get(f"control-lora:{base.ref.path.resolve()}:{path.resolve()}", lambda: _build(base, path))
 
 
 def hint_channels(state: dict) -> tuple[int, ...]:

@@ -169,16 +169,12 @@ def applied(unet: Any, adapters: list[IPAdapter]) -> Iterator[None]:
     if not adapters:
         yield
         return
-    processors = dict(unet.attn_processors)
-    projection, hid_type = unet.encoder_hid_proj, unet.config.encoder_hid_dim_type
-    try:
+    from kekong.models.patch import restored
+
+    with restored(unet):  # inside `patch.patched`: the model's lock is held
         unet._load_ip_adapter_weights([adapter.state for adapter in adapters])
         unet.encoder_hid_proj.float()
         yield
-    finally:  # the projection first: a Plus resampler has attention layers of its own
-        unet.encoder_hid_proj = projection
-        unet.config.encoder_hid_dim_type = hid_type
-        unet.set_attn_processor(processors)
 
 
 def set_scales(unet: Any, scales: list[float]) -> None:

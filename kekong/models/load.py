@@ -7,6 +7,7 @@ whatever its text encoder is (CLIP for SD 1.5/SDXL, MiniLM for the shipped kekon
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -23,11 +24,16 @@ from kekong.models.refs import DEFAULT_BASE, ModelRef, resolve
 from kekong.models.weights import load_state_dict
 
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL", "sd2": "SD 2.x"}
+log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class BaseModel:
-    """The parts of a Stable-Diffusion-shaped model, loaded and in eval mode."""
+    """The parts of a Stable-Diffusion-shaped model, loaded and in eval mode.
+
+    Cached and shared: a request never assigns to it. A request's VAE choice is a copy of this
+    record (`patch.with_vae`, same parts, same lock); patches that change the parts in place
+    happen under `lock` (models/patch.py)."""
 
     ref: ModelRef
     unet: Any
@@ -36,6 +42,8 @@ class BaseModel:
     tokenizers: list[Any]
     scheduler_config: dict[str, Any]
     controlnets: dict[str, str] = field(default_factory=dict)  # module → default ControlNet (shipped)
+    vae_ref: ModelRef | None = None  # a VAE chosen apart from the model's own (a request's view)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # held while patched
 
     @property
     def name(self) -> str:
@@ -77,19 +85,40 @@ class ModelCache:
         self.budget = budget_bytes
         self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one loader per key; the others wait for its result
 
     def get(self, key: str, load: Any) -> Any:
+        """The value for `key`, loaded once: threads asking together share one object (and its lock)."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key][0]
-        value = load()
-        size = _size_of(value)
-        with self._lock:
-            self._items[key] = (value, size)
-            while len(self._items) > 1 and sum(s for _, s in self._items.values()) > self.budget:
-                self._items.popitem(last=False)
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._items:  # loaded by the thread this one waited for
+                    self._items.move_to_end(key)
+                    return self._items[key][0]
+            try:
+                value = load()
+                size = _size_of(value)
+                with self._lock:
+                    self._items[key] = (value, size)
+                    self._evict()
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
         return value
+
+    def _evict(self) -> None:
+        """Least recently used out past the budget; the newest stays even alone over it. A request
+        that still holds an evicted model keeps using it; the next one loads a fresh copy."""
+        used = sum(s for _, s in self._items.values())
+        while len(self._items) > 1 and used > self.budget:
+            key, (_, size) = self._items.popitem(last=False)
+            used -= size
+            log.info("model cache: %s out (least recently used; %.2f GiB held, budget %.2f GiB)",
+                     key, used / 2**30, self.budget / 2**30)
 
     def clear(self) -> None:
         with self._lock:

@@ -1,15 +1,20 @@
-"""LoRA files applied for one generation and removed after (the cached model stays clean).
+"""LoRA files applied for one generation and removed after (the cached model is given back exactly).
 
 Loading goes through diffusers' LoRA loader (peft), which reads the diffusers, kohya/A1111 and
-other common key layouts; files are read with kekong's safe loader first.
+other common key layouts; files are read with kekong's safe loader first. The LoRA layers wrap the
+cached UNet's and text encoders' modules in place, so this runs inside `patch.patched`, which
+holds the model's lock; taking them out puts the original modules (and weights) back untouched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from kekong.errors import KekongError
+
+_PEFT_MARKS = ("peft_config", "_hf_peft_config_loaded")  # what loading leaves on a model besides its layers
 
 
 @contextmanager
@@ -20,11 +25,13 @@ def applied_loras(base, loras: list) -> Iterator[None]:
     from kekong.models.refs import resolve
     from kekong.models.weights import load_state_dict
 
+    refs = [resolve(spec.path, "lora") for spec in loras]  # a missing file is refused before any change
     pipe = _pipeline(base)
-    names = []
+    models = [base.unet, *base.text_encoders]
+    marks = [{k: v for k, v in vars(m).items() if k in _PEFT_MARKS} for m in models]
     try:
-        for index, spec in enumerate(loras):
-            ref = resolve(spec.path, "lora")
+        names = []
+        for index, ref in enumerate(refs):
             name = f"kekong_lora_{index}"
             try:
                 pipe.load_lora_weights(load_state_dict(ref.path), adapter_name=name)
@@ -33,9 +40,18 @@ def applied_loras(base, loras: list) -> Iterator[None]:
             names.append(name)
         pipe.set_adapters(names, adapter_weights=[spec.weight for spec in loras])
         yield
-    finally:
-        if names:
-            pipe.unload_lora_weights()
+    finally:  # also after a file that failed half-way through loading
+        pipe.unload_lora_weights()
+        for model, before in zip(models, marks, strict=True):
+            _restore_marks(model, before)
+
+
+def _restore_marks(model: Any, before: dict[str, Any]) -> None:
+    for key in _PEFT_MARKS:
+        if key in before:
+            setattr(model, key, before[key])
+        elif key in vars(model):
+            delattr(model, key)
 
 
 def _pipeline(base):

@@ -1,12 +1,11 @@
 """A VAE chosen apart from the base model (A1111's "SD VAE" setting): a single file as A1111 users
 keep them (`models/VAE/*.safetensors`, original LDM keys or diffusers keys, with or without the
 `first_stage_model.` prefix) or a diffusers AutoencoderKL folder. "Automatic" (None) keeps the
-base model's own."""
+base model's own. A request sees its VAE through a view of the base model (`patch.with_vae`):
+the cached model keeps its own VAE."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from kekong.errors import KekongError
@@ -45,18 +44,3 @@ def _load(ref: ModelRef, base) -> Any:
         state = convert_ldm_vae_checkpoint(state, config)
     vae = _strict(AutoencoderKL.from_config(config), state, f"VAE {ref.name}")
     return vae.eval()
-
-
-@contextmanager
-def swapped_vae(base, reference: str | None) -> Iterator[ModelRef | None]:
-    """Use the VAE `reference` for the duration (None: the base's own); yields its reference."""
-    if reference is None:
-        yield None
-        return
-    vae, ref = load_vae(reference, base)
-    original = base.vae
-    base.vae = vae
-    try:
-        yield ref
-    finally:
-        base.vae = original

@@ -76,11 +76,13 @@ class Services:
         """The running job's latest step (the `show_progress_type` option says how it is decoded)."""
         from kekong.generation.preview import render
         from kekong.models.load import load_base
+        from kekong.models.patch import with_vae
 
         running = self.worker.running
         if running is None or running.latents is None or (job_id is not None and running.job_id != job_id):
             return None
-        return render(running.latents, load_base(running.model), self.options["show_progress_type"])
+        model = with_vae(load_base(running.model), running.vae)  # the job's view: no lock, no patched parts
+        return render(running.latents, model, self.options["show_progress_type"])
 
     def preview_png(self) -> bytes | None:
         from kekong.io import encode_image

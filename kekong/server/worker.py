@@ -24,6 +24,7 @@ class Running:
 
     job_id: str
     model: str | None = None  # the base model's reference (previews decode in its latent space)
+    vae: str | None = None  # the request's VAE ("Full" previews decode with it)
     step: int = 0
     total: int = 0
     started: float = 0.0
@@ -104,7 +105,8 @@ class Worker:
     def _run(self, job: Job) -> None:
         from kekong.generation.loop import Cancelled
 
-        self.running = Running(job.id, model=job.payload["request"].get("model"), total=job.total,
+        self.running = Running(job.id, model=job.payload["request"].get("model"),
+                               vae=job.payload["request"].get("vae"), total=job.total,
                                started=time.time())
         try:
             result = execute(job, self.store.output_dir(job.id), self._on_step)
