@@ -10,10 +10,9 @@ detectors all use it, so it imports nothing from them.
 
 from __future__ import annotations
 
+from kekong.choices import MAX_SIDE  # a generation side, either pass (the request's width/height bound)
 from kekong.errors import ParameterError
 
-MAX_SIDE = 2048  # a generation side, either pass (the request's width/height bound)
-MAX_BATCH_SIZE = 8  # images denoised together
 MAX_WORK_SIDE = 8192  # a detector's working image, long side (its short side is the processor resolution)
 MAX_CANVAS_SIDE = 4096  # a pose map rendered from JSON (twice the largest generation side)
 
@@ -56,9 +55,8 @@ def check_side(field: str, value: int | None, max_side: int = MAX_SIDE) -> None:
         raise ParameterError(f"{field}: {value} is over {max_side} px")
 
 
-def check_batch(batch_size: int, height: int, width: int, max_side: int = MAX_SIDE,
-                max_batch: int = MAX_BATCH_SIZE, what: str = "") -> None:
-    """Images denoised together × their pixels, against the largest batch of the largest images."""
+def check_batch(batch_size: int, height: int, width: int, max_side: int, max_batch: int, what: str = "") -> None:
+    """Images denoised together × their pixels, against `max_batch` of the largest images."""
     if batch_size * height * width > max_batch * max_side * max_side:
         raise ParameterError(f"batch_size: {batch_size} images of {width}x{height}{what} are "
                              f"{batch_size * height * width:,} pixels at once, over "

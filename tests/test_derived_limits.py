@@ -115,9 +115,14 @@ def test_a_job_with_hires_and_no_size_runs(client):
 
 
 def test_batch_times_pixels_is_bounded():
-    sizes.check_batch(8, 2048, 2048)
+    from kekong.generation.checks import declared_max
+
+    assert declared_max("batch_size") == 8
+    sizes.check_batch(8, 2048, 2048, 2048, 8)
     with pytest.raises(ParameterError, match="batch_size: 9 images of 2048x2048"):
-        sizes.check_batch(9, 2048, 2048)
+        sizes.check_batch(9, 2048, 2048, 2048, 8)
+    with pytest.raises(ParameterError, match=r"batch_size: 2 images of 128x128 \(the hires pass\)"):
+        check_sizes(build_request(width=64, height=64, batch_size=2, enable_hr=True), max_side=128, max_batch=1)
 
 
 # -- detectors and pose maps -----------------------------------------------------------------

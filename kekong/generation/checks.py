@@ -14,7 +14,12 @@ from typing import Any
 
 from kekong.errors import ParameterError
 from kekong.request import GenerationRequest
-from kekong.sizes import MAX_BATCH_SIZE, MAX_SIDE, check_batch, check_side
+from kekong.sizes import MAX_SIDE, check_batch, check_side
+
+
+def declared_max(field: str) -> int:
+    """A request field's upper bound, as GenerationRequest declares it (`le=`)."""
+    return next(rule.le for rule in GenerationRequest.model_fields[field].metadata if hasattr(rule, "le"))
 
 
 def check_files(request: GenerationRequest) -> None:
@@ -25,13 +30,14 @@ def check_files(request: GenerationRequest) -> None:
         check_upscaler(request.hr_upscaler)
 
 
-def check_sizes(request: GenerationRequest, max_side: int = MAX_SIDE, max_batch: int = MAX_BATCH_SIZE) -> None:
+def check_sizes(request: GenerationRequest, max_side: int = MAX_SIDE, max_batch: int | None = None) -> None:
     """Every working size the request derives, per side and as batch × pixels. Sizes the request
     left to the model (width/height None) are skipped; `check_compatible` passes them resolved."""
     for name in ("width", "height", "hr_resize_x", "hr_resize_y", "seed_resize_from_w", "seed_resize_from_h"):
         check_side(name, getattr(request, name) or 0, max_side)
     if request.width is None or request.height is None:
         return
+    max_batch = max_batch or declared_max("batch_size")
     check_batch(request.batch_size, request.height, request.width, max_side, max_batch)
     if request.enable_hr:
         from kekong.generation.hires import target_size
