@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from kekong.errors import ParameterError
+from kekong.models.weights import models_dir
 
 ROUND, SQUARE = 1.1, 1 / 1.1
 
@@ -171,11 +172,10 @@ def resolve_dynamic(prompt: str, seed: int, wildcards: Path | None = None) -> st
 
 
 def _wildcard_lines(name: str, folder: Path | None) -> list[str]:
-    from kekong.models.weights import models_dir
-
-    folder = folder or models_dir() / "wildcards"
+    folder = (folder or models_dir() / "wildcards").resolve()
     path = (folder / f"{name}.txt").resolve()
-    if not str(path).startswith(str(folder.resolve())):
+    # By path components, not string prefix: wildcards_secret/ shares the prefix of wildcards/.
+    if not path.is_relative_to(folder):
         raise ParameterError(f"wildcard {name!r} points outside the wildcards folder")
     if not path.is_file():
         raise ParameterError(f"wildcard __{name}__ not found: expected {path}")
