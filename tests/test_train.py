@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from kekong.colours import delta_e, lab
 from kekong.train.bench import score
 from kekong.train.controlnet import filled_region, iou
 from kekong.train.data import load_fill
 from kekong.train.runner import RunSettings, run_training
-from kekong.train.shapes import COLOURS, MIN_DELTA_E, article, colour_of, delta_e, lab, random_sample, write_dataset
+from kekong.train.shapes import COLOURS, MIN_DELTA_E, article, colour_of, random_sample, write_dataset
 from tests.tiny_models import build_tiny_base
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from kekong.colours import delta_e, lab
+
 # colour name → RGB, for naming dominant colours (CSS values)
 COLOUR_NAMES = {
     "white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "silver": (192, 192, 192),
@@ -128,8 +130,6 @@ def dominant_colours(image: np.ndarray, count: int = 3) -> list[str]:
 
 
 def colour_name(rgb: np.ndarray) -> str:
-    from kekong.train.shapes import delta_e, lab
-
     table = list(COLOUR_NAMES.items())
     distances = delta_e(lab(np.array([c for _, c in table], np.float32)), lab(np.asarray(rgb, np.float32)))
     return table[int(np.argmin(distances))][0]

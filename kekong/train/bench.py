@@ -14,7 +14,8 @@ import time
 import cv2
 import numpy as np
 
-from kekong.train.shapes import colour_of, delta_e, lab, random_sample
+from kekong.colours import delta_e, lab
+from kekong.train.shapes import colour_of, random_sample
 
 HELD_OUT_SEED = 1_000_003  # training data uses small seeds; these conditions are never trained on
 VALIDATION_SEED = 2_000_029  # a second unseen set, for choosing sampling settings without the bench's

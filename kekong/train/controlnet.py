@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from kekong.colours import delta_e, lab
 from kekong.errors import KekongError
 from kekong.train.data import TrainingSet
 from kekong.train.diffusion import PromptCache, bias_at, denoising_loss, encode_latents, noise_scheduler, rng_for
@@ -59,8 +60,6 @@ def filled_region(condition: np.ndarray) -> np.ndarray:
 
 
 def departs_from_background(image: np.ndarray, background_rgb: np.ndarray, threshold: float = 30.0) -> np.ndarray:
-    from kekong.train.shapes import delta_e, lab
-
     return delta_e(lab(image), lab(background_rgb)) > threshold
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kekong.colours import delta_e, lab
+
 # class → (RGB, names the prompt may use)
 COLOURS: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {
     "red": ((255, 0, 0), ("red",)),
@@ -37,16 +39,6 @@ COLOURS: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {
 }
 SHAPES = ("circle", "square", "triangle", "star", "heart", "hexagon")
 MIN_DELTA_E = 40.0  # fill vs background, CIELAB (CIE76)
-
-
-def lab(rgb: tuple[int, int, int] | np.ndarray) -> np.ndarray:
-    """sRGB (0–255) → CIELAB (D65), for one colour or an array of them (…, 3)."""
-    array = np.asarray(rgb, dtype=np.float32).reshape(-1, 1, 3) / 255.0
-    return cv2.cvtColor(array, cv2.COLOR_RGB2LAB).reshape(np.shape(rgb))
-
-
-def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(np.asarray(a, np.float32) - np.asarray(b, np.float32), axis=-1)
 
 
 def colour_of(name: str) -> tuple[int, int, int]:

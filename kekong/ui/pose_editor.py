@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kekong.detect.openpose.render import COLORS as RENDER_COLORS
+from kekong.detect.openpose.render import LIMBS as RENDER_LIMBS
 from kekong.errors import ParameterError
 
 # A standing figure in OpenPose's 18-point body order, as fractions of the canvas.
@@ -20,10 +22,9 @@ _STANDING = [(0.50, 0.16), (0.50, 0.28), (0.40, 0.28), (0.37, 0.43), (0.36, 0.57
 
 _SHIFTS = (0.0, -0.25, 0.25, -0.12, 0.12)  # where each added figure stands, across the canvas
 
-LIMBS = [[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10], [1, 11], [11, 12], [12, 13],
-         [1, 0], [0, 14], [14, 16], [0, 15], [15, 17]]
-COLORS = ["#ff0000", "#ff5500", "#ffaa00", "#ffff00", "#aaff00", "#55ff00", "#00ff00", "#00ff55", "#00ffaa",
-          "#00ffff", "#00aaff", "#0055ff", "#0000ff", "#5500ff", "#aa00ff", "#ff00ff", "#ff00aa", "#ff0055"]
+# The renderer's limbs and colours (one declaration), as the editor's canvas takes them: 0-based, CSS hex.
+LIMBS = [[a - 1, b - 1] for a, b in RENDER_LIMBS]
+COLORS = ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in RENDER_COLORS]
 
 
 def empty_pose(width: int = 512, height: int = 512) -> str:
