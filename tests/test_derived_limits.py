@@ -259,3 +259,16 @@ def test_the_cli_prints_one_error_line_naming_the_field():
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and done.stderr.startswith("error:")
     assert "hr_scale: 2048x2048 × 4 makes a 8192x8192 hires pass" in done.stderr
+
+
+def test_the_a1111_route_refuses_two_reference_units_before_any_detector(client, monkeypatch):
+    import kekong.detect
+
+    ran: list[str] = []
+    monkeypatch.setattr(kekong.detect, "run", lambda *a, **k: ran.append("detector"))
+    unit = {"image": png_b64(64, 64), "module": "reference_only", "model": "None"}
+    with cheap():
+        response = client.post("/sdapi/v1/txt2img", json={"prompt": "x", "width": 64, "height": 64, "steps": 2,
+                                                          "alwayson_scripts": {"controlnet": {"args": [unit, unit]}}})
+    assert response.status_code == 422 and "one reference_only unit per request" in response.json()["detail"]
+    assert ran == []
