@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from kekong.errors import ParameterError
 from kekong.provenance import ecc
 
 VERSION = 1
@@ -72,7 +73,7 @@ LAYOUT = _layout()
 def payload_bits(mark_id: int) -> np.ndarray:
     """Version byte + id + CRC-16 over both, as bits (the convolutional code's input)."""
     if not 0 <= mark_id < 1 << ID_BITS:
-        raise ValueError(f"watermark id must fit in {ID_BITS} bits")
+        raise ParameterError(f"watermark id must fit in {ID_BITS} bits, got {mark_id}")
     body = np.array([int(b) for b in format(VERSION, "08b") + format(mark_id, f"0{ID_BITS}b")], np.uint8)
     return np.concatenate([body, ecc.crc16(body)])
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from kekong.colours import delta_e, lab
-from kekong.errors import KekongError
+from kekong.errors import KekongError, ParameterError
 from kekong.train.data import TrainingSet
 from kekong.train.diffusion import PromptCache, bias_at, denoising_loss, encode_latents, noise_scheduler, rng_for
 from kekong.train.runner import RunSettings, run_training
@@ -100,11 +100,11 @@ def train_controlnet(base, data: TrainingSet, settings: RunSettings, prompt_drop
     from kekong.io import save_image
 
     if not data.conditions:
-        raise ValueError("the training set has no condition images")
+        raise ParameterError("data: the training set has no condition images")
     if not 0 <= control_dropout < 1:
-        raise ValueError(f"control_dropout must be in [0, 1), not {control_dropout}")
+        raise ParameterError(f"control_dropout must be in [0, 1), not {control_dropout}")
     if not 0 <= unlock_after < 1:
-        raise ValueError(f"unlock_after must be in [0, 1), not {unlock_after}")
+        raise ParameterError(f"unlock_after must be in [0, 1), not {unlock_after}")
     if unlock_decoder and next(base.unet.parameters()).dtype != torch.float32:
         raise KekongError(f"{base.name}: its UNet is held in {next(base.unet.parameters()).dtype} to save memory; "
                           "training its decoder needs float32 weights (set KEKONG_WEIGHTS=fp32)")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kekong.errors import ParameterError
+
 # SD 1.x's training schedule; generation builds its samplers from the same config.
 SCHEDULER_CONFIG = {
     "_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
@@ -66,7 +68,7 @@ def sample_timesteps(batch: int, total: int, generator: torch.Generator, bias: s
     if bias == "cubic":
         u = torch.rand(batch, generator=generator)
         return ((1 - u**3) * total).long().clamp(0, total - 1)
-    raise ValueError(f"unknown timestep bias {bias!r} (uniform or cubic)")
+    raise ParameterError(f"timestep bias: unknown {bias!r} (uniform or cubic)")
 
 
 TIMESTEP_BIASES = ("uniform", "cubic", "cubic-then-uniform")
@@ -78,7 +80,7 @@ def bias_at(bias: str, step: int, steps: int) -> str:
     ControlNet: 500 more uniform steps gave the same IoU as 500 more cubic ones (0.798) and better
     shape colour (0.79 vs 0.73)."""
     if bias not in TIMESTEP_BIASES:
-        raise ValueError(f"unknown timestep bias {bias!r} ({', '.join(TIMESTEP_BIASES)})")
+        raise ParameterError(f"timestep bias: unknown {bias!r} ({', '.join(TIMESTEP_BIASES)})")
     if bias == "cubic-then-uniform":
         return "cubic" if step < steps * 2 // 3 else "uniform"
     return bias
