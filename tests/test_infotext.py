@@ -74,7 +74,7 @@ def test_older_infotext_forms_are_read():
 def test_recipe_replays_bit_identically(made):
     _, _results, paths = made
     for path in (paths[1], paths[1].with_suffix(".json")):
-        generated, warnings = replay(load_recipe(path))
+        generated, warnings = replay(load_recipe(path), folders=[path.parent])  # inputs: beside the recipe
         assert warnings == []
         assert generated.seed == 43 and np.array_equal(generated.image, np.asarray(Image.open(paths[1])))
 
@@ -82,11 +82,12 @@ def test_recipe_replays_bit_identically(made):
 def test_replay_warns_when_the_environment_differs_and_refuses_changed_inputs(made):
     recipe = load_recipe(made[2][0])
     recipe["environment"]["threads"] = 999
-    _, warnings = replay(recipe)
+    _, warnings = replay(recipe, folders=[made[0]])
     assert any("threads" in w for w in warnings)
-    recipe["models"]["controlnets"][0]["image_sha256"] = "0" * 64
+    [control] = [i for i in recipe["inputs"] if i["field"] == "controls.0.image"]
+    control["sha256"] = "0" * 64
     with pytest.raises(Exception, match="not the file the recipe was made from"):
-        replay(recipe)
+        replay(recipe, folders=[made[0]])
 
 
 def test_recipe_is_complete_json(made):

@@ -56,7 +56,7 @@ def test_the_refiner_takes_over_at_its_switch_point(models, calls):
     assert uncond == [64, 64, 0, 0, 2.5] and cond == [64, 64, 0, 0, 6.0]
     infotext, recipe = describe(generated)
     assert "Refiner: ref [" in infotext and "Refiner switch at: 0.5" in infotext
-    assert recipe["request"]["refiner"] == models["refiner"]
+    assert recipe["request"]["refiner"] == "ref" and len(recipe["models"]["refiner"]["sha256"]) == 64  # by name
 
 
 def test_switch_at_one_never_runs_the_refiner(models, calls):

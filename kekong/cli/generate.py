@@ -131,6 +131,9 @@ def generate(
     no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
     c2pa_thumbnails: Annotated[bool, typer.Option(
         "--c2pa-thumbnails", help="embed thumbnails of the input images in the C2PA manifest")] = False,
+    record_paths: Annotated[bool, typer.Option(
+        "--record-paths", help="keep local paths of inputs and models in the recipe chunk/sidecar (never in "
+        "C2PA); by default only file names, hashes and sizes are written")] = False,
     prompts_file: Annotated[Path | None, typer.Option(help="one prompt per line: a job each")] = None,
     batch_dir: Annotated[Path | None, typer.Option(help="a folder of images: a job each")] = None,
     batch_as: Annotated[str, typer.Option(help="the folder's images as: init, control or control:N")] = "init",
@@ -164,7 +167,7 @@ def generate(
     if out.suffix.lower() not in FORMATS:
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
-                    c2pa_thumbnails=c2pa_thumbnails)
+                    c2pa_thumbnails=c2pa_thumbnails, record_paths=record_paths)
     if prompts_file is None and batch_dir is None:
         run_and_write(build_request(**fields), out, save_maps, save_recipe, layers)
         return
@@ -228,8 +231,12 @@ def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe:
 def replay(
     recipe: Annotated[Path, typer.Argument(help="recipe .json, or a PNG kekong wrote")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")],
+    inputs: Annotated[list[Path] | None, typer.Option(
+        "--inputs", help="a folder holding the input images or models (repeatable); also looked in: the "
+        "recipe's folder, the current folder")] = None,
 ) -> None:
-    """Regenerate an image from its recipe (bit-identical on the same torch, threads and CPU)."""
+    """Regenerate an image from its recipe (bit-identical on the same torch, threads and CPU).
+    Inputs are found by file name and checked by sha256 (a missing one is named with its sha256)."""
     from kekong.generation.replay import load_recipe
     from kekong.generation.replay import replay as run
     from kekong.provenance.stamp import stamp
@@ -241,7 +248,7 @@ def replay(
 
     data = load_recipe(recipe)
     with StepBar(steps_per_batch(build_request(**data["request"]))) as bar:
-        generated, warnings = run(data, on_step=bar)
+        generated, warnings = run(data, on_step=bar, folders=[*(inputs or []), recipe.parent])
     for warning in warnings:
         typer.echo(f"warning: may not be bit-identical — {warning}", err=True)
     from kekong.provenance.marks import parse_id

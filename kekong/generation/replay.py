@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         recipe = json.loads(text)
     except ValueError as exc:
         raise KekongError(f"{path}: the recipe is not valid JSON ({exc})") from None
-    if not isinstance(recipe, dict) or recipe.get("kekong_recipe") != 1:
-        raise KekongError(f"{path}: not a kekong recipe (version 1)")
+    if not isinstance(recipe, dict) or recipe.get("kekong_recipe") not in (1, 2):
+        raise KekongError(f"{path}: not a kekong recipe (version 1 or 2)")
     return recipe
 
 
@@ -46,7 +47,8 @@ def _recipe_from_credentials(path: Path) -> str | None:
 
 
 def check_inputs(recipe: dict[str, Any]) -> None:
-    """Every input image must be the one the recipe was made from."""
+    """Every input image must be the one the recipe was made from (version 1 recipes: they record
+    the paths; version 2 finds its inputs by name and sha256, provenance/locate.py)."""
     from kekong.io import source_sha256
 
     request = recipe["request"]
@@ -71,24 +73,30 @@ def differences(recipe: dict[str, Any]) -> list[str]:
             for key in ("torch", "diffusers", "threads", "cpu") if then.get(key) != now[key]]
 
 
-def replay(recipe: dict[str, Any], on_step=None):
-    """The recipe's image, regenerated; returns (Generated, warnings)."""
+def replay(recipe: dict[str, Any], on_step=None, folders: Sequence[Path] = ()):
+    """The recipe's image, regenerated; returns (Generated, warnings). Inputs and models are looked
+    for in `folders`, then the current folder (by name, then by sha256)."""
     from kekong.generation.pipeline import generate
     from kekong.models.hashes import model_sha256
+    from kekong.provenance.locate import located_request
     from kekong.request import build_request
 
-    check_inputs(recipe)
-    fields = dict(recipe["request"])
+    warnings = []
+    if recipe.get("kekong_recipe") == 1:
+        check_inputs(recipe)
+        fields = dict(recipe["request"])
+    else:
+        fields, warnings = located_request(recipe, [*map(Path, folders), Path.cwd()])
     image = recipe["image"]
     # Re-run the image's own batch: batched kernels are not bit-identical to single runs.
     fields.update(seed=image["batch_seed"], batch_count=1)
     if image.get("subseed") is not None:  # the batch's first variation seed
         fields.update(subseed=(image["subseed"] - image["batch_position"]) % 2**32)
     request = build_request(**fields)
-    warnings = differences(recipe)
+    warnings = [*differences(recipe), *warnings]
     results = generate(request, on_step)
     generated = results[image["batch_position"]]
     generated.index = image["index"]
-    if model_sha256(generated.base.ref.path) != recipe["models"]["base"]["sha256"]:
+    if fields.get("model") is None and model_sha256(generated.base.ref.path) != recipe["models"]["base"]["sha256"]:
         warnings.append(f"base model {generated.base.name} is not the file the recipe was made with")
     return generated, warnings

@@ -1,5 +1,7 @@
 """This installation's register of watermark ids: which image and recipe each id was given to,
-so `kekong verify` can turn a recovered id back into how the image was made.
+so `kekong verify` can turn a recovered id back into how the image was made. It also keeps, for
+each recipe written here, the local paths of its inputs and models (which published recipes never
+hold), so `kekong replay` on this machine finds them where they were.
 
 One SQLite file in the user's data directory (KEKONG_DATA_DIR, else $XDG_DATA_HOME/kekong, else
 ~/.local/share/kekong). Ids are random 40-bit numbers; a collision is re-drawn."""
@@ -34,6 +36,7 @@ def _database() -> Iterator[sqlite3.Connection]:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("CREATE TABLE IF NOT EXISTS marks (id INTEGER PRIMARY KEY, created REAL, path TEXT, "
                            "recipe TEXT)")
+        connection.execute("CREATE TABLE IF NOT EXISTS paths (recipe TEXT PRIMARY KEY, created REAL, paths TEXT)")
         with connection:  # one transaction: committed on success
             yield connection
     finally:
@@ -66,6 +69,33 @@ def look_up(mark_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"created": row[0], "path": row[1], "recipe": json.loads(row[2]) if row[2] else None}
+
+
+def recipe_key(recipe: dict[str, Any]) -> str:
+    """sha256 of a recipe as published, without its provenance record (added after) or private paths."""
+    import hashlib
+
+    from kekong.provenance.recipe import LOCAL_PATHS_KEY
+
+    public = {key: value for key, value in recipe.items() if key not in ("provenance", LOCAL_PATHS_KEY)}
+    return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()
+
+
+def remember_paths(recipe: dict[str, Any], paths: dict[str, str]) -> None:
+    """Keep `paths` (field → local path) for `recipe`, on this machine only."""
+    if paths:
+        with _database() as connection:
+            connection.execute("INSERT OR REPLACE INTO paths VALUES (?, ?, ?)",
+                               (recipe_key(recipe), time.time(), json.dumps(paths)))
+
+
+def remembered_paths(recipe: dict[str, Any]) -> dict[str, str]:
+    """The local paths kept for `recipe` when this installation wrote it, else {}."""
+    if not (data_dir() / "marks.sqlite").is_file():
+        return {}
+    with _database() as connection:
+        row = connection.execute("SELECT paths FROM paths WHERE recipe = ?", (recipe_key(recipe),)).fetchone()
+    return json.loads(row[0]) if row else {}
 
 
 def format_id(mark_id: int) -> str:

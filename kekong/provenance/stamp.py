@@ -17,7 +17,7 @@ from typing import Any
 from kekong.errors import ParameterError
 from kekong.io import encode_image, source_bytes, write_atomic
 from kekong.provenance.infotext import controlnet_entry, format_infotext
-from kekong.provenance.recipe import build_recipe
+from kekong.provenance.recipe import build_recipe, local_paths, lora_refs, publishable
 
 RECIPE_KEY = "kekong-recipe"
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -32,6 +32,7 @@ class Layers:
     watermark: bool = True
     c2pa: bool = True
     c2pa_thumbnails: bool = False  # ingredient thumbnails would embed the user's source photo
+    record_paths: bool = False  # local paths of inputs and models in the recipe chunk/sidecar (never in C2PA)
 
 
 def infotext_params(generated) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def infotext_params(generated) -> dict[str, Any]:
         "Mask blur": request.mask_blur if request.mask else None,
         "Inpaint area": "Only masked" if request.mask and request.inpaint_only_masked else None,
         "Masked area padding": request.only_masked_padding if request.mask and request.inpaint_only_masked else None,
-        "Lora hashes": ", ".join(f"{lora.path}: {lora.weight:g}" for lora in request.loras) or None,
+        "Lora hashes": _lora_hashes(request),
     }
     if request.enable_hr:
         params.update(_hires_params(request))
@@ -80,6 +81,13 @@ def infotext_params(generated) -> dict[str, Any]:
     return params
 
 
+def _lora_hashes(request) -> str | None:
+    """A1111's `Lora hashes`: name and sha256's first 12 hex digits (names, never paths)."""
+    from kekong.models.hashes import model_sha256
+
+    return ", ".join(f"{ref.name}: {model_sha256(ref.path)[:12]}" for _, ref, _ in lora_refs(request)) or None
+
+
 def _hires_params(request) -> dict[str, Any]:
     """A1111's hires-fix keys."""
     from kekong.generation.hires import second_pass
@@ -94,11 +102,12 @@ def _hires_params(request) -> dict[str, Any]:
             "Hires prompt": request.hr_prompt or None, "Hires negative prompt": request.hr_negative_prompt or None}
 
 
-def describe(generated) -> tuple[str, dict[str, Any]]:
-    """(A1111 infotext, JSON recipe) for a generated image."""
+def describe(generated, record_paths: bool = False) -> tuple[str, dict[str, Any]]:
+    """(A1111 infotext, JSON recipe) for a generated image; neither holds a local path unless
+    `record_paths` (then the recipe's `local_paths` does)."""
     request = generated.request
     return format_infotext(request.prompt, request.negative_prompt, infotext_params(generated)), \
-        build_recipe(generated)
+        build_recipe(generated, record_paths)
 
 
 def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Layers = Layers(),
@@ -112,7 +121,9 @@ def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Lay
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ParameterError(f"{path}: generated images are written as .png, .jpg or .webp")
-    infotext, recipe = describe(generated)
+    infotext, recipe = describe(generated, layers.record_paths)
+    if layers.metadata:  # this machine's replay finds the files where they were; nothing is published
+        marks.remember_paths(recipe, local_paths(generated.request))
     image = generated.image
     record: dict[str, Any] = {"metadata": layers.metadata, "c2pa": layers.c2pa, "watermark": "off"}
     if layers.watermark:
@@ -130,8 +141,8 @@ def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Lay
     else:  # A1111 keeps the parameters in EXIF UserComment; the recipe rides in the C2PA manifest / sidecar
         encoded = encode_image(image, fmt, name=str(path), user_comment=infotext if layers.metadata else None)
     if layers.c2pa:
-        encoded = _sign(encoded, fmt, generated, path.name, record, recipe if layers.metadata else None,
-                        layers.c2pa_thumbnails)
+        encoded = _sign(encoded, fmt, generated, path.name, record,
+                        publishable(recipe) if layers.metadata else None, layers.c2pa_thumbnails)
     write_atomic(path, encoded)
     if recipe_sidecar:
         write_atomic(path.with_suffix(".json"), json.dumps(recipe, indent=1).encode())
@@ -157,7 +168,8 @@ def _sign(encoded: bytes, fmt: str, generated, title: str, record: dict[str, Any
         if reference not in seen:
             seen.add(reference)
             ingredients.append(Ingredient(name, relationship, source_bytes(reference), _mime(reference)))
-    assertion = {"layers": asdict(Layers(record["metadata"], record["watermark"] != "off", True, thumbnails)),
+    layers = Layers(record["metadata"], record["watermark"] != "off", True, thumbnails)
+    assertion = {"layers": {key: value for key, value in asdict(layers).items() if key != "record_paths"},
                  "watermark": record["watermark"], "recipe": recipe}
     return sign_image(encoded, MIME[fmt], title=title, edited=bool(request.init_image), ingredients=ingredients,
                       assertion=assertion, thumbnails=thumbnails)
