@@ -85,7 +85,7 @@ def test_a_missing_upscaler_is_refused_before_work_not_by_the_request_model(mode
     from kekong.generation.checks import check_files
 
     missing = request(models, hr_upscaler="R-ESRGAN 4x+")  # the request model reads no files
-    with pytest.raises(ParameterError, match="hr_upscaler: 'R-ESRGAN 4x[+]' is not available"):
+    with pytest.raises(ParameterError, match=r"hr_upscaler: 'R-ESRGAN 4x\+' is not available"):
         check_files(missing)
     with pytest.raises(ParameterError, match="is not available"):
         generate(missing)
