@@ -18,6 +18,29 @@ pose_app = typer.Typer(help="OpenPose JSON tools.", no_args_is_help=True)
 app.add_typer(pose_app, name="pose")
 
 
+@app.callback()
+def options(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="show the core's decisions on stderr (weight precision, offloading, model "
+        "cache evictions, where weights were found)")] = False) -> None:
+    """kekong (可控): controllable image generation with ControlNet."""
+    if verbose:
+        show_decisions()
+
+
+def show_decisions() -> None:
+    """The core logs its decisions (logging.getLogger(__name__), INFO) and shows nothing by itself: `-v`
+    prints them on stderr."""
+    import logging
+
+    logger = logging.getLogger("kekong")
+    if not any(getattr(h, "kekong_verbose", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handler.kekong_verbose = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def parse_params(pairs: list[str]) -> dict[str, str]:
     """`key=value` strings → dict; a malformed pair is an error naming it."""
     params: dict[str, str] = {}

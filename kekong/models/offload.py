@@ -10,6 +10,7 @@ There is no second device on a CPU machine, so disk is where "off" is.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from kekong.errors import ParameterError
 
 CHOICES = ("none", "text-encoders")
+log = logging.getLogger(__name__)  # `kekong -v` shows where the encoders went
 
 
 def setting() -> str:
@@ -39,6 +41,8 @@ def text_encoders(encoders: list[Any], model_path: Path) -> list[Any]:
     from diffusers.hooks import apply_group_offloading
 
     key = hashlib.sha256(str(Path(model_path).resolve()).encode()).hexdigest()[:16]
+    log.info("offload: %d text encoder(s) of %s live on disk between uses (%s; KEKONG_OFFLOAD=text-encoders)",
+             len(encoders), Path(model_path).name, folder() / f"{key}-*")
     for index, encoder in enumerate(encoders):
         apply_group_offloading(encoder, onload_device="cpu", offload_device="cpu", offload_type="leaf_level",
                                offload_to_disk_path=str(folder() / f"{key}-{index}"))

@@ -13,6 +13,7 @@ not SD 1.5's parts, which run a little faster in plain fp32 — `fp32`, `fp16` o
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 
 from kekong.errors import ParameterError
 
+log = logging.getLogger(__name__)  # each storage decision, with its reason (`kekong -v` shows them)
 CHOICES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_FRACTION = 1 / 6
 # the layers diffusers' hooks widen (its _GO_LC_SUPPORTED_PYTORCH_LAYERS)
@@ -38,12 +40,20 @@ def total_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def storage_dtype(fp32_bytes: int) -> torch.dtype | None:
+def storage_dtype(fp32_bytes: int, what: str = "a component") -> torch.dtype | None:
     """The storage dtype for a component whose weights take `fp32_bytes` in fp32; None = fp32."""
     mode = setting()
     if mode != "auto":
+        log.info("precision: %s stored as %s (KEKONG_WEIGHTS=%s)", what, mode, mode)
         return CHOICES[mode]
-    return torch.float16 if fp32_bytes > AUTO_FRACTION * total_memory() else None
+    gib, budget = fp32_bytes / 2**30, AUTO_FRACTION * total_memory() / 2**30
+    if fp32_bytes > AUTO_FRACTION * total_memory():
+        log.info("precision: %s stored as fp16, computed in fp32: its fp32 weights (%.2f GiB) exceed a sixth of "
+                 "memory (%.2f GiB; KEKONG_WEIGHTS=auto)", what, gib, budget)
+        return torch.float16
+    log.info("precision: %s kept in fp32: its weights (%.2f GiB) fit in a sixth of memory (%.2f GiB; "
+             "KEKONG_WEIGHTS=auto)", what, gib, budget)
+    return None
 
 
 def safetensors_fp32_bytes(folder: Path) -> int:
@@ -81,6 +91,8 @@ def keep_in(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Modul
     # each hooked layer is stored in `dtype` and widened to fp32 around its own forward
     apply_layerwise_casting(model, storage_dtype=dtype, compute_dtype=torch.float32, skip_modules_pattern=(),
                             skip_modules_classes=())
+    log.info("precision: %s holds its Linear/Conv weights as %s and computes in float32", type(model).__name__,
+             str(dtype).removeprefix("torch."))
     model.kekong_storage = dtype
     return model
 

@@ -9,6 +9,7 @@ the weights are absent the error names the file, where to get it and where to pu
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from kekong.errors import KekongError, MissingWeightsError
 
 ANNOTATORS_REPO = "lllyasviel/Annotators"
+log = logging.getLogger(__name__)  # where weights were found (`kekong -v` shows it)
 
 
 def models_dir() -> Path:
@@ -34,9 +36,12 @@ def find_annotator(filename: str, detector: str, explicit: str | None = None,
         return path
     local = models_dir() / "annotators" / filename
     if local.is_file():
+        log.info("%s: weights %s from the models folder (%s)", detector, filename, local)
         return local
     cached = _hf_cached_file(repo, filename)
     if cached is not None:
+        log.info("%s: weights %s not in the models folder; using the Hugging Face cache's (%s)", detector, filename,
+                 cached)
         return cached
     hint = f" Offline stand-in that needs no weights: {stand_in}." if stand_in else ""
     raise MissingWeightsError(
@@ -71,7 +76,7 @@ def find_pretrained(reference: str, detector: str, stand_in: str | None = None) 
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return snapshot_download(reference, local_files_only=True)
+        folder = snapshot_download(reference, local_files_only=True)
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         hint = f" Offline stand-in: {stand_in}." if stand_in else ""
         target = models_dir() / reference.replace("/", "--")
@@ -81,6 +86,8 @@ def find_pretrained(reference: str, detector: str, stand_in: str | None = None) 
             f"network (it lands in the HF cache), or download the folder to {target} and pass "
             f"model={target}.{hint}"
         ) from None
+    log.info("%s: model %s from the Hugging Face cache (%s)", detector, reference, folder)
+    return folder
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
