@@ -214,21 +214,80 @@ def test_configured_credentials_are_used_and_half_a_configuration_is_refused(run
 
 
 def test_re_encoded_copies_lose_the_manifest_but_keep_the_mark(runs, tmp_path):
-    """A JPEG re-save (what social sites do) drops C2PA and the chunks; the watermark remains.
-    Formats c2pa does not read (BMP) are still checked for the watermark."""
+    """A JPEG re-save (what social sites do) drops C2PA and the chunks; the watermark remains, and
+    its register says a manifest was written: stripped. Formats c2pa does not read (BMP) are still
+    checked for the watermark."""
     _, txt2img, _ = runs
     path = stamp(txt2img, tmp_path / "orig.png")
     pixels = np.asarray(Image.open(path).convert("RGB"))
     Image.fromarray(pixels).save(tmp_path / "copy.jpg", quality=70)
     Image.fromarray(pixels).save(tmp_path / "copy.bmp")
     as_jpeg, as_bmp = verify(tmp_path / "copy.jpg"), verify(tmp_path / "copy.bmp")
-    assert as_jpeg.c2pa["state"] == "absent" and as_jpeg.watermark["found"] and as_jpeg.outcome == Outcome.FOUND
-    assert as_bmp.c2pa["state"] == "unsupported" and as_bmp.watermark["found"]
+    assert as_jpeg.c2pa["state"] == "stripped" and as_jpeg.c2pa["found"] == "absent"
+    assert as_jpeg.watermark["found"] and as_jpeg.outcome == Outcome.STRIPPED
+    assert as_bmp.c2pa["state"] == "stripped" and as_bmp.c2pa["found"] == "unsupported" and as_bmp.watermark["found"]
+
+
+def without_chunk(blob: bytes, kind: bytes) -> bytes:
+    """A PNG's bytes with every chunk of `kind` removed, the rest untouched."""
+    out, pos = [blob[:8]], 8
+    while pos < len(blob):
+        (length,) = struct.unpack(">I", blob[pos:pos + 4])
+        if blob[pos + 4:pos + 8] != kind:
+            out.append(blob[pos:pos + 12 + length])
+        pos += 12 + length
+    return b"".join(out)
+
+
+def test_a_stripped_manifest_is_named_and_has_its_own_exit_code(runs, tmp_path, monkeypatch):
+    _, txt2img, _ = runs
+    path = stamp(txt2img, tmp_path / "signed.png")
+    (tmp_path / "cut.png").write_bytes(without_chunk(path.read_bytes(), b"caBX"))  # the C2PA chunk only
+    Image.open(path).save(tmp_path / "resaved.png")  # Pillow keeps no chunk: only the watermark is left
+    cut, resaved = verify(tmp_path / "cut.png"), verify(tmp_path / "resaved.png")
+    assert cut.c2pa["state"] == "stripped" and cut.outcome == Outcome.STRIPPED and cut.metadata["recipe"]
+    assert resaved.c2pa["state"] == "stripped" and resaved.outcome == Outcome.STRIPPED
+    assert "register" in resaved.c2pa["expected_because"] and not resaved.metadata["recipe"]
+
+    done = kekong("verify", str(tmp_path / "resaved.png"))
+    assert done.returncode == 4 and "C2PA: STRIPPED — this image was made with a signed C2PA manifest" in done.stdout
+    assert "removed, or the image was edited or re-saved" in done.stdout
+    done = kekong("verify", str(tmp_path / "resaved.png"), str(tmp_path / "cut.png"), str(path))
+    assert done.returncode == 4  # worse than found, not as bad as tampered
+    assert json.loads(kekong("verify", "--json", str(tmp_path / "cut.png")).stdout)[0]["outcome"] == "stripped"
+
+    monkeypatch.setenv("KEKONG_DATA_DIR", str(tmp_path / "another-machine"))  # no register entry for the mark
+    elsewhere_cut, elsewhere_resaved = verify(tmp_path / "cut.png"), verify(tmp_path / "resaved.png")
+    assert elsewhere_cut.c2pa["state"] == "stripped" and "recipe" in elsewhere_cut.c2pa["expected_because"]
+    assert elsewhere_resaved.c2pa["state"] == "absent" and elsewhere_resaved.outcome == Outcome.FOUND  # nothing says
+
+
+def test_a_manifest_never_written_is_none_not_stripped(runs, tmp_path):
+    _, txt2img, _ = runs
+    path = stamp(txt2img, tmp_path / "plain.png", layers=Layers(c2pa=False))
+    Image.open(path).save(tmp_path / "resaved.png")
+    for verdict in (verify(path), verify(tmp_path / "resaved.png")):
+        assert verdict.c2pa["state"] == "absent" and verdict.outcome == Outcome.FOUND
+
+
+def test_c2pa_is_read_from_the_content_whatever_the_name(runs, tmp_path):
+    _, txt2img, _ = runs
+    blob = stamp(txt2img, tmp_path / "signed.png").read_bytes()
+    (tmp_path / "download").write_bytes(blob)
+    (tmp_path / "named-wrong.jpg").write_bytes(blob)
+    for name in ("download", "named-wrong.jpg"):
+        assert verify(tmp_path / name).c2pa["state"] == "valid", name
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    done = kekong("verify", str(tmp_path))
+    assert done.returncode == 3 and f"{tmp_path}: a folder, not an image" in done.stdout
+    assert "no such file" not in done.stdout
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".webp"])
 def test_jpeg_and_webp_carry_a1111s_exif_comment_and_a_signed_manifest(runs, tmp_path, suffix):
-    from kekong.generation.replay import load_recipe
+    from kekong.provenance.replay import load_recipe
 
     _, txt2img, _ = runs
     path = stamp(txt2img, tmp_path / f"out{suffix}")

@@ -175,16 +175,42 @@ class CredentialReport:
     problems: list[str] = field(default_factory=list)
 
 
-_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+         ".gif": "image/gif", ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif",
+         ".heic": "image/heic", ".heif": "image/heif", ".jxl": "image/jxl"}
+_FTYP_BRANDS = {b"avif": "image/avif", b"avis": "image/avif", b"heic": "image/heic", b"heix": "image/heic",
+                b"mif1": "image/heif", b"msf1": "image/heif"}
 
 
-def read_credentials(data: bytes, suffix: str) -> CredentialReport:
-    """Check the C2PA manifest of an image file's bytes."""
+def sniff_mime(data: bytes) -> str | None:
+    """The image format from the file's first bytes (a file's name may lie or be missing)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data.startswith((b"II*\0", b"MM\0*")):
+        return "image/tiff"
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
+    if data.startswith((b"\xff\x0a", b"\0\0\0\x0cJXL ")):
+        return "image/jxl"
+    return None
+
+
+def read_credentials(data: bytes, suffix: str = "") -> CredentialReport:
+    """Check the C2PA manifest of an image file's bytes; the format is sniffed from the content,
+    the suffix is only a fallback."""
     import c2pa
 
-    mime = _MIME.get(suffix.lower())
+    mime = sniff_mime(data) or _MIME.get(suffix.lower())
     if mime is None:
-        return CredentialReport("unsupported", problems=[f"C2PA is not read from '{suffix}' files here"])
+        kind = "BMP" if data.startswith(b"BM") else f"'{suffix}'" if suffix else "this kind of"
+        return CredentialReport("unsupported", problems=[f"C2PA is not read from {kind} files (it cannot carry "
+                                                         "a manifest, or its format is not recognised)"])
     try:
         reader = c2pa.Reader(mime, io.BytesIO(data))
         manifest = reader.get_active_manifest() or {}

@@ -37,38 +37,46 @@ def _database() -> Iterator[sqlite3.Connection]:
         connection.execute("CREATE TABLE IF NOT EXISTS marks (id INTEGER PRIMARY KEY, created REAL, path TEXT, "
                            "recipe TEXT)")
         connection.execute("CREATE TABLE IF NOT EXISTS paths (recipe TEXT PRIMARY KEY, created REAL, paths TEXT)")
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(marks)")}
+        if "c2pa" not in columns:  # registers made before manifests were recorded: NULL = not known
+            connection.execute("ALTER TABLE marks ADD COLUMN c2pa INTEGER")
         with connection:  # one transaction: committed on success
             yield connection
     finally:
         connection.close()
 
 
-def register(mark_id: int | None, path: str, recipe: dict[str, Any] | None) -> int:
-    """Register `path` and its recipe under `mark_id`, or under a fresh id when it is None."""
+def register(mark_id: int | None, path: str, recipe: dict[str, Any] | None, c2pa: bool | None = None) -> int:
+    """Register `path`, its recipe and whether it got a C2PA manifest under `mark_id`, or under a
+    fresh id when it is None."""
+    insert = "INTO marks (id, created, path, recipe, c2pa) VALUES (?, ?, ?, ?, ?)"
     with _database() as connection:
         if mark_id is not None:
-            connection.execute("INSERT OR REPLACE INTO marks VALUES (?, ?, ?, ?)",
-                               (mark_id, time.time(), path, json.dumps(recipe) if recipe else None))
+            connection.execute(f"INSERT OR REPLACE {insert}",
+                               (mark_id, time.time(), path, json.dumps(recipe) if recipe else None, c2pa))
             return mark_id
         while True:
             mark_id = secrets.randbits(ID_BITS)
             try:
-                connection.execute("INSERT INTO marks VALUES (?, ?, ?, ?)",
-                                   (mark_id, time.time(), path, json.dumps(recipe) if recipe else None))
+                connection.execute(f"INSERT {insert}",
+                                   (mark_id, time.time(), path, json.dumps(recipe) if recipe else None, c2pa))
                 return mark_id
             except sqlite3.IntegrityError:
                 continue
 
 
 def look_up(mark_id: int) -> dict[str, Any] | None:
-    """{"path", "created", "recipe"} when this installation issued `mark_id`, else None."""
+    """{"path", "created", "recipe", "c2pa"} when this installation issued `mark_id`, else None;
+    "c2pa" says whether the image was written with a manifest (None: not known)."""
     if not (data_dir() / "marks.sqlite").is_file():
         return None
     with _database() as connection:
-        row = connection.execute("SELECT created, path, recipe FROM marks WHERE id = ?", (mark_id,)).fetchone()
+        row = connection.execute("SELECT created, path, recipe, c2pa FROM marks WHERE id = ?",
+                                 (mark_id,)).fetchone()
     if row is None:
         return None
-    return {"created": row[0], "path": row[1], "recipe": json.loads(row[2]) if row[2] else None}
+    return {"created": row[0], "path": row[1], "recipe": json.loads(row[2]) if row[2] else None,
+            "c2pa": None if row[3] is None else bool(row[3])}
 
 
 def recipe_key(recipe: dict[str, Any]) -> str:

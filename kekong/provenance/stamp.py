@@ -131,7 +131,8 @@ def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Lay
         if min(height, width) < watermark.MIN_SIDE:
             record["watermark"] = f"not embedded: {width}x{height} is below {watermark.MIN_SIDE} px"
         else:
-            mark_id = marks.register(mark_id, str(path.resolve()), recipe if layers.metadata else None)
+            mark_id = marks.register(mark_id, str(path.resolve()), recipe if layers.metadata else None,
+                                     c2pa=layers.c2pa)
             image = watermark.embed(image, mark_id)
             record["watermark"] = marks.format_id(mark_id)
     recipe["provenance"] = record

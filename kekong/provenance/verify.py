@@ -16,12 +16,22 @@ from kekong.errors import KekongError
 
 
 class Outcome(IntEnum):
-    """Exit codes, worst wins across files."""
+    """Exit codes; across files the worst (`worst`) wins."""
 
     FOUND = 0  # provenance found, nothing tampered
     NOTHING = 1  # no C2PA manifest, no watermark, no generation parameters
     TAMPERED = 2  # a C2PA manifest whose signature or content hash fails
     UNREADABLE = 3  # not an image this tool can read
+    STRIPPED = 4  # the watermark's register or the recipe says a manifest was written; the file has none
+
+
+# from best to worst: a stripped manifest is worse than none at all, a tampered one worse still
+_SEVERITY = (Outcome.FOUND, Outcome.NOTHING, Outcome.STRIPPED, Outcome.TAMPERED, Outcome.UNREADABLE)
+
+
+def worst(outcomes: list[Outcome]) -> Outcome:
+    """The outcome that decides the exit code of a run over several files."""
+    return max(outcomes, key=_SEVERITY.index)
 
 
 @dataclass
@@ -44,6 +54,9 @@ def verify(path: str | Path) -> Verdict:
     from kekong.provenance.credentials import read_credentials
 
     path = Path(path)
+    if path.is_dir():
+        return Verdict(str(path), Outcome.UNREADABLE, error=f"{path}: a folder, not an image (name the images in "
+                       f"it, e.g. {path / '*.png'})")
     try:
         pixels = load_image(path)  # names the file in its errors: missing, corrupt, too large
         data = path.read_bytes()
@@ -54,12 +67,28 @@ def verify(path: str | Path) -> Verdict:
     credentials = read_credentials(data, path.suffix)
     verdict = Verdict(str(path), Outcome.NOTHING, c2pa=asdict(credentials), watermark=_watermark(pixels),
                       metadata=read_metadata(data), sdxl_watermark=_sdxl_watermark(pixels))
+    expected = manifest_expected(verdict.watermark, verdict.metadata)
+    if credentials.state in ("absent", "unsupported") and expected:
+        verdict.c2pa = {**asdict(credentials), "state": "stripped", "found": credentials.state,
+                        "expected_because": expected}
     if credentials.state in ("tampered", "invalid"):
         verdict.outcome = Outcome.TAMPERED
+    elif verdict.c2pa["state"] == "stripped":
+        verdict.outcome = Outcome.STRIPPED
     elif credentials.state == "valid" or verdict.watermark.get("found") or verdict.sdxl_watermark.get("found") \
             or verdict.metadata.get("parameters") or verdict.metadata.get("recipe"):
         verdict.outcome = Outcome.FOUND
     return verdict
+
+
+def manifest_expected(watermark: dict[str, Any], metadata: dict[str, Any]) -> str | None:
+    """Why this image should carry a C2PA manifest, or None when nothing says it was given one."""
+    made = watermark.get("made_here") or {}
+    if made.get("c2pa"):
+        return "its watermark's id is in this machine's register, which says it was written with one"
+    if (metadata.get("layers") or {}).get("c2pa") is True:
+        return "its kekong recipe says one was written"
+    return None
 
 
 def _watermark(pixels) -> dict[str, Any]:
@@ -140,6 +169,11 @@ def describe(verdict: Verdict) -> str:
     state = c2pa.get("state")
     if state == "absent":
         lines.append("  C2PA: none")
+    elif state == "stripped":
+        lines += [f"  C2PA: STRIPPED — this image was made with a signed C2PA manifest ({c2pa['expected_because']}),",
+                  "        but the file carries none now: it was removed, or the image was edited or re-saved by",
+                  "        a program that drops it. The layers below still say where it came from; no signature",
+                  "        vouches for these pixels any more."]
     elif state == "unsupported":
         lines.append(f"  C2PA: not checked ({'; '.join(c2pa['problems'])})")
     else:
