@@ -25,6 +25,8 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	# The package map (pyproject's [tool.importlinter]): no cycles; the core never imports cli/server/ui.
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 # The browser test drives Debian's chromium headless; installed here when missing (needs root, as in CI).
 browser:

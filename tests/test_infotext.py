@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from kekong.generation.pipeline import generate
-from kekong.generation.replay import load_recipe, replay
 from kekong.io import save_image
 from kekong.provenance.infotext import parse_controlnet, parse_infotext
+from kekong.provenance.replay import load_recipe, replay
 from kekong.provenance.stamp import read_png_text, stamp
 from kekong.request import build_request
 from tests.tiny_models import build_tiny_base, build_tiny_controlnet

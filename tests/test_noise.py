@@ -66,8 +66,8 @@ def test_generation_with_variation_seeds_is_recorded_and_replays(tmp_path):
     """End to end on tiny models: the infotext carries A1111's keys, and replay (which re-runs
     the image's batch with its own variation seed) gives the same pixels."""
     from kekong.generation.pipeline import generate
-    from kekong.generation.replay import load_recipe, replay
     from kekong.provenance.infotext import parse_infotext
+    from kekong.provenance.replay import load_recipe, replay
     from kekong.provenance.stamp import Layers, read_png_text, stamp
     from kekong.request import build_request
     from tests.tiny_models import build_tiny_base

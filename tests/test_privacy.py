@@ -26,9 +26,9 @@ from safetensors.torch import save_file
 from skimage import data
 
 from kekong.generation.pipeline import generate
-from kekong.generation.replay import load_recipe, replay
 from kekong.io import save_image
 from kekong.provenance.recipe import LOCAL_PATHS_KEY
+from kekong.provenance.replay import load_recipe, replay
 from kekong.provenance.stamp import Layers, read_png_text, stamp
 from kekong.request import build_request
 from tests.tiny_models import _clip_config, build_tiny_base, build_tiny_controlnet, tiny_unet, tiny_vae

@@ -237,8 +237,8 @@ def replay(
 ) -> None:
     """Regenerate an image from its recipe (bit-identical on the same torch, threads and CPU).
     Inputs are found by file name and checked by sha256 (a missing one is named with its sha256)."""
-    from kekong.generation.replay import load_recipe
-    from kekong.generation.replay import replay as run
+    from kekong.provenance.replay import load_recipe
+    from kekong.provenance.replay import replay as run
     from kekong.provenance.stamp import stamp
 
     if out.suffix.lower() not in FORMATS:

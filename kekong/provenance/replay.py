@@ -1,4 +1,6 @@
-"""Regenerate an image from its recipe (a .json file, or a PNG kekong wrote)."""
+"""Regenerate an image from its recipe (a .json file, or a PNG kekong wrote): beside the recipe it reads.
+
+Provenance sits above generation: replay runs the pipeline, and nothing in generation imports provenance."""
 
 from __future__ import annotations
 
@@ -8,6 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from kekong.errors import KekongError, ParameterError
+from kekong.io import source_sha256
+from kekong.models.hashes import model_sha256
+from kekong.provenance.credentials import read_credentials
+from kekong.provenance.locate import located_request
+from kekong.provenance.recipe import environment
+from kekong.provenance.stamp import RECIPE_KEY, read_png_text
+from kekong.request import build_request
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -15,8 +24,6 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise KekongError(f"{path}: no such file")
     if path.suffix.lower() == ".png":
-        from kekong.provenance.stamp import RECIPE_KEY, read_png_text
-
         text = read_png_text(path).get(RECIPE_KEY)
         if text is None:
             text = _recipe_from_credentials(path)
@@ -39,8 +46,6 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 
 
 def _recipe_from_credentials(path: Path) -> str | None:
-    from kekong.provenance.credentials import read_credentials
-
     report = read_credentials(path.read_bytes(), path.suffix)
     recipe = (report.kekong or {}).get("recipe")
     return json.dumps(recipe) if recipe else None
@@ -49,8 +54,6 @@ def _recipe_from_credentials(path: Path) -> str | None:
 def check_inputs(recipe: dict[str, Any]) -> None:
     """Every input image must be the one the recipe was made from (version 1 recipes: they record
     the paths; version 2 finds its inputs by name and sha256, provenance/locate.py)."""
-    from kekong.io import source_sha256
-
     request = recipe["request"]
     expected = [(request.get("init_image"), recipe["inputs"].get("init_image_sha256"), "init image"),
                 (request.get("mask"), recipe["inputs"].get("mask_sha256"), "mask")]
@@ -66,8 +69,6 @@ def check_inputs(recipe: dict[str, Any]) -> None:
 
 def differences(recipe: dict[str, Any]) -> list[str]:
     """Why a replay might not be bit-identical: environment facts that differ."""
-    from kekong.provenance.recipe import environment
-
     now, then = environment(), recipe.get("environment", {})
     return [f"{key}: recipe {then.get(key)!r}, here {now[key]!r}"
             for key in ("torch", "diffusers", "threads", "cpu") if then.get(key) != now[key]]
@@ -76,10 +77,7 @@ def differences(recipe: dict[str, Any]) -> list[str]:
 def replay(recipe: dict[str, Any], on_step=None, folders: Sequence[Path] = ()):
     """The recipe's image, regenerated; returns (Generated, warnings). Inputs and models are looked
     for in `folders`, then the current folder (by name, then by sha256)."""
-    from kekong.generation.pipeline import generate
-    from kekong.models.hashes import model_sha256
-    from kekong.provenance.locate import located_request
-    from kekong.request import build_request
+    from kekong.generation.pipeline import generate  # torch and diffusers: loaded when a replay runs
 
     warnings = []
     if recipe.get("kekong_recipe") == 1:
