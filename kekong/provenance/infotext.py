@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kekong.generation.samplers import split_sampler_name
+from kekong.choices import split_sampler_name
 
 VERSION = "kekong"
 
