@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from kekong.colours import delta_e, lab
+from kekong.detect import run
+from kekong.detect.openpose.keypoints import PoseResult
 
 # colour name → RGB, for naming dominant colours (CSS values)
 COLOUR_NAMES = {
@@ -39,9 +41,6 @@ class Description:
 
 def describe_structure(image: np.ndarray) -> Description:
     """Tags about people, framing, pose, colours and kind of picture, from detectors only."""
-    from kekong.detect import run
-    from kekong.detect.openpose.keypoints import PoseResult
-
     pose = PoseResult.from_json(run("openpose", image).data)
     people = pose.people
     tags: list[str] = []

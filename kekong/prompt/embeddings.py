@@ -16,11 +16,10 @@ import torch
 
 from kekong.errors import KekongError
 from kekong.models.hashes import WEIGHT_SUFFIXES
+from kekong.models.weights import load_state_dict, models_dir
 
 
 def embeddings_dir() -> Path:
-    from kekong.models.weights import models_dir
-
     return models_dir() / "embeddings"
 
 
@@ -33,8 +32,6 @@ def available() -> dict[str, Path]:
 
 def vectors(path: Path) -> dict[str, torch.Tensor]:
     """{"clip_l": (n, 768)} for SD 1.x files, plus "clip_g" for SDXL ones."""
-    from kekong.models.weights import load_state_dict
-
     state = load_state_dict(path)
     if "clip_l" in state:
         return {k: state[k] for k in ("clip_l", "clip_g") if k in state}

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kekong.errors import ParameterError
+from kekong.models.weights import models_dir
 from kekong.prompt.vocabulary import NEGATIVE_QUALITY, vocabulary
 
 NEGATIVE_STRENGTH = 0.7  # how much a negative theme's similarity is subtracted
@@ -54,8 +55,6 @@ def embed(texts: list[str], batch: int = 256) -> np.ndarray:
 
 
 def _cache_path() -> Path:
-    from kekong.models.weights import models_dir
-
     digest = hashlib.sha256("\n".join(t for t, _ in vocabulary()).encode()).hexdigest()[:16]
     return models_dir() / "cache" / f"tags-minilm-{digest}.npy"
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from kekong.errors import ParameterError
+from kekong.models.weights import find_pretrained
 from kekong.prompt.describe import Description
 from kekong.prompt.vocabulary import NEGATIVE_QUALITY, vocabulary
 
@@ -86,8 +87,6 @@ def _text_similarity(texts: list[str], image_features: torch.Tensor, folder: str
 def interrogate(image: np.ndarray, mode: str = "fast", caption_model: str | None = None,
                 clip_model: str | None = None) -> Description:
     """Caption + CLIP-ranked tags (see the module doc for the modes)."""
-    from kekong.models.weights import find_pretrained
-
     if mode not in MODES:
         raise ParameterError(f"unknown describe mode {mode!r}; expected one of: structure, {', '.join(MODES)}")
     clip_folder = find_pretrained(clip_model or DEFAULT_CLIP, "prompt describe (CLIP)",
