@@ -14,6 +14,9 @@ import numpy as np
 from kekong.detect import list_detectors, run
 from kekong.detect.inpaint import control_to_rgba
 from kekong.io import save_image
+from kekong.models.refs import SHIPPED_DIR
+from kekong.provenance.verify import describe, verify
+from kekong.train.shapes import Shape
 
 
 def bundled_photo() -> np.ndarray:
@@ -30,8 +33,6 @@ DEMO_PROMPTS = ("a red star on a light blue background", "a yellow star on a nav
 def hand_sketch(size: int = 256) -> np.ndarray:
     """A wobbly star drawn in black pen on white paper, as a user would sketch it."""
     import cv2
-
-    from kekong.train.shapes import Shape
 
     rng = np.random.default_rng(7)
     points = Shape("star", (size / 2, size / 2 + 6), size * 0.36, 0.1, "black").polygon()
@@ -51,16 +52,12 @@ def run_generation_demo(out: Path) -> Iterator[str]:
                                       controls=[{"module": "scribble_sketch", "image": str(sketch)}])
         path = kekong.save(generated, out / f"generated-{index}.png")
         yield f"  {prompt!r:45s} {time.perf_counter() - start:5.1f} s → {path}"
-    from kekong.provenance.verify import describe, verify
-
     yield f"\nkekong verify {out / 'generated-0.png'}:\n" + describe(verify(out / "generated-0.png"))
 
 
 def run_demo(out: Path) -> Iterator[str]:
     """Generate from a sketch, then write one control map per offline detector into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    from kekong.models.refs import SHIPPED_DIR
-
     if (SHIPPED_DIR / "kekong-shapes" / "model_index.json").is_file():
         yield "generating from a sketch with kekong-shapes (64×64, offline, CPU):"
         yield from run_generation_demo(out)

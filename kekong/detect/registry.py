@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kekong.errors import ParameterError
+from kekong.models.control_types import refuse_unsupported_module
 
 ParamValue = int | float | bool | str
 
@@ -127,8 +128,6 @@ def get(name: str) -> Detector:
 
     load_all()
     if name not in DETECTORS:
-        from kekong.models.control_types import refuse_unsupported_module
-
         refuse_unsupported_module(name)  # sd-webui-controlnet names for adapters kekong does not run
         close = difflib.get_close_matches(name, DETECTORS, n=4, cutoff=0.6)
         close += [n for n in DETECTORS if n.startswith(name.split("_")[0]) and n not in close][:4]

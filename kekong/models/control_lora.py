@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kekong.errors import KekongError
+from kekong.models.weights import load_state_dict
 
 MARKER = "lora_controlnet"
 
@@ -23,8 +24,6 @@ def is_control_lora(path: Path) -> bool:
 
         with safe_open(str(path), "pt") as handle:
             return MARKER in handle.keys()  # noqa: SIM118 - safe_open is not a mapping
-    from kekong.models.weights import load_state_dict
-
     return MARKER in load_state_dict(path)
 
 
@@ -45,8 +44,6 @@ def hint_channels(state: dict) -> tuple[int, ...]:
 
 def _build(base: Any, path: Path) -> Any:
     from diffusers import ControlNetModel
-
-    from kekong.models.weights import load_state_dict
 
     state = load_state_dict(path)
     try:

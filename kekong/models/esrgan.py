@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from kekong.errors import KekongError
+from kekong.models.weights import load_state_dict, models_dir
 
 FOLDERS = ("ESRGAN", "RealESRGAN", "upscale_models")  # A1111's two, ComfyUI's one
 SUFFIXES = (".pth", ".pt", ".safetensors")
@@ -103,8 +104,6 @@ def to_basicsr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @cache
 def load(path: Path) -> RRDBNet:
-    from kekong.models.weights import load_state_dict
-
     state = load_state_dict(path)
     for wrapper in ("params_ema", "params"):  # BasicSR training checkpoints
         if isinstance(state.get(wrapper), dict):
@@ -122,8 +121,6 @@ def load(path: Path) -> RRDBNet:
 
 def find(name: str) -> Path | None:
     """An upscaler by A1111's name (the file stem) in the models folder's ESRGAN folders."""
-    from kekong.models.weights import models_dir
-
     for folder in FOLDERS:
         for suffix in SUFFIXES:
             candidate = models_dir() / folder / f"{name}{suffix}"
@@ -133,8 +130,6 @@ def find(name: str) -> Path | None:
 
 
 def available() -> list[str]:
-    from kekong.models.weights import models_dir
-
     return sorted({p.stem for folder in FOLDERS if (models_dir() / folder).is_dir()
                    for p in (models_dir() / folder).iterdir() if p.suffix in SUFFIXES})
 

@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from kekong.models.weights import models_dir
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 
 
@@ -58,8 +60,6 @@ def short_hash(path: str | os.PathLike) -> str:
 
 
 def _cache_path() -> Path:
-    from kekong.models.weights import models_dir
-
     return models_dir() / "hashes.json"
 
 

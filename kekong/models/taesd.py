@@ -17,15 +17,14 @@ from typing import Any
 import torch
 
 from kekong.errors import KekongError
+from kekong.models.refs import _hub_cache
+from kekong.models.weights import load_state_dict, models_dir
 
 NAMES = {"sdxl": "taesdxl"}  # every other family decodes SD's latent space: taesd
 
 
 def find(family: str) -> Path | None:
     """The preview decoder for a model family, if this machine has one."""
-    from kekong.models.refs import _hub_cache
-    from kekong.models.weights import models_dir
-
     name = NAMES.get(family, "taesd")
     folder = models_dir() / "VAE-approx"
     for candidate in (folder / f"{name}_decoder.safetensors", folder / f"{name}_decoder.pth", folder / name):
@@ -41,8 +40,6 @@ def load(path: Path) -> Any:
 
     if path.is_dir():
         return AutoencoderTiny.from_pretrained(path, local_files_only=True).eval()
-    from kekong.models.weights import load_state_dict
-
     state = load_state_dict(path)
     model = AutoencoderTiny()
     # The original decoder is nn.Sequential(Clamp(), conv, …); diffusers drops the Clamp module

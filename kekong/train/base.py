@@ -21,6 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kekong.io import save_image
+from kekong.models.load import BaseModel, _package_path
+from kekong.models.refs import ModelRef
 from kekong.train.data import TrainingSet
 from kekong.train.diffusion import (
     SCHEDULER_CONFIG,
@@ -81,8 +84,6 @@ def load_text_encoder() -> tuple[Any, Any]:
     """The frozen MiniLM encoder and its tokenizer, from the pip package (offline)."""
     from transformers import AutoTokenizer, BertModel
 
-    from kekong.models.load import _package_path
-
     folder = _package_path(f"{TEXT_PACKAGE}:model")
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     tokenizer.model_max_length = MAX_TOKENS
@@ -91,9 +92,6 @@ def load_text_encoder() -> tuple[Any, Any]:
 
 
 def as_base(name: str, path: Path, unet, vae, encoder, tokenizer):
-    from kekong.models.load import BaseModel
-    from kekong.models.refs import ModelRef
-
     return BaseModel(ModelRef(name, path, name), unet, vae, [encoder], [tokenizer], dict(SCHEDULER_CONFIG))
 
 
@@ -150,8 +148,6 @@ def train_unet(data: TrainingSet, settings: RunSettings, config: BaseConfig, vae
         return denoising_loss(unet, latents[picked], prompts.get(text), generator, scheduler)
 
     def validate(step: int) -> dict[str, float]:
-        from kekong.io import save_image
-
         images = sample_images(base, validate_prompts or data.prompts[:4], data.targets.shape[1])
         save_image(np.concatenate(images, axis=1), settings.out / f"validation-{step:06d}.png")
         return {}

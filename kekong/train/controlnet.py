@@ -26,6 +26,7 @@ import torch
 
 from kekong.colours import delta_e, lab
 from kekong.errors import KekongError, ParameterError
+from kekong.io import save_image
 from kekong.train.data import TrainingSet
 from kekong.train.diffusion import PromptCache, bias_at, denoising_loss, encode_latents, noise_scheduler, rng_for
 from kekong.train.runner import RunSettings, run_training
@@ -97,8 +98,6 @@ def train_controlnet(base, data: TrainingSet, settings: RunSettings, prompt_drop
     `control_dropout`: the share of samples trained without the ControlNet's residuals, once the
     decoder trains (before, such samples would teach nothing). `controlnet`: go on training this
     one (trained in place) instead of a new copy of the base's encoder."""
-    from kekong.io import save_image
-
     if not data.conditions:
         raise ParameterError("data: the training set has no condition images")
     if not 0 <= control_dropout < 1:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from kekong.errors import ParameterError
+from kekong.generation.text import encode
 
 # SD 1.x's training schedule; generation builds its samplers from the same config.
 SCHEDULER_CONFIG = {
@@ -26,8 +27,6 @@ class PromptCache:
     """Prompt → embedding, encoded once (the text encoder is frozen)."""
 
     def __init__(self, base, prompts: list[str], batch: int = 128) -> None:
-        from kekong.generation.text import encode
-
         self.index: dict[str, int] = {}
         unique = sorted(set(prompts) | {""})
         chunks = []

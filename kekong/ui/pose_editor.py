@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kekong.detect.openpose import render_json
+from kekong.detect.openpose.keypoints import PoseResult
 from kekong.detect.openpose.render import COLORS as RENDER_COLORS
 from kekong.detect.openpose.render import LIMBS as RENDER_LIMBS
 from kekong.errors import ParameterError
@@ -33,8 +35,6 @@ def empty_pose(width: int = 512, height: int = 512) -> str:
 
 def parse(text: str | None) -> dict[str, Any]:
     """The editor's JSON, checked as OpenPose (the renderer's own reader decides)."""
-    from kekong.detect.openpose.keypoints import PoseResult
-
     if not text:
         return json.loads(empty_pose())
     try:
@@ -68,8 +68,6 @@ def remove_person(text: str | None) -> str:
 
 def render(text: str | None):
     """The control map the pose gives (uint8 HxWx3), as /controlnet/render_openpose_json makes it."""
-    from kekong.detect.openpose import render_json
-
     return render_json(parse(text))
 
 
