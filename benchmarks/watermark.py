@@ -8,6 +8,7 @@ kekong-shapes model (64 px, Lanczos-upscaled). Exact payload recovery counts: ke
 
     python benchmarks/watermark.py            # the full sweep (≈ 10 minutes on 2 cores)
     python benchmarks/watermark.py --quick    # a smaller sample
+    python benchmarks/watermark.py --speed    # only: reading a 1024² unmarked vs marked image
 """
 
 from __future__ import annotations
@@ -207,6 +208,32 @@ def timings(size: int) -> dict[str, float]:
     return {"stamp": statistics.median(stamp_ms), "verify": statistics.median(verify_ms)}
 
 
+def read_speed(size: int = 1024, runs: int = 5) -> dict[str, float]:
+    """Median seconds for watermark.read on an unmarked and on a marked photo (the fast-negative
+    goal: unmarked within 2× of marked)."""
+    from skimage import data
+
+    image = square(data.astronaut(), size)
+    marked = watermark.embed(image, 1)
+    watermark.read(image)  # warm-up: FFT plans, imports
+    seconds = {}
+    for name, pixels in (("unmarked", image), ("marked", marked)):
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            watermark.read(pixels)
+            times.append(time.perf_counter() - start)
+        seconds[name] = statistics.median(times)
+    return seconds
+
+
+def print_read_speed() -> None:
+    seconds = read_speed()
+    print("| 1024² read | unmarked | marked | ratio (goal ≤ 2) |\n|---|---|---|---|")
+    print(f"| median of 5 | {1000 * seconds['unmarked']:.0f} ms | {1000 * seconds['marked']:.0f} ms | "
+          f"{seconds['unmarked'] / seconds['marked']:.2f} |")
+
+
 def table(results: dict[str, dict[str, list[bool]]]) -> str:
     methods = list(results)
     attack_names = list(next(iter(results.values())))
@@ -223,7 +250,11 @@ def table(results: dict[str, dict[str, list[bool]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--speed", action="store_true", help="only time reading an unmarked vs a marked image")
     args = parser.parse_args()
+    if args.speed:
+        print_read_speed()
+        return
     payloads, rival_payloads, fp_count = (1, 1, 300) if args.quick else (5, 1, 3000)
     started = time.perf_counter()
 
@@ -262,6 +293,8 @@ def main() -> None:
     for size in (512, 1024):
         t = timings(size)
         print(f"| {size}² | {t['stamp']:.0f} | {t['verify']:.0f} |")
+    print()
+    print_read_speed()
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 
