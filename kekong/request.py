@@ -20,6 +20,7 @@ from kekong.choices import (
     MIN_SIDE,
     SAMPLER_NAMES,
     SCHEDULE_TYPES,
+    UNION_TYPES,
     ControlMode,
     HrOption,
     InpaintFill,
@@ -48,17 +49,17 @@ class ControlUnit(_Strict):
     image: str | None = Field(None, description="path or data: URI; default: the init image")
     params: dict[str, float | int | bool | str] = Field(default_factory=dict)
     model: str | None = Field(None, description="ControlNet; default: the base model's for the module")
-    weight: float = Field(1.0, ge=0, le=2)
+    weight: float = Field(1.0, ge=0, le=2, description="control weight")
     start: float = Field(0.0, ge=0, le=1, description="guidance start (fraction of the schedule)")
     end: float = Field(1.0, ge=0, le=1, description="guidance end (fraction of the schedule)")
-    mode: ControlMode = ControlMode.BALANCED
-    resize_mode: ResizeMode = ResizeMode.CROP_AND_RESIZE
+    mode: ControlMode = Field(ControlMode.BALANCED, description="control mode")
+    resize_mode: ResizeMode = Field(ResizeMode.CROP_AND_RESIZE, description="how the map fits the size")
     res: int = Field(DEFAULT_RES, ge=MIN_RES, le=MAX_RES, description="processor resolution (short side)")
     pixel_perfect: bool = False
     mask: str | None = Field(None, description="region mask: the unit acts only where it is white")
     hr_option: HrOption = Field(HrOption.BOTH, description="hires fix: the passes this unit acts in")
-    union_type: str | None = Field(None, description="ControlNet Union: what the map is (OpenPose, Depth, Soft "
-                                   "Edge, Canny, Normal Map, Segment, Tile, Inpaint); default: from the module")
+    union_type: str | None = Field(None, description="ControlNet Union: what the map is; default: from the module",
+                                   json_schema_extra={"choices": UNION_TYPES})
     enabled: bool = True
 
     @field_validator("module")
@@ -128,8 +129,8 @@ class GenerationRequest(_Strict):
     refiner: str | None = Field(None, description="a second model that finishes the sampling (the SDXL refiner)")
     refiner_switch_at: float = Field(0.8, ge=0, le=1, description="fraction of the steps after which the "
                                      "refiner takes over")
-    prediction_type: PredictionType | None = Field(None, description="override what the model predicts: epsilon "
-                                                   "or v_prediction (SD 2.x 768-v); default: the model's config")
+    prediction_type: PredictionType | None = Field(None, description="override what the model predicts "
+                                                   "(v_prediction: SD 2.x 768-v); default: the model's config")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 = random; the used seed is recorded")
     subseed: int = Field(-1, ge=-1, le=MAX_SEED, description="variation seed (-1 = random), used when "
                          "subseed_strength > 0")
@@ -137,31 +138,34 @@ class GenerationRequest(_Strict):
     seed_resize_from_w: int = Field(0, ge=-1, le=MAX_SIDE, description="make the noise as for this width "
                                     "(0 or -1 = off), centred: keeps a composition across sizes")
     seed_resize_from_h: int = Field(0, ge=-1, le=MAX_SIDE)
-    rng: RngSource = Field(RngSource.CPU, description="CPU, GPU (A1111's default) or NV")
-    steps: int = Field(20, ge=1, le=150)
-    cfg_scale: float = Field(7.0, ge=1, le=30)
-    sampler: str = "DPM++ 2M"
-    scheduler: str = Field("Automatic", description="A1111's schedule type")
+    rng: RngSource = Field(RngSource.CPU, description="noise source (GPU is A1111's default)")
+    steps: int = Field(20, ge=1, le=150, description="sampling steps")
+    cfg_scale: float = Field(7.0, ge=1, le=30, description="CFG scale; default: the model's recommendation "
+                             "(kekong-shapes: 2), else A1111's 7")
+    sampler: str = Field("DPM++ 2M", description="A1111 sampler name", json_schema_extra={"choices": SAMPLER_NAMES})
+    scheduler: str = Field("Automatic", description="A1111's schedule type",
+                           json_schema_extra={"choices": SCHEDULE_TYPES})
     width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, description="default: the model's native size")
     height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)
-    batch_size: int = Field(1, ge=1, le=8)
-    batch_count: int = Field(1, ge=1, le=100)
-    clip_skip: int = Field(1, ge=1, le=12)
+    batch_size: int = Field(1, ge=1, le=8, description="images denoised together")
+    batch_count: int = Field(1, ge=1, le=100, description="batches, one after another")
+    clip_skip: int = Field(1, ge=1, le=12, description="stop the text encoder this many layers from its end")
     loras: list[LoraSpec] = Field(default_factory=list, max_length=16)
     init_image: str | None = None
-    denoising_strength: float = Field(0.75, ge=0, le=1)
+    denoising_strength: float = Field(0.75, ge=0, le=1, description="img2img and the hires pass: how much "
+                                      "is repainted")
     resize_mode: ResizeMode = Field(ResizeMode.JUST_RESIZE, description="img2img: how the init image (and mask) "
-                                    "fit the size: Just Resize, Crop and Resize, Resize and Fill (A1111's 0/1/2)")
+                                    "fit the size (A1111's 0/1/2)")
     mask: str | None = Field(None, description="inpaint mask: white = repaint")
     mask_invert: bool = False
-    mask_blur: int = Field(4, ge=0, le=64)
+    mask_blur: int = Field(4, ge=0, le=64, description="inpaint mask blur (px)")
     inpaint_only_masked: bool = False
-    only_masked_padding: int = Field(32, ge=0, le=256)
-    inpainting_fill: InpaintFill = InpaintFill.ORIGINAL
+    only_masked_padding: int = Field(32, ge=0, le=256, description="only-masked padding (px)")
+    inpainting_fill: InpaintFill = Field(InpaintFill.ORIGINAL, description="what the masked area starts from")
     controls: list[ControlUnit] = Field(default_factory=list, max_length=MAX_UNITS)
     # hires fix (txt2img): a second, img2img pass at a larger size; denoising_strength applies to it
     enable_hr: bool = False
-    hr_scale: float = Field(2.0, ge=1, le=4)
+    hr_scale: float = Field(2.0, ge=1, le=4, description="hires: upscale factor")
     hr_resize_x: int = Field(0, ge=0, le=MAX_SIDE, description="second-pass width (0 = from hr_scale)")
     hr_resize_y: int = Field(0, ge=0, le=MAX_SIDE)
     hr_upscaler: str = Field("Latent", description="Latent (…), Lanczos, Nearest or None")
@@ -238,6 +242,7 @@ def describe_validation_error(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}")
     return "invalid request: " + "; ".join(parts)
+
 
 def _request_rules(request: GenerationRequest) -> None:
     """Rules that need only the request (no file, no model): refused here, before any work starts."""

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kekong.cli.fields import given, option
 from kekong.errors import KekongError, ParameterError
 from kekong.provenance.stamp import FORMATS, Layers
 
@@ -77,52 +78,58 @@ class StepBar:
 
 
 def generate(
-    prompt: Annotated[str, typer.Argument(help="what to draw")] = "",
-    negative: Annotated[str, typer.Option("--negative", "-n", help="negative prompt")] = "",
+    prompt: Annotated[str | None, typer.Argument(help="what to draw")] = None,
+    negative: Annotated[str | None, option("negative_prompt", "--negative", "-n", help="negative prompt")] = None,
     out: Annotated[Path, typer.Option(
         "--out", "-o", help=".png, .jpg or .webp to write (-0001… for several)")] = Path("kekong.png"),
-    model: Annotated[str | None, typer.Option(help="base model: file, folder, name or hub id")] = None,
-    vae: Annotated[str | None, typer.Option(help="VAE file, folder or name (default: the model's own)")] = None,
-    refiner: Annotated[str | None, typer.Option(help="a model that finishes the sampling (the SDXL refiner)")
-                       ] = None,
-    refiner_switch_at: Annotated[float, typer.Option(help="fraction of the steps after which the refiner takes over")
-                                 ] = 0.8,
-    prediction_type: Annotated[str | None, typer.Option(help="epsilon or v_prediction (default: the model's)")] = None,
+    model: Annotated[str | None, option("model", help="base model: file, folder, name or hub id")] = None,
+    vae: Annotated[str | None, option("vae")] = None,
+    refiner: Annotated[str | None, option("refiner")] = None,
+    refiner_switch_at: Annotated[float | None, option("refiner_switch_at")] = None,
+    prediction_type: Annotated[str | None, option("prediction_type")] = None,
     control: Annotated[list[str] | None, typer.Option(
         "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
         "mode, resize, res, mask, pixel_perfect, or detector parameters")] = None,
-    seed: Annotated[int, typer.Option(help="-1 = random")] = -1,
-    subseed: Annotated[int, typer.Option(help="variation seed (-1 = random)")] = -1,
-    subseed_strength: Annotated[float, typer.Option(help="variation strength, 0–1 (0 = off)")] = 0.0,
+    seed: Annotated[int | None, option("seed")] = None,
+    subseed: Annotated[int | None, option("subseed")] = None,
+    subseed_strength: Annotated[float | None, option("subseed_strength")] = None,
     seed_resize_from: Annotated[str | None, typer.Option(help="WxH: make the noise as for this size")] = None,
-    rng: Annotated[str, typer.Option(help="noise source: CPU, GPU (A1111's default) or NV")] = "CPU",
-    hires: Annotated[bool, typer.Option("--hires", help="hires fix: a second pass at a larger size")] = False,
-    hr_scale: Annotated[float, typer.Option(help="hires: upscale factor")] = 2.0,
+    rng: Annotated[str | None, option("rng")] = None,
+    hires: Annotated[bool | None, option("enable_hr", "--hires", help="hires fix: a second pass at a larger size")
+                     ] = None,
+    hr_scale: Annotated[float | None, option("hr_scale")] = None,
     hr_resize: Annotated[str | None, typer.Option(help="hires: WxH instead of --hr-scale")] = None,
-    hr_upscaler: Annotated[str, typer.Option(help="hires: Latent (…), Lanczos, Nearest, None")] = "Latent",
-    hr_steps: Annotated[int, typer.Option(help="hires: second-pass steps (0 = --steps)")] = 0,
-    hr_sampler: Annotated[str, typer.Option(help="hires: second-pass sampler (default: the same)")] = "",
-    hr_prompt: Annotated[str, typer.Option(help="hires: second-pass prompt (default: the same)")] = "",
-    steps: Annotated[int, typer.Option()] = 20,
-    cfg: Annotated[float, typer.Option("--cfg", help="CFG scale")] = 7.0,
-    sampler: Annotated[str, typer.Option(help="A1111 sampler name, e.g. 'DPM++ 2M', 'Euler a', UniPC")] = "DPM++ 2M",
-    schedule: Annotated[str, typer.Option(help="schedule type: Automatic, Karras, …")] = "Automatic",
-    width: Annotated[int | None, typer.Option("--width", "-W", help="default: the model's native size")] = None,
-    height: Annotated[int | None, typer.Option("--height", "-H")] = None,
-    batch_size: Annotated[int, typer.Option()] = 1,
-    batch_count: Annotated[int, typer.Option()] = 1,
-    clip_skip: Annotated[int, typer.Option()] = 1,
+    hr_upscaler: Annotated[str | None, option("hr_upscaler", help="hires: Latent (…), Lanczos, Nearest, None")
+                           ] = None,
+    hr_steps: Annotated[int | None, option("hr_second_pass_steps", "--hr-steps",
+                                           help="hires: second-pass steps (0 = --steps)")] = None,
+    hr_sampler: Annotated[str | None, option("hr_sampler_name", "--hr-sampler",
+                                             help="hires: second-pass sampler (default: the same)")] = None,
+    hr_prompt: Annotated[str | None, option("hr_prompt", help="hires: second-pass prompt (default: the same)")
+                         ] = None,
+    steps: Annotated[int | None, option("steps")] = None,
+    cfg: Annotated[float | None, option("cfg_scale", "--cfg")] = None,
+    sampler: Annotated[str | None, option("sampler", help="A1111 sampler name, e.g. 'DPM++ 2M', 'Euler a', UniPC")
+                       ] = None,
+    schedule: Annotated[str | None, option("scheduler", "--schedule")] = None,
+    width: Annotated[int | None, option("width", "--width", "-W")] = None,
+    height: Annotated[int | None, option("height", "--height", "-H")] = None,
+    batch_size: Annotated[int | None, option("batch_size")] = None,
+    batch_count: Annotated[int | None, option("batch_count")] = None,
+    clip_skip: Annotated[int | None, option("clip_skip")] = None,
     lora: Annotated[list[str] | None, typer.Option(help="PATH[:WEIGHT] (repeatable)")] = None,
-    init: Annotated[str | None, typer.Option(help="init image (img2img / inpaint)")] = None,
-    strength: Annotated[float, typer.Option(help="denoising strength")] = 0.75,
-    resize_mode: Annotated[str, typer.Option(help="init image: just (stretch), crop (cover) or fill (fit inside)")
-                           ] = "just",
-    mask: Annotated[str | None, typer.Option(help="inpaint mask, white = repaint")] = None,
-    mask_blur: Annotated[int, typer.Option()] = 4,
-    mask_invert: Annotated[bool, typer.Option("--mask-invert")] = False,
-    only_masked: Annotated[bool, typer.Option("--only-masked", help="inpaint the masked region at full size")] = False,
-    padding: Annotated[int, typer.Option(help="only-masked padding (px)")] = 32,
-    fill: Annotated[str, typer.Option(help="masked content: fill, original, latent noise/nothing")] = "original",
+    init: Annotated[str | None, option("init_image", "--init", help="init image (img2img / inpaint)")] = None,
+    strength: Annotated[float | None, option("denoising_strength", "--strength")] = None,
+    resize_mode: Annotated[str | None, option("resize_mode", help="init image: just (stretch), crop (cover) or fill "
+                                              "(fit inside)")] = None,
+    mask: Annotated[str | None, option("mask")] = None,
+    mask_blur: Annotated[int | None, option("mask_blur")] = None,
+    mask_invert: Annotated[bool | None, option("mask_invert", "--mask-invert", help="repaint the black part")
+                           ] = None,
+    only_masked: Annotated[bool | None, option("inpaint_only_masked", "--only-masked",
+                                               help="inpaint the masked region at full size")] = None,
+    padding: Annotated[int | None, option("only_masked_padding", "--padding")] = None,
+    fill: Annotated[str | None, option("inpainting_fill", "--fill")] = None,
     request_file: Annotated[Path | None, typer.Option("--request", help="a request JSON (flags are ignored)")] = None,
     save_maps: Annotated[bool, typer.Option("--save-maps", help="write the control maps beside")] = False,
     save_recipe: Annotated[bool, typer.Option("--save-recipe", help="write the recipe JSON beside")] = False,
@@ -149,21 +156,22 @@ def generate(
         except (OSError, ValueError) as exc:
             raise ParameterError(f"{request_file}: not a readable request JSON ({exc})") from None
     else:
-        fields = dict(
+        fields = given(  # only what the user set: the rest takes the model's recommendation or the default
             prompt=prompt, negative_prompt=negative, model=model, vae=vae, prediction_type=prediction_type,
-            refiner=refiner, refiner_switch_at=refiner_switch_at,
-            seed=seed, subseed=subseed,
-            subseed_strength=subseed_strength, rng=rng,
-            steps=steps, cfg_scale=cfg,
+            refiner=refiner, refiner_switch_at=refiner_switch_at, seed=seed, subseed=subseed,
+            subseed_strength=subseed_strength, rng=rng, steps=steps, cfg_scale=cfg,
             sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,
-            batch_count=batch_count, clip_skip=clip_skip, loras=[parse_lora(s) for s in lora or []],
+            batch_count=batch_count, clip_skip=clip_skip, loras=[parse_lora(s) for s in lora] if lora else None,
             init_image=init, denoising_strength=strength, resize_mode=resize_mode, mask=mask, mask_blur=mask_blur,
-            mask_invert=mask_invert,
-            inpaint_only_masked=only_masked, only_masked_padding=padding, inpainting_fill=fill,
-            controls=[parse_control(s) for s in control or []], enable_hr=hires, hr_scale=hr_scale,
-            hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps, hr_sampler_name=hr_sampler, hr_prompt=hr_prompt)
-        fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from", seed_resize_from)
-        fields["hr_resize_x"], fields["hr_resize_y"] = parse_size("--hr-resize", hr_resize)
+            mask_invert=mask_invert, inpaint_only_masked=only_masked, only_masked_padding=padding,
+            inpainting_fill=fill, controls=[parse_control(s) for s in control] if control else None,
+            enable_hr=hires, hr_scale=hr_scale, hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps,
+            hr_sampler_name=hr_sampler, hr_prompt=hr_prompt)
+        if seed_resize_from is not None:
+            fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from",
+                                                                                    seed_resize_from)
+        if hr_resize is not None:
+            fields["hr_resize_x"], fields["hr_resize_y"] = parse_size("--hr-resize", hr_resize)
     if out.suffix.lower() not in FORMATS:
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,

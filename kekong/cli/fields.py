@@ -1,0 +1,36 @@
+"""CLI options built from the request's field declarations (help, default, min/max come from there).
+
+Options default to None, so a command passes on only what the user set: a field left out takes the
+model's recommendation or the request's default (kekong/generation/defaults.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+
+from kekong.declaration import FieldSpec, spec
+from kekong.request import GenerationRequest
+
+
+def option(name: str, *flags: str, model: type[BaseModel] = GenerationRequest, help: str | None = None) -> Any:
+    """A `typer.Option` for the field `name`: its help, default and bounds as the field declares them."""
+    field = spec(name, model)
+    return typer.Option(*flags, help=help_text(field, help), min=field.ge, max=field.le)
+
+
+def help_text(field: FieldSpec, help: str | None = None) -> str:
+    text = help or field.help or field.name.replace("_", " ")
+    notes = []
+    if field.choices:
+        notes.append(field.bounds_text())
+    if field.default not in (None, "", [], {}) and "default" not in text:
+        notes.append(f"default: {field.default}")
+    return text + (f" [{'; '.join(notes)}]" if notes else "")
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The options the user set (None = left out)."""
+    return {key: value for key, value in values.items() if value is not None}
