@@ -130,3 +130,10 @@ def test_textual_inversion_embedding_by_name(base, tmp_path, monkeypatch):
     save_file({"emb_params": torch.randn(1, 768)}, tmp_path / "embeddings" / "wrong.safetensors")
     with pytest.raises(Exception, match="made for another model"):
         encode_schedules(base, ["wrong"], [""], steps=4)
+
+
+@pytest.mark.parametrize("prompt", ["a (cat:1.2.3) sits", "(a:..)", "x (y:+.)"])
+def test_a_malformed_weight_is_named_with_its_prompt(prompt):
+    with pytest.raises(ParameterError, match=r"the weight '.*' at character \d+ is not a number") as caught:
+        parse_attention(prompt)
+    assert repr(prompt[:80]) in str(caught.value)

@@ -32,6 +32,15 @@ _ATTENTION = re.compile(r"""
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 
 
+def _weight(weight: str, prompt: str, at: int) -> float:
+    """An attention weight such as `1.2`; a malformed one (`1.2.3`) is named with where it is."""
+    try:
+        return float(weight)
+    except ValueError:
+        raise ParameterError(f"prompt {prompt[:80]!r}: the weight {weight!r} at character {at + 1} is not a number "
+                             "(write e.g. (word:1.2))") from None
+
+
 def parse_attention(text: str) -> list[tuple[str, float]]:
     """Text → (fragment, weight) runs; BREAK appears as ("BREAK", -1)."""
     runs: list[list] = []
@@ -51,7 +60,7 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
         elif token == "[":
             square_open.append(len(runs))
         elif weight is not None and round_open:
-            scale_from(round_open.pop(), float(weight))
+            scale_from(round_open.pop(), _weight(weight, text, match.start()))
         elif token == ")" and round_open:
             scale_from(round_open.pop(), ROUND)
         elif token == "]" and square_open:
