@@ -74,10 +74,16 @@ def split_sampler_name(sampler: str, schedule: str = "Automatic") -> tuple[str, 
 
 
 def _schedule_name(schedule: str) -> str:
+    """A schedule type by its label (`SGM Uniform`) or A1111's API name (`sgm_uniform`, also `SGMUniform`)."""
+    key = _squashed(schedule)
     for name in SCHEDULE_TYPES:
-        if schedule.strip().lower() == name.lower():
+        if key == _squashed(name):
             return name
     return schedule
+
+
+def _squashed(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 # --- ControlNet Union's control types ---
@@ -172,8 +178,10 @@ class ResizeMode(str, Enum):
             "0": cls.JUST_RESIZE, "just": cls.JUST_RESIZE, "just_resize": cls.JUST_RESIZE,
             "1": cls.CROP_AND_RESIZE, "crop": cls.CROP_AND_RESIZE, "inner_fit": cls.CROP_AND_RESIZE,
             "crop_and_resize": cls.CROP_AND_RESIZE, "scale to fit (inner fit)": cls.CROP_AND_RESIZE,
+            "inner fit (scale to fit)": cls.CROP_AND_RESIZE,  # sd-webui-controlnet's older label, still accepted
             "2": cls.RESIZE_AND_FILL, "fill": cls.RESIZE_AND_FILL, "outer_fit": cls.RESIZE_AND_FILL,
             "resize_and_fill": cls.RESIZE_AND_FILL, "envelope (outer fit)": cls.RESIZE_AND_FILL,
+            "outer fit (shrink to fit)": cls.RESIZE_AND_FILL,
         }
         key = str(value).strip().lower()
         for mode in cls:
