@@ -18,6 +18,7 @@ from kekong.errors import ParameterError
 from kekong.generation import inpaint as inpaint_inputs
 from kekong.generation.checks import check_compatible
 from kekong.generation.control import PreparedUnit, detect_units, load_units
+from kekong.generation.defaults import with_model_defaults
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
 from kekong.generation.samplers import make_scheduler
 from kekong.generation.text import encode_schedules
@@ -54,6 +55,7 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     from kekong.models.patch import patched
     from kekong.models.vae import load_vae
 
+    request = with_model_defaults(request)  # what the user left unset takes the model's recommendation
     base = load_base(request.model)
     native = base.unet.config.sample_size * base.vae_scale  # 512 for SD 1.5, 1024 for SDXL, 64 for kekong-shapes
     request = request.model_copy(update={"seed": resolve_seed(request.seed), "width": request.width or native,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 
+from kekong.generation.defaults import with_model_defaults
 from kekong.request import GenerationRequest
 from kekong.server.inputs import image_field
 from kekong.server.services import Services
@@ -27,7 +28,7 @@ def submit(request: Request, body: GenerationRequest,
     """Queue a generation. Images are base64 or data: URIs (the API reads no paths). The same
     `Idempotency-Key` returns the job it first created, so a retried POST makes no second job."""
     svc = services(request)
-    fields = with_checked_images(body, svc)
+    fields = with_checked_images(with_model_defaults(body), svc)  # the job holds the values it runs with
     answer = {"layers": {"metadata": metadata, "watermark": watermark, "c2pa": c2pa}}
     job, created = svc.submit(fields, "generate", answer, idempotency_key)
     return JSONResponse(describe(job, svc), status_code=202 if created else 200,
