@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -183,14 +185,44 @@ def encode_image(array: np.ndarray, fmt: str = "PNG", pnginfo: dict[str, str] | 
     return stream.getvalue()
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS tells it (Linux: /proc), else
+    set-and-restored under a lock (a file another thread makes meanwhile could get umask 0)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write bytes via a temp file and a rename: a reader never sees half a file."""
+    """Write bytes via a temp file and a rename: a reader never sees half a file.
+
+    The file gets the mode a plain `open()` would give it: a new file 0o666 less the umask
+    (mkstemp's temp file is 0600, which would make every output owner-only), an overwritten file
+    keeps its own permission bits."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:  # no file yet (or unreadable): as a new file
+        mode = 0o666 & ~_umask()
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
+            if hasattr(os, "fchmod"):
+                os.fchmod(stream.fileno(), mode)
             stream.write(data)
+        if not hasattr(os, "fchmod"):
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

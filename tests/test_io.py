@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from kekong.errors import ImageError
-from kekong.io import load_image, load_image_rgba, save_image
+from kekong.io import _umask, load_image, load_image_rgba, save_image, write_atomic
 
 
 def _png_bytes(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -75,3 +78,47 @@ def test_save_is_atomic_and_round_trips(tmp_path, coffee):
     assert [p.name for p in path.parent.iterdir()] == ["coffee.png"]  # no temp file left
     with pytest.raises(ImageError, match="unknown image format"):
         save_image(coffee, tmp_path / "coffee.xyz")
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and put the old one back."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_files_follow_the_umask(tmp_path, coffee, umask, mask, expected):
+    umask(mask)
+    image = save_image(coffee, tmp_path / "coffee.png")
+    sidecar = write_atomic(tmp_path / "recipe.json", b"{}")
+    assert stat.S_IMODE(image.stat().st_mode) == expected
+    assert stat.S_IMODE(sidecar.stat().st_mode) == expected
+    assert _umask() == mask  # reading it does not change it
+
+
+def test_overwriting_keeps_the_files_mode(tmp_path, coffee, umask):
+    umask(0o077)
+    path = tmp_path / "coffee.png"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o640)  # the user's own choice, e.g. readable by a web server's group
+    save_image(coffee, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert np.array_equal(load_image(path), coffee)
+
+
+def test_umask_read_without_proc(monkeypatch, umask):
+    """Where /proc is missing, the umask is set and restored (under a lock), not lost."""
+    umask(0o027)
+    real_read_text = Path.read_text
+
+    def no_proc(self, *args, **kwargs):
+        if str(self).startswith("/proc"):
+            raise OSError("no /proc here")
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    assert _umask() == 0o027
+    assert os.umask(0o027) == 0o027  # still in force afterwards
