@@ -237,15 +237,24 @@ def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe:
 
 
 def replay(
-    recipe: Annotated[Path, typer.Argument(help="recipe .json, or a PNG kekong wrote")],
+    recipe: Annotated[Path, typer.Argument(help="recipe .json, a PNG/JPEG/WebP kekong wrote, or an image with "
+                                                "only A1111's parameters")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")],
     inputs: Annotated[list[Path] | None, typer.Option(
         "--inputs", help="a folder holding the input images or models (repeatable); also looked in: the "
         "recipe's folder, the current folder")] = None,
+    model: Annotated[str | None, typer.Option(help="A1111 images: the base model, when the one the infotext names "
+                                                   "is not here")] = None,
+    init: Annotated[str | None, typer.Option(help="A1111 img2img/inpaint images: the init image")] = None,
+    mask: Annotated[str | None, typer.Option(help="A1111 inpaint images: the mask")] = None,
+    control_image: Annotated[list[str] | None, typer.Option(
+        help="A1111 images: each ControlNet unit's image, in unit order (an infotext carries none)")] = None,
 ) -> None:
     """Regenerate an image from its recipe (bit-identical on the same torch, threads and CPU).
-    Inputs are found by file name and checked by sha256 (a missing one is named with its sha256)."""
-    from kekong.provenance.replay import load_recipe
+    Inputs are found by file name and checked by sha256 (a missing one is named with its sha256).
+    An image with only A1111's `parameters` is regenerated from them: models are matched here by hash,
+    then by name; what the text does not carry (init image, mask, control images) is passed as options."""
+    from kekong.provenance.replay import a1111_infotext, load_recipe
     from kekong.provenance.replay import replay as run
     from kekong.provenance.stamp import stamp
 
@@ -254,7 +263,18 @@ def replay(
     from kekong.generation.pipeline import steps_per_batch
     from kekong.request import build_request
 
-    data = load_recipe(recipe)
+    overrides = given(model=model, init_image=init, mask=mask)
+    try:
+        data = load_recipe(recipe)
+    except KekongError:
+        infotext = a1111_infotext(recipe)
+        if infotext is None:
+            raise
+        _replay_infotext(infotext, overrides, control_image or [], out)
+        return
+    if overrides or control_image:
+        raise ParameterError("--model, --init, --mask and --control-image are for images with only A1111 "
+                             "parameters; a kekong recipe names its own inputs (pass their folder with --inputs)")
     with StepBar(steps_per_batch(build_request(**data["request"]))) as bar:
         generated, warnings = run(data, on_step=bar, folders=[*(inputs or []), recipe.parent])
     for warning in warnings:
@@ -264,6 +284,20 @@ def replay(
     recorded = (data.get("provenance") or {}).get("watermark", "")
     stamp(generated, out, mark_id=parse_id(str(recorded)))  # the same image gets the same mark
     typer.echo(f"wrote {out} (seed {generated.seed})")
+
+
+def _replay_infotext(infotext: str, overrides: dict[str, Any], control_images: list[str], out: Path) -> None:
+    from kekong.generation.pipeline import generate, steps_per_batch
+    from kekong.provenance.infotext_request import request_from_infotext
+    from kekong.provenance.stamp import stamp
+
+    request, warnings = request_from_infotext(infotext, overrides, control_images)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    with StepBar(steps_per_batch(request)) as bar:
+        [generated] = generate(request.model_copy(update={"batch_size": 1, "batch_count": 1}), bar)
+    stamp(generated, out)
+    typer.echo(f"wrote {out} (seed {generated.seed}, from A1111 parameters)")
 
 
 def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:

@@ -45,6 +45,16 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     return recipe
 
 
+def a1111_infotext(path: str | Path) -> str | None:
+    """The A1111 `parameters` text of an image (PNG chunk or EXIF UserComment), or None."""
+    from kekong.provenance.verify import read_metadata
+
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        return None
+    return read_metadata(path.read_bytes()).get("parameters") or None
+
+
 def _recipe_from_credentials(path: Path) -> str | None:
     report = read_credentials(path.read_bytes(), path.suffix)
     recipe = (report.kekong or {}).get("recipe")
