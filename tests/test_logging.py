@@ -54,3 +54,52 @@ def test_dash_v_shows_where_the_weights_came_from(hed_setup, verbose):
     assert done.returncode == 0, done.stderr
     line = "kekong.models.weights: softedge_hed: weights ControlNetHED.pth from the models folder"
     assert (line in done.stderr) is verbose, done.stderr
+
+
+# Lines third-party libraries printed on every openpose / seg_person / describe call (issue 23 item 4).
+SPAM = ("TensorFlow Lite", "absl::InitializeLog", "inference_feedback_manager", "W0000", "GetPrototype",
+        "UserWarning", "Token indices sequence length", "[transformers]")
+
+_DETECTORS_SCRIPT = """
+import os, sys
+from skimage import data
+from kekong.detect import run
+from kekong.prompt.describe import describe_structure
+image = data.astronaut()
+for name in ("openpose_full", "seg_person", "openpose_full"):
+    run(name, image)
+print(describe_structure(data.chelsea()).tags)
+os.write(2, b"kekong: our own line\\n")  # fd 2 still works afterwards and reaches the caller
+"""
+
+
+def test_detector_calls_print_nothing_but_kekongs_own_lines():
+    """A fresh process (mediapipe's C++ logs once per process, from its graph threads, to fd 2)."""
+    done = subprocess.run([sys.executable, "-c", _DETECTORS_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k not in ("GLOG_minloglevel",
+                                                                                "TF_CPP_MIN_LOG_LEVEL")})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "kekong: our own line\n", done.stderr
+    assert not any(word in done.stdout for word in SPAM), done.stdout
+
+
+def test_an_over_long_prompt_gives_only_kekongs_error(tmp_path):
+    prompt = "a red star on a light blue background " + "and more words " * 8
+    done = subprocess.run([sys.executable, "-m", "kekong.cli", "generate", prompt, "-o", str(tmp_path / "x.png")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr  # one line
+    assert done.stderr.startswith("error: the prompt is "), done.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_captured_native_stderr_keeps_what_is_not_mediapipes_noise(capfd):
+    from kekong.detect.mp_models import quiet_native_stderr
+
+    with quiet_native_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"W0000 00:00:1796292993.704111   13900 inference_feedback_manager.cc:114] Feedback\n")
+        os.write(2, b"E0000 00:00:1796292993.704111   13900 calculator.cc:9] a real error\n")
+        os.write(2, b"someone else's line\n")
+    assert capfd.readouterr().err == ("E0000 00:00:1796292993.704111   13900 calculator.cc:9] a real error\n"
+                                      "someone else's line\n")

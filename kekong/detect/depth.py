@@ -28,9 +28,10 @@ DEFAULT_MODELS = {
 @lru_cache(maxsize=2)
 def _load(folder: str) -> tuple[Any, Any]:
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    from kekong.models.load import quiet_loading
+
+    quiet_loading()  # no progress bars, no transformers warnings
 
     processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
     model = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True).eval()

@@ -280,9 +280,13 @@ def check_compatible(base: BaseModel, controlnet: Any, name: str) -> None:
 
 
 def quiet_loading() -> None:
-    """diffusers/transformers print progress bars while loading; the CLI has its own."""
+    """diffusers/transformers print progress bars while loading; the CLI has its own. transformers'
+    warnings go too (unless TRANSFORMERS_VERBOSITY asks for them): kekong checks what they warn about
+    itself — an over-long prompt was announced by the tokenizer just before kekong's own error."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    if not os.environ.get("TRANSFORMERS_VERBOSITY"):
+        transformers_logging.set_verbosity_error()

@@ -31,6 +31,9 @@ MODES = ("fast", "best", "negative")
 def _caption_model(folder: str):
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
+    from kekong.models.load import quiet_loading
+
+    quiet_loading()
     return BlipProcessor.from_pretrained(folder), BlipForConditionalGeneration.from_pretrained(folder).eval()
 
 
@@ -38,6 +41,9 @@ def _caption_model(folder: str):
 def _clip_model(folder: str):
     from transformers import CLIPModel, CLIPProcessor
 
+    from kekong.models.load import quiet_loading
+
+    quiet_loading()
     return CLIPProcessor.from_pretrained(folder), CLIPModel.from_pretrained(folder).eval()
 
 
