@@ -41,6 +41,13 @@ def test_prompt_editing_schedule_golden_case():  # from A1111's prompt_parser do
         (100, "fantasy landscape with a lake and a christmas tree in background masterful")]
 
 
+def test_hires_pass_edits_count_on_from_the_first_pass():  # A1111 >= 1.6, its docstring's cases
+    assert schedule("a [b:.5] c", 10, base_steps=10) == [(10, "a b c")]  # a fraction < 1 is already past
+    assert schedule("a [b:1.5] c", 10, base_steps=10) == [(5, "a  c"), (10, "a b c")]
+    assert schedule("a [b:25] c", 10, base_steps=20) == [(5, "a  c"), (10, "a b c")]  # step 25 = hires step 5
+    assert schedule("a [b:.5] c", 10) == [(5, "a  c"), (10, "a b c")]  # a first pass of its own
+
+
 def test_alternation_step_numbers_and_nesting():
     assert schedule("a [dog|cat] running", 4) == [(1, "a dog running"), (2, "a cat running"),
                                                   (3, "a dog running"), (4, "a cat running")]

@@ -50,10 +50,11 @@ def encode(base, prompts: list[str], clip_skip: int = 1) -> Conditioning:
     return _encode_texts(base, prompts, clip_skip, count=None)
 
 
-def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int,
-                     clip_skip: int = 1) -> tuple[list[tuple[float, Schedule]], Schedule]:
+def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int, clip_skip: int = 1,
+                     base_steps: int | None = None) -> tuple[list[tuple[float, Schedule]], Schedule]:
     """Per-step conditioning for a batch: (weight, schedule) per AND part of the prompt, and the
-    negative prompt's schedule — all the same token length, so they batch together."""
+    negative prompt's schedule — all the same token length, so they batch together. `base_steps`:
+    the first pass's steps, when this is the hires pass (prompt edits count on from it)."""
     if not base.uses_clip:
         for text in prompts + negatives:
             if uses_syntax(text):
@@ -70,8 +71,8 @@ def encode_schedules(base, prompts: list[str], negatives: list[str], steps: int,
         raise ParameterError("every image of a batch needs the same number of AND parts")
     if any(split[0][i][1] != parts[i][1] for parts in split for i in range(len(parts))):
         raise ParameterError("AND part weights must be the same for every image of a batch")
-    part_plans = [[schedule(parts[i][0], steps) for parts in split] for i in range(len(split[0]))]
-    negative_plans = [schedule(text, steps) for text in negatives]
+    part_plans = [[schedule(parts[i][0], steps, base_steps) for parts in split] for i in range(len(split[0]))]
+    negative_plans = [schedule(text, steps, base_steps) for text in negatives]
     every_text = [t for plans in part_plans for plan in plans for _, t in plan]
     every_text += [t for plan in negative_plans for _, t in plan]
     count = max(len(_chunks(base.tokenizers[0], t)) for t in every_text)

@@ -106,8 +106,12 @@ def _parser():
     return lark.Lark(_GRAMMAR)
 
 
-def schedule(prompt: str, steps: int) -> list[tuple[int, str]]:
-    """[(last step, prompt text)…]: the prompt to use up to and including each step (1-based)."""
+def schedule(prompt: str, steps: int, base_steps: int | None = None) -> list[tuple[int, str]]:
+    """[(last step, prompt text)…]: the prompt to use up to and including each step (1-based).
+
+    `base_steps` is given for the hires pass: as A1111 ≥ 1.6 schedules it, edits count on from the
+    first pass — a step number is `base_steps` later (`[b:25]` after 20 base steps: step 5), a
+    fraction 1.0 later (`[b:1.5]`: half-way through this pass; `[b:.5]` has already happened)."""
     import lark
 
     try:
@@ -116,12 +120,13 @@ def schedule(prompt: str, steps: int) -> list[tuple[int, str]]:
         return [(steps, prompt)]  # not editing syntax after all: A1111 uses the text as is
 
     boundaries = {steps}
+    step_offset, fraction_offset = (0, 0.0) if base_steps is None else (base_steps, 1.0)
 
     class Collect(lark.Visitor):
         def scheduled(self, node):
             text = str(node.children[-2])
             value = float(text)
-            when = int(value * steps) if "." in text else int(value)
+            when = int((value - fraction_offset) * steps) if "." in text else int(value - step_offset)
             node.children[-2] = min(steps, when)
             if node.children[-2] >= 1:
                 boundaries.add(node.children[-2])
