@@ -82,9 +82,11 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
 
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"weight": Exploit()}))
-    with pytest.raises(KekongError, match="refused"):
+    with pytest.raises(KekongError, match="refused") as caught:
         load_state_dict(path)
     assert not marker.exists()
+    assert "Python pickle but not one of plain tensors" in str(caught.value)
+    assert "weights_only" not in str(caught.value)
 
 
 def test_wrong_checkpoint_for_the_network_is_a_clear_error(tmp_path, astronaut):
@@ -108,3 +110,36 @@ def test_depth_through_a_tiny_transformers_folder(tmp_path, astronaut):
     assert depth.shape == (128, 128, 3) and depth.dtype == np.uint8
     normals = run("normal_from_depth", astronaut, res=128, model=str(tmp_path / "dpt")).image
     assert normals.shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 20, b"hello, this is not a checkpoint\n", b""])
+def test_a_garbage_checkpoint_says_what_it_is_not(tmp_path, content):
+    path = tmp_path / "garbage.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(KekongError) as caught:
+        load_state_dict(path)
+    message = str(caught.value)
+    assert "not a PyTorch checkpoint" in message and "loads only tensors" in message
+    assert "weights_only" not in message and "could run code" not in message  # no safety-off advice
+
+
+def test_a_refused_pickle_names_what_it_calls_and_never_advises_switching_the_safety_off(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "extra": Exploit()}, path)
+    with pytest.raises(KekongError, match="refused") as caught:
+        load_state_dict(path)
+    message = str(caught.value)
+    assert "`print`" in message and "loads only tensors" in message
+    assert "weights_only" not in message and "trust" not in message
+
+
+def test_a_truncated_checkpoint_is_named_as_such(tmp_path):
+    path = tmp_path / "cut.pth"
+    torch.save({"w": torch.zeros(4096)}, path)
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(KekongError, match="corrupt or truncated"):
+        load_state_dict(path)

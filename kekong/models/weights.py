@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from pathlib import Path
 
 from kekong.errors import KekongError, MissingWeightsError
@@ -107,15 +108,47 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         with torch.serialization.safe_globals(_harmless_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise KekongError(f"{path}: refused to load — the file pickles objects other than "
-                          f"tensors, which could run code ({str(exc).splitlines()[0]})") from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise KekongError(f"{path}: not a readable checkpoint ({exc})") from exc
+        raise _refusal(path, exc) from None
+    except (KeyError, ValueError, IndexError, TypeError, EOFError) as exc:  # bytes that are no pickle
+        raise _refusal(path, exc) from None
+    except (RuntimeError, OSError) as exc:  # a torch zip archive that is cut or corrupt
+        raise KekongError(f"{path}: not a readable checkpoint, the file is corrupt or truncated "
+                          f"({str(exc).splitlines()[0]})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise KekongError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
     return state
+
+
+ONLY_TENSORS = "kekong loads only tensors from .ckpt/.pt/.pth files"
+
+
+def _refusal(path: Path, exc: BaseException) -> KekongError:
+    """Why a pickle was not loaded, in kekong's words. torch's own message advises re-running with
+    weights_only=False — switching the safety off — which is never what to tell a user."""
+    called = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if called:
+        return KekongError(
+            f"{path}: refused to load — besides tensors the file pickles `{called.group(1)}`, which a "
+            f"pickle can use to run code; {ONLY_TENSORS} (and the few harmless objects old checkpoints "
+            f"carry), so look for a .safetensors copy of this model")
+    if _is_pickle(path):
+        return KekongError(f"{path}: refused to load — the file is a Python pickle but not one of plain "
+                           f"tensors that can be read without running it; {ONLY_TENSORS}, so look for a "
+                           f".safetensors copy of this model")
+    return KekongError(f"{path}: not a PyTorch checkpoint — its contents are not a pickle of tensors "
+                       f"(another kind of file, or corrupt); {ONLY_TENSORS}")
+
+
+def _is_pickle(path: Path) -> bool:
+    """A torch zip archive, or a bare pickle's protocol header (torch's legacy format starts with one)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 class _Ignored:
