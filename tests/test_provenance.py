@@ -295,3 +295,14 @@ def test_jpeg_and_webp_carry_a1111s_exif_comment_and_a_signed_manifest(runs, tmp
     assert verdict.metadata["parameters"].startswith("a cat") and "Steps: 2" in verdict.metadata["parameters"]
     assert verdict.c2pa["state"] == "valid" and verdict.watermark["found"]
     assert load_recipe(path)["request"]["prompt"] == "a cat"  # from the manifest: EXIF holds only the infotext
+
+
+def test_an_unmarked_photo_is_described_in_plain_words(tmp_path):
+    from kekong.provenance.verify import describe
+
+    save_image(data.astronaut(), tmp_path / "photo.png")
+    text = describe(verify(tmp_path / "photo.png"))
+    assert "no kekong mark found" in text and "no id decoded" in text
+    assert "no provenance found" in text
+    assert "does not prove the image is a real photo" in text
+    assert "→ nothing" not in text and "best match" not in text

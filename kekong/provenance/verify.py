@@ -195,7 +195,8 @@ def describe(verdict: Verdict) -> str:
         where = f" → made on this machine as {made['path']}" if made else " (not made on this machine)"
         lines.append(f"  watermark: kekong id {mark['id']} (confidence {mark['confidence']}){where}")
     else:
-        lines.append(f"  watermark: none found (best match {mark.get('confidence', 0)})")
+        lines.append(f"  watermark: no kekong mark found (detail: pattern match {mark.get('confidence', 0)}, "
+                     f"no id decoded)")
     meta = verdict.metadata
     if meta.get("parameters"):
         first = meta["parameters"].strip().splitlines()[-1]
@@ -207,5 +208,17 @@ def describe(verdict: Verdict) -> str:
     sdxl = verdict.sdxl_watermark
     if sdxl.get("found"):
         lines.append(f"  SDXL watermark: found ({sdxl['matching_bits']}/48 bits) — made by Stable Diffusion XL")
-    lines.append(f"  → {verdict.outcome.name.lower()}")
+    lines += _VERDICT_WORDS[verdict.outcome]
     return "\n".join(lines)
+
+
+# The last lines of a verdict, in plain words; the JSON keeps the short outcome names.
+_VERDICT_WORDS = {
+    Outcome.FOUND: ["  → provenance found: the layers above say where this image came from"],
+    Outcome.NOTHING: ["  → no provenance found: no signed manifest, no kekong watermark, no generation parameters.",
+                      "    This does not prove the image is a real photo: most generators add no mark, and marks and",
+                      "    metadata can be removed."],
+    Outcome.STRIPPED: ["  → manifest stripped: made with a signed manifest that the file no longer carries"],
+    Outcome.TAMPERED: ["  → TAMPERED: the signed manifest does not match these pixels or its signature fails"],
+    Outcome.UNREADABLE: ["  → unreadable"],
+}
