@@ -17,7 +17,7 @@ from kekong.colours import delta_e, lab
 from kekong.train.bench import score
 from kekong.train.controlnet import filled_region, iou
 from kekong.train.data import load_fill
-from kekong.train.runner import RunSettings, run_training
+from kekong.train.runner import RunSettings, Stopped, run_training
 from kekong.train.shapes import COLOURS, MIN_DELTA_E, article, colour_of, random_sample, write_dataset
 from tests.tiny_models import build_tiny_base
 
@@ -229,3 +229,39 @@ def test_unlocking_options_that_cannot_work_are_refused_before_loading(tmp_path)
     done = run_kekong("train", "controlnet", "--base", str(single), "--out", str(tmp_path / "run"),
                       "--control-dropout", "0.2")
     assert done.returncode != 0 and "--unlock-decoder" in done.stderr
+
+
+def test_ctrl_c_saves_and_says_where(tmp_path):
+    model = torch.nn.Linear(4, 1)
+
+    def interrupted_at_5(step, micro):
+        if step == 5:
+            raise KeyboardInterrupt
+        return model(torch.ones(2, 4)).pow(2).mean()
+
+    with pytest.raises(Stopped) as caught:
+        run_training(RunSettings(tmp_path, steps=20, checkpoint_every=100, progress=False), "toy",
+                     {"model": model}, interrupted_at_5)
+    checkpoint = tmp_path / "checkpoint.pt"
+    assert caught.value.exit_code == 130 and caught.value.checkpoint == checkpoint
+    assert str(caught.value) == (f"toy: stopped at step 5; checkpoint saved at {checkpoint} "
+                                 "(run the same command again to resume)")
+    assert torch.load(checkpoint, weights_only=True)["step"] == 5
+
+
+def test_ctrl_c_on_the_cli_prints_a_plain_stopped_line(tmp_path):
+    build_tiny_base(tmp_path / "base")
+    command = [sys.executable, "-m", "kekong.cli", "train", "controlnet", "--base", str(tmp_path / "base"),
+               "--out", str(tmp_path / "run"), "--data", "shapes", "--limit", "24", "--steps", "400",
+               "--batch-size", "2", "--checkpoint-every", "3", "--validate-every", "1000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (tmp_path / "run" / "checkpoint.pt").is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = process.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if "stopped" in line]
+    assert process.returncode == 130, err
+    assert len(lines) == 1 and lines[0].startswith("controlnet: stopped at step "), err
+    assert f"checkpoint saved at {tmp_path / 'run' / 'checkpoint.pt'}" in lines[0]
+    assert "error" not in err and "unexpected" not in err and "Traceback" not in err, err

@@ -218,6 +218,10 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug: say so without a wall of traceback
+        runner = sys.modules.get("kekong.train.runner")  # only a training run can have stopped
+        if runner is not None and isinstance(exc, runner.Stopped):  # Ctrl-C/SIGTERM, checkpoint saved
+            typer.echo(str(exc), err=True)
+            sys.exit(exc.exit_code)
         if os.environ.get("KEKONG_DEBUG"):
             raise
         typer.echo(f"error: unexpected {exc.__class__.__name__}: {exc} "

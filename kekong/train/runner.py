@@ -42,13 +42,24 @@ def lr_factor(step: int, settings: RunSettings) -> float:
 
 
 class Stopped(Exception):
-    """Training stopped by a signal after saving a checkpoint."""
+    """Training stopped by Ctrl-C or SIGTERM after saving a checkpoint; `exit_code` is the shell's
+    convention for the signal (130, 143). Not a KekongError: nothing went wrong."""
+
+    def __init__(self, message: str, checkpoint: Path, exit_code: int) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.exit_code = exit_code
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     tmp.replace(path)
+
+
+def _stopped(name: str, step: int, checkpoint: Path) -> str:
+    return (f"{name}: stopped at step {step}; checkpoint saved at {checkpoint} "
+            f"(run the same command again to resume)")
 
 
 def run_training(
@@ -126,10 +137,10 @@ def run_training(
                                                           if k not in ("step", "loss", "time")})
             if stop["now"]:
                 save(done)
-                raise Stopped(f"{name}: stopped at step {done}; checkpoint saved, run again to resume")
+                raise Stopped(_stopped(name, done, checkpoint), checkpoint, 143)
     except KeyboardInterrupt:
         save(step)
-        raise Stopped(f"{name}: interrupted at step {step}; checkpoint saved, run again to resume") from None
+        raise Stopped(_stopped(name, step, checkpoint), checkpoint, 130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         if bar is not None:
