@@ -51,5 +51,13 @@ def serve(
                    err=True)
     os.environ["KEKONG_MAX_PIXELS"] = str(int(max_megapixels * 1_000_000))  # io reads it at every decode
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    typer.echo(f"kekong serving on http://{host}:{port} (UI at /ui, API docs at /docs)")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_level="warning"))
+    listen = server.startup
+
+    async def startup(sockets: list | None = None) -> None:  # say "serving" once the socket listens
+        await listen(sockets=sockets)
+        if server.started:
+            typer.echo(f"kekong serving on http://{host}:{port} (UI at /ui, API docs at /docs)")
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
