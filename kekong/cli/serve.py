@@ -28,6 +28,9 @@ def serve(
     no_ui: Annotated[bool, typer.Option("--no-ui", help="API only, no web UI at /ui")] = False,
     allowed_host: Annotated[list[str] | None, typer.Option(help="extra Host names to accept (reverse proxy)")
                             ] = None,
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        help="another scheme://host:port whose pages may write (e.g. the https origin of a reverse proxy); "
+        "by default only the server's own origin")] = None,
 ) -> None:
     """Serve the API and the UI: `kekong serve`, then open http://127.0.0.1:7860/ui."""
     import uvicorn
@@ -44,7 +47,7 @@ def serve(
     config = ServerConfig(host=host, port=port, api_key=api_key or None, insecure=insecure, data_dir=data_dir,
                           limits=Limits(max_steps, max_batch, max_side, max_body_mb * 2**20),
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
-                          allowed_hosts=tuple(allowed_host or ()))
+                          allowed_hosts=tuple(allowed_host or ()), allowed_origins=tuple(allow_origin or ()))
     config.check()
     if insecure and not config.loopback and not api_key:
         typer.echo(f"WARNING: listening on {host} with no API key — anyone who can reach this port can use it",

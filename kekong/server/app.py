@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from kekong import __version__
 from kekong.errors import KekongError, MissingWeightsError
 from kekong.server.config import ServerConfig
-from kekong.server.security import BodyTooLarge, Guard
+from kekong.server.security import Guard
 from kekong.server.services import Services
 
 log = logging.getLogger("kekong.server")
@@ -65,10 +65,6 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KekongError)
     async def invalid(request: Request, error: KekongError) -> JSONResponse:
         return JSONResponse({"error": "invalid request", "detail": str(error)}, status_code=422)
-
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
-        return JSONResponse({"error": "too large", "detail": str(error)}, status_code=413)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:

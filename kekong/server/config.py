@@ -47,6 +47,8 @@ class ServerConfig:
     urls: UrlPolicy = field(default_factory=UrlPolicy)
     ui: bool = True
     allowed_hosts: tuple[str, ...] = ()  # extra Host names accepted (behind a reverse proxy)
+    allowed_origins: tuple[str, ...] = ()  # extra scheme://host:port origins that may write (--allow-origin)
+    body_timeout_s: float = 30.0  # a request body not received in full by then is refused (408)
 
     @property
     def loopback(self) -> bool:

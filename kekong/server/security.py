@@ -1,16 +1,23 @@
 """Who may call the server, checked before any route runs (a pure ASGI middleware).
 
-- A body over the cap is refused (413) before it is read whole.
+- A body over the cap is refused (413) before it is read whole, whether it declares its length or
+  arrives chunked; a body not received in full within the body timeout is refused (408), so slow
+  or half-sent requests cannot hold the server's connections.
 - On loopback the Host header must name this machine: a page on another site that re-points its
   DNS name at 127.0.0.1 (DNS rebinding) is refused (421).
-- Writes (anything but GET/HEAD/OPTIONS) from another origin are refused (403): a web page the
-  user visits cannot drive the server through their browser.
+- Writes (anything but GET/HEAD/OPTIONS) are accepted with no `Origin`, or with the server's own
+  origin (the scheme and the Host the request was sent to) or one listed with `--allow-origin`;
+  any other — another site, another port on this machine, a sandboxed frame's `null` — is
+  refused (403): a web page the user visits cannot drive the server through their browser.
+- Every answer forbids framing (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`), so the UI
+  cannot be overlaid inside another site's page (clickjacking).
 - With an API key, every request must carry it: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or
   HTTP Basic with the key as password (so a browser can open the UI).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -21,6 +28,7 @@ from kekong.server.config import ServerConfig
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]", "testserver"}
+_FRAME_HEADERS = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'")]
 
 
 class Guard:
@@ -33,8 +41,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = _with_frame_protection(send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self.refusal(scope["method"], headers)
+        refusal = self.refusal(scope["method"], headers, scope.get("scheme", "http"))
         if refusal is not None:
             await _respond(send, *refusal)
             return
@@ -43,16 +52,22 @@ class Guard:
         if declared.isdigit() and int(declared) > cap:
             await _respond(send, 413, f"request body is {declared} bytes; this server takes at most {cap}")
             return
-        await self.app(scope, _capped(receive, cap), send)
+        body = await _read_body(receive, cap, self.config.body_timeout_s)
+        if isinstance(body, tuple):
+            await _respond(send, *body)
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-    def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str, dict[str, str]] | None:
+    def refusal(self, method: str, headers: dict[str, str], scheme: str = "http") -> tuple[int, str, dict] | None:
         host = _hostname(headers.get("host", ""))
         if self.config.loopback and host not in self.hosts:
             return 421, f"Host {headers.get('host', '')!r} is not this server (DNS rebinding is refused)", {}
         if method not in _SAFE_METHODS:
             origin = headers.get("origin")
-            if origin and origin != "null" and _hostname(urlsplit(origin).netloc) not in self.hosts | {host}:
-                return 403, f"cross-origin request from {origin} refused", {}
+            own = f"{scheme}://{headers.get('host', '')}".lower()
+            if origin is not None and _origin(origin) not in {_origin(own), *map(_origin, self.config.allowed_origins)}:
+                return 403, (f"cross-origin write from {origin} refused (this server accepts writes from {own}; "
+                             "serve with --allow-origin ORIGIN to accept another)"), {}
             if headers.get("sec-fetch-site") == "cross-site":
                 return 403, "cross-site request refused", {}
         if self.config.api_key and not self._authorised(headers):
@@ -74,23 +89,61 @@ class Guard:
         return bool(given) and hmac.compare_digest(given.encode(), key.encode())
 
 
-class BodyTooLarge(Exception):
-    pass
+async def _read_body(receive: Any, cap: int, timeout_s: float) -> bytes | tuple[int, str]:
+    """The whole body, or (status, message): 413 once more than `cap` bytes came (declared or
+    chunked), 408 when it is not complete within `timeout_s`."""
+    chunks, seen = [], 0
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(receive(), max(left, 0.001))
+        except TimeoutError:
+            return 408, f"the request body did not arrive within {timeout_s:g} s"
+        if message["type"] != "http.request":  # the client went away
+            return 400, "the client disconnected before sending the whole body"
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > cap:
+            return 413, f"request body is over {cap} bytes; this server takes at most {cap}"
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def _capped(receive: Any, cap: int) -> Any:
-    seen = 0
+def _replay(body: bytes, receive: Any) -> Any:
+    """A `receive` that hands the app the body read already, then waits on the client as before."""
+    sent = False
 
-    async def wrapped() -> dict:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > cap:
-                raise BodyTooLarge(f"request body is over {cap} bytes")
-        return message
+    async def replayed() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
 
-    return wrapped
+    return replayed
+
+
+def _with_frame_protection(send: Any) -> Any:
+    async def protected(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            names = {name.lower() for name, _ in message.get("headers", [])}
+            extra = [(name, value) for name, value in _FRAME_HEADERS if name not in names]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return protected
+
+
+def _origin(origin: str) -> str:
+    """scheme://host:port with the scheme's default port written out, lower case; `null` stays."""
+    parts = urlsplit(origin.strip().lower())
+    if not parts.scheme or not parts.hostname:
+        return origin.strip().lower()
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def _hostname(netloc: str) -> str:
