@@ -10,8 +10,9 @@ from PIL import Image
 
 from kekong.errors import KekongError, ParameterError
 from kekong.generation import control as control_module
-from kekong.generation.loop import Cancelled, control_residuals
+from kekong.generation.loop import Cancelled
 from kekong.generation.pipeline import generate
+from kekong.generation.units.controlnet import control_residuals
 from kekong.io import save_image
 from kekong.request import build_request
 from tests.tiny_models import build_tiny_base, build_tiny_controlnet

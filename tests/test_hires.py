@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kekong.errors import ParameterError
-from kekong.generation import loop
 from kekong.generation.pipeline import generate, steps_per_batch
+from kekong.generation.units.controlnet import ControlNetUnit
 from kekong.io import save_image
 from kekong.provenance.infotext import parse_infotext
 from kekong.provenance.stamp import Layers, read_png_text, stamp
@@ -58,17 +58,17 @@ def test_progress_counts_both_passes(models):
                                                      ("High res only", False, True)])
 def test_units_act_in_the_passes_their_hr_option_names(models, monkeypatch, option, low, high):
     seen: dict[int, set[int]] = {}  # latent width → numbers of units offered
-    original = loop.control_residuals
+    original = ControlNetUnit.contribute.__func__
 
-    def spy(units, step, total, latent_in, *args, **kwargs):
-        seen.setdefault(latent_in.shape[-1], set()).add(len(units))
-        return original(units, step, total, latent_in, *args, **kwargs)
+    def spy(cls, units, step):
+        seen.setdefault(step.latent_in.shape[-1], set()).add(len(units))
+        return original(cls, units, step)
 
-    monkeypatch.setattr(loop, "control_residuals", spy)
+    monkeypatch.setattr(ControlNetUnit, "contribute", classmethod(spy))
     unit = {"module": "none", "image": str(models / "lines.png"), "model": str(models / "cn"), "hr_option": option}
     generate(request(models, controls=[unit]))
-    latent_low, latent_high = sorted(seen)
-    assert (1 in seen[latent_low]) is low and (1 in seen[latent_high]) is high
+    latent_low, latent_high = 64 // 8, 128 // 8  # the kind is asked only in passes that have its units
+    assert (1 in seen.get(latent_low, set())) is low and (1 in seen.get(latent_high, set())) is high
 
 
 @pytest.mark.parametrize(("fields", "message"), [

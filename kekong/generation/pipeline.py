@@ -17,11 +17,12 @@ from kekong.detect.resolution import ResizeMode
 from kekong.errors import ParameterError
 from kekong.generation import inpaint as inpaint_inputs
 from kekong.generation.checks import check_compatible
-from kekong.generation.control import PreparedUnit, detect_units, load_units
+from kekong.generation.control import detect_units, load_units
 from kekong.generation.defaults import with_model_defaults
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
 from kekong.generation.samplers import make_scheduler
 from kekong.generation.text import encode_schedules
+from kekong.generation.units.base import Sampling, Unit, applied
 from kekong.io import image_source, load_image
 from kekong.prompt.syntax import extract_loras, resolve_dynamic
 from kekong.request import GenerationRequest, InpaintFill
@@ -38,7 +39,7 @@ class Generated:
     batch_position: int
     request: GenerationRequest  # with the seed resolved
     base: object
-    units: list[PreparedUnit] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
     prompt_used: str = ""  # after dynamic choices and <lora:…> tags are resolved
     negative_used: str = ""
     subseed: int | None = None  # this image's variation seed, when variation is on
@@ -84,11 +85,8 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
         detect_units(hires_units, target_size(request), None)
         units = [u for u in units if u.unit.hr_option != HrOption.HIGH_RES_ONLY]
     results = []
-    from kekong.models import ip_adapter
-
-    adapters = [u.controlnet for u in units if u.is_ip]
     readers = [load_base(request.refiner)] if request.refiner is not None else []  # its UNet is read: held too
-    with patched(base, loras, request.vae, also=readers) as model, ip_adapter.applied(model.unet, adapters):
+    with patched(base, loras, request.vae, also=readers) as model, applied(model.unet, units):  # IP-Adapters
         for batch in range(request.batch_count):
             first = (request.seed + batch * request.batch_size) % 2**32
             seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
@@ -149,9 +147,9 @@ def _timesteps(scheduler, request: GenerationRequest, from_image: bool) -> torch
 
 
 @torch.no_grad()
-def run_batch(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
+def run_batch(base, request: GenerationRequest, units: list[Unit], seeds: list[int],
               prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
-              subseeds: list[int] | None = None, hires_units: list[PreparedUnit] | None = None) -> list[np.ndarray]:
+              subseeds: list[int] | None = None, hires_units: list[Unit] | None = None) -> list[np.ndarray]:
     """One batch: sample (and, with hires fix, upscale and sample again), decode, paste back."""
     latents = sample(base, request, units, seeds, prepared, on_step, subseeds)
     if request.enable_hr:
@@ -177,7 +175,7 @@ def steps_per_batch(request: GenerationRequest) -> int:
     return steps
 
 
-def sample(base, request: GenerationRequest, units: list[PreparedUnit], seeds: list[int],
+def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int],
            prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
            subseeds: list[int] | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
     """Denoised latents for one batch: from noise (txt2img), from the init image (img2img,
@@ -226,24 +224,9 @@ def sample(base, request: GenerationRequest, units: list[PreparedUnit], seeds: l
                 inpaint_channels = InpaintChannels(latent_mask, masked)
             else:
                 blend = InpaintBlend(init, noise, latent_mask)
+    run = Sampling(seeds[0], shape, lambda image: _encode_image(base, image, None))  # what reference-only reads
     return denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
-                   blend, inpaint_channels, refiner, _reference(base, units, seeds[0], shape))
-
-
-def _reference(base, units: list[PreparedUnit], seed: int, shape: tuple[int, ...]):
-    """The reference-only unit's latents and noise (one such unit per request)."""
-    from kekong.generation.reference import Bank, Reference
-
-    found = [u for u in units if u.is_reference]
-    if not found:
-        return None
-    if len(found) > 1:
-        raise ParameterError("one reference_only unit per request (its picture is what the UNet attends to)")
-    unit = found[0]
-    latents = _encode_image(base, unit.detected, None)
-    noise = torch.randn((1, *shape[1:]), generator=torch.Generator().manual_seed(seed)).to(latents.dtype)
-    return Reference(unit, latents, noise, Bank(style_fidelity=float(unit.unit.params["style_fidelity"]),
-                                                weight=float(unit.unit.weight)))
+                   blend, inpaint_channels, refiner, run)
 
 
 def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int) -> Guidance:

@@ -183,7 +183,7 @@ def models(generated) -> dict[str, Any]:
         units.append({"index": unit.index, "field": f"controls.{position}.model" if unit.unit.model else None,
                       "model": unit.model_name, "label": unit.model_label,
                       "sha256": model_sha256(path) if path else None})
-        if unit.is_ip:
+        if unit.model_role == "ipadapter":  # an IP-Adapter also reads a CLIP vision encoder
             from kekong.models.ip_adapter import find_image_encoder
 
             encoder = find_image_encoder(unit.controlnet)
@@ -218,7 +218,6 @@ def _unit_model_path(generated, unit) -> Path | None:
     from kekong.generation.control import default_controlnet
     from kekong.models.refs import resolve
 
-    if unit.is_reference:
+    if unit.model_role is None:  # reference-only: no file
         return None
-    role = "ipadapter" if unit.is_ip else "controlnet"
-    return resolve(unit.unit.model or default_controlnet(generated.base, unit.unit.module), role).path
+    return resolve(unit.unit.model or default_controlnet(generated.base, unit.unit.module), unit.model_role).path
