@@ -34,7 +34,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         finally:
             app.state.services.worker.stop()
 
-    app = FastAPI(title="kekong", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="kekong", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Controllable image generation: A1111-compatible routes, ControlNet routes and "
                               "kekong's job API.")
     from kekong.server import a1111, controlnet, jobs
@@ -43,6 +43,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(controlnet.router)
     app.include_router(jobs.router)
     _error_handlers(app)
+    _offline_docs(app)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, Any]:
@@ -55,6 +56,22 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         mount_ui(app, app.state.store_dir)
     app.add_middleware(Guard, config=config)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs with swagger-ui's files from the swagger-ui-bundle wheel: it works with no network."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="kekong API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
 
 
 def _error_handlers(app: FastAPI) -> None:
