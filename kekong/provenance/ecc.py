@@ -23,6 +23,7 @@ def _parity(x: np.ndarray) -> np.ndarray:
 # For each state (the last K-1 input bits) and input bit: the next state and the two output bits.
 _REGISTER = (np.arange(_STATES)[:, None] << 1 | np.arange(2)[None, :]) & ((1 << _K) - 1)
 _NEXT_STATE = _REGISTER & (_STATES - 1)
+_EVERY_STATE = np.arange(_STATES)
 _OUTPUTS = np.stack([_parity(_REGISTER & g) for g in _GENERATORS], axis=-1)  # (states, 2 inputs, 2 outputs)
 
 
@@ -48,26 +49,26 @@ def encode(bits: np.ndarray) -> np.ndarray:
 
 def decode(soft: np.ndarray) -> np.ndarray:
     """Soft-decision Viterbi. `soft` holds one value per coded bit: positive means 1, its size the
-    confidence. Returns the most likely information bits (tail removed)."""
+    confidence. Returns the most likely information bits (tail removed).
+
+    Add-compare-select over all 64 states at once: state s' is reached from s'>>1 and
+    (s'>>1)|32 with input bit s'&1 (the reader decodes up to 30 hypotheses per image)."""
     pairs = soft.reshape(-1, 2)
     signs = 2.0 * _OUTPUTS - 1.0  # (states, inputs, 2): the ±1 each branch expects
+    branches = signs @ pairs.T  # (states, inputs, steps): correlation of each branch with what came
+    low = _EVERY_STATE >> 1
+    high = low | (_STATES >> 1)
+    bit = _EVERY_STATE & 1
+    from_low, from_high = branches[low, bit], branches[high, bit]  # (next states, steps)
     metric = np.full(_STATES, -np.inf)
     metric[0] = 0.0
-    choices = []
-    for pair in pairs:
-        branch = metric[:, None] + signs @ pair  # (states, inputs): correlation of branch with received
-        candidate = np.full(_STATES, -np.inf)
-        came_from = np.zeros((_STATES, 2), np.int64)  # (previous state, input) that won each next state
-        flat_next = _NEXT_STATE.ravel()
-        flat_branch = branch.ravel()
-        order = np.argsort(flat_branch)  # ascending, so the best write per next state comes last
-        candidate[flat_next[order]] = flat_branch[order]
-        came_from[flat_next[order]] = np.stack(np.unravel_index(order, branch.shape), axis=-1)
-        metric = candidate
-        choices.append(came_from)
+    took_high = np.empty((len(pairs), _STATES), bool)
+    for step in range(len(pairs)):
+        via_low, via_high = metric[low] + from_low[:, step], metric[high] + from_high[:, step]
+        took_high[step] = via_high > via_low
+        metric = np.where(took_high[step], via_high, via_low)
     state, bits = 0, []  # zero-terminated: the path ends in state 0
-    for came_from in reversed(choices):
-        previous, bit = came_from[state]
-        bits.append(bit)
-        state = previous
+    for step in range(len(pairs) - 1, -1, -1):
+        bits.append(state & 1)
+        state = (state >> 1) | (_STATES >> 1 if took_high[step, state] else 0)
     return np.array(bits[::-1][: len(pairs) - (_K - 1)], np.uint8)

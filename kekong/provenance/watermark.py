@@ -15,8 +15,18 @@ Design (every number below was tuned on the attack suite in benchmarks/watermark
   folded onto one (summing the mark, averaging out the picture), and the pilot's circular
   cross-correlation gives the shift. The payload chips are then read as soft values for the
   Viterbi decoder; the CRC and version byte reject everything that is not a kekong mark.
-- False positives: each tried (period, shift) hypothesis passes the CRC + version check with
-  probability 2^-24; with at most MAX_HYPOTHESES (10) tried per image that is < 1e-6 per image.
+- Geometry: a flip or a quarter turn leaves the lattice as it was, so each fold is also tried in
+  its eight orientations (one batched FFT; only the orientation with the highest pilot peak is
+  decoded). A slight turn (±6°) or stretch (aspect ±14%) changes the lattice: the autocorrelation
+  is scored along turned and stretched lattice lines (watermark_lattice), the few best shapes near
+  the nominal period are folded from the already resampled detail, and one that stands out at
+  another period (a turn and a resize) with a full resample. These stages run only after the
+  plain reading fails, so a mark read plainly costs nothing more.
+- False positives: each decoded hypothesis passes the CRC + version check with probability 2^-24.
+  The plain reading decodes at most MAX_HYPOTHESES (10); the mirrored/turned folds and the
+  turned/stretched lattices are decoded only when their pilot peak reaches PILOT_BAR (above the
+  99th percentile of unmarked images' peaks), at most 10 + NEAR_TURNS + FAR_TURNS more. With ≤ 25
+  decodes per image the design rate is < 1.5e-6 per image.
 """
 
 from __future__ import annotations
@@ -25,9 +35,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import scipy.fft  # scikit-image's dependency: batched float32 FFTs, 5× numpy's here
 
 from kekong.errors import ParameterError
-from kekong.provenance import ecc
+from kekong.provenance import ecc, watermark_lattice
 
 VERSION = 1
 ID_BITS = 40
@@ -136,51 +147,16 @@ def _detail(luma: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return residual / scale
 
 
-def _periods(detail: np.ndarray, low: float, high: float, count: int) -> list[float]:
-    """Candidate tile periods: where the autocorrelation of the detail peaks at the period and its
-    multiples along both axes. The biased (not overlap-normalised) autocorrelation is used on
-    purpose: it falls with the lag, so the true period outscores its own multiples."""
-    height, width = detail.shape
-    padded = np.zeros((cv2.getOptimalDFTSize(2 * height), cv2.getOptimalDFTSize(2 * width)), np.float32)
-    padded[:height, :width] = detail - detail.mean()  # zero-padded: the linear, not circular, correlation
-    spectrum = cv2.dft(padded, flags=cv2.DFT_COMPLEX_OUTPUT)  # float32 DFT: half numpy's time at 1024²
-    acf = cv2.idft(cv2.mulSpectrums(spectrum, spectrum, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT)
-    size = min(detail.shape)
-    lags = np.arange(size)
-    # the tile's lattice: peaks at (P, 0), (0, P), (P, P) and (P, -P) and their multiples
-    lines = [acf[lags, 0], acf[0, lags], acf[lags, lags], acf[lags, -lags]]
-    profiles = []
-    for line in lines:
-        line = line / (acf[0, 0] + 1e-12)
-        # keep only sharp peaks: the picture's own correlation changes slowly with the lag
-        ring = np.ones(25)
-        ring[9:16] = 0
-        profiles.append(line - np.convolve(line, ring / ring.sum(), mode="same"))
-    grid = np.arange(low, high, 0.25)
-    multiples = np.arange(1, 4)[:, None] * grid[None, :]
-    total, used = np.zeros_like(grid), np.zeros_like(grid)
-    for profile in profiles:
-        inside = multiples < size - 1
-        total += np.where(inside, np.interp(multiples, lags, profile), 0).sum(0)
-        used += inside.sum(0)
-    score = total / np.maximum(used, 1)
-    found: list[float] = []
-    for index in np.argsort(-score):
-        if len(found) == count:
-            break
-        if 0 < index < grid.size - 1 and score[index] >= score[index - 1] and score[index] >= score[index + 1] \
-                and all(abs(grid[index] - f) > 2 for f in found):
-            left, mid, right = score[index - 1: index + 2]
-            bend = left - 2 * mid + right
-            found.append(float(grid[index] + (0.125 * (left - right) / bend if bend < 0 else 0.0)))
-    return found
-
-
 MAX_FOLD_PIXELS = 1 << 18  # resampled area folded for a period guess no resize or crop can give (16 tiles)
 
 
 def _fold(luma: np.ndarray, period_y: float, period_x: float) -> np.ndarray:
-    """Resample so the tile is PERIOD pixels, then sum the detail of all tiles onto one.
+    """Resample so the tile is PERIOD pixels, then sum the detail of all tiles onto one."""
+    return _sum_tiles(_resampled_detail(luma, period_y, period_x))
+
+
+def _resampled_detail(luma: np.ndarray, period_y: float, period_x: float) -> np.ndarray:
+    """The detail of `luma` resampled so the tile is PERIOD pixels.
 
     A kekong tile is more than an eighth of the image's short side (chips are 4 px per whole
     512 px of it, and a resize or crop keeps or raises that share), so a shorter period guess is
@@ -197,22 +173,50 @@ def _fold(luma: np.ndarray, period_y: float, period_x: float) -> np.ndarray:
         luma = luma[top:top + cut_h, left:left + cut_w]
         height, width = luma.shape
     new_h, new_w = round(height * PERIOD / period_y), round(width * PERIOD / period_x)
-    resampled = _detail(cv2.resize(luma, (new_w, new_h), interpolation=cv2.INTER_CUBIC), SIGMA * CHIP / 4)
-    padded_h, padded_w = -(-new_h // PERIOD) * PERIOD, -(-new_w // PERIOD) * PERIOD
+    return _detail(cv2.resize(luma, (new_w, new_h), interpolation=cv2.INTER_CUBIC), SIGMA * CHIP / 4)
+
+
+def _sum_tiles(detail: np.ndarray) -> np.ndarray:
+    """Every PERIOD×PERIOD tile of `detail` summed onto one (the last row and column zero-padded)."""
+    height, width = detail.shape
+    padded_h, padded_w = -(-height // PERIOD) * PERIOD, -(-width // PERIOD) * PERIOD
     canvas = np.zeros((padded_h, padded_w), np.float32)
-    canvas[:new_h, :new_w] = resampled
+    canvas[:height, :width] = detail
     return canvas.reshape(padded_h // PERIOD, PERIOD, padded_w // PERIOD, PERIOD).sum(axis=(0, 2))
 
 
 _PILOT_PIXELS = np.kron(np.where(LAYOUT.pilot, LAYOUT.signs, 0.0), np.ones((CHIP, CHIP)))
+_PILOT_SPECTRUM = np.conj(np.fft.rfft2(_PILOT_PIXELS))
+_PILOT_SPECTRUM32 = _PILOT_SPECTRUM.astype(np.complex64)
+
+# The eight ways a folded tile can lie (the lattice is the same for all of them): as embedded,
+# mirrored left-right (a horizontal flip), upside down, turned half way, and the same four
+# transposed (quarter turns). Each undoes one of those edits.
+ORIENTATIONS: tuple[tuple[str, object], ...] = (
+    ("as embedded", lambda t: t),
+    ("flipped horizontally", lambda t: t[:, ::-1]),
+    ("flipped vertically", lambda t: t[::-1, :]),
+    ("turned 180°", lambda t: t[::-1, ::-1]),
+    ("transposed", lambda t: t.T),
+    ("turned 90° clockwise", lambda t: t.T[:, ::-1]),
+    ("turned 90° counter-clockwise", lambda t: t.T[::-1, :]),
+    ("transposed across the other diagonal", lambda t: t.T[::-1, ::-1]),
+)
 
 
-def _read_folded(folded: np.ndarray) -> tuple[int | None, float]:
-    """(id or None, pilot peak in standard deviations) from one folded tile."""
-    correlation = np.fft.irfft2(np.fft.rfft2(folded) * np.conj(np.fft.rfft2(_PILOT_PIXELS)), s=folded.shape)
+def _align(folded: np.ndarray) -> tuple[tuple[int, int], float]:
+    """The tile's shift in a folded tile and the pilot's correlation peak in standard deviations."""
+    correlation = np.fft.irfft2(np.fft.rfft2(folded) * _PILOT_SPECTRUM, s=folded.shape)
     peak = np.unravel_index(np.argmax(correlation), correlation.shape)
     z = float((correlation[peak] - correlation.mean()) / (correlation.std() + 1e-12))
-    aligned = np.roll(folded, (-peak[0], -peak[1]), axis=(0, 1))
+    return (int(peak[0]), int(peak[1])), z
+
+
+def _decode(folded: np.ndarray, shift: tuple[int, int], clean: float = -1.0) -> int | None:
+    """The id carried by a folded tile at `shift`, or None when the CRC or version byte says it is
+    not a kekong mark, or when fewer than `clean` of the soft values (weighted by their size) agree
+    with the codeword the decoder chose (a real mark agrees with most; noise with about half)."""
+    aligned = np.roll(folded, (-shift[0], -shift[1]), axis=(0, 1))
     chips = aligned.reshape(CHIPS, CHIP, CHIPS, CHIP).mean(axis=(1, 3)) * LAYOUT.signs
     data = ~LAYOUT.pilot
     soft = np.bincount(LAYOUT.bit_of_chip[data], weights=chips[data], minlength=_CODED_BITS)
@@ -221,8 +225,90 @@ def _read_folded(folded: np.ndarray) -> tuple[int | None, float]:
     body, check = bits[:-16], bits[-16:]
     version = int("".join(map(str, body[:8])), 2)
     if version != VERSION or not np.array_equal(ecc.crc16(body), check):
-        return None, z
-    return int("".join(map(str, body[8:])), 2), z
+        return None
+    if clean > -1 and _agreement(soft, bits) < clean:
+        return None
+    return int("".join(map(str, body[8:])), 2)
+
+
+def _agreement(soft: np.ndarray, bits: np.ndarray) -> float:
+    """How much of the soft values' weight agrees with the codeword of `bits`, −1…1."""
+    codeword = ecc.encode(bits).astype(np.float64) * 2 - 1
+    return float(np.sum(soft * codeword) / (np.sum(np.abs(soft)) + 1e-12))
+
+
+def _read_folded(folded: np.ndarray) -> tuple[int | None, float]:
+    """(id or None, pilot peak in standard deviations) from one folded tile, as embedded."""
+    shift, z = _align(folded)
+    return _decode(folded, shift), z
+
+
+def _best_orientation(folded: np.ndarray, skip_plain: bool) -> tuple[str, np.ndarray, tuple[int, int], float]:
+    """The orientation whose pilot peak is highest: only that one is decoded, so trying all
+    eight adds no CRC hypotheses. (All eight correlations in one batched FFT.)"""
+    chosen = ORIENTATIONS[1 if skip_plain else 0:]
+    views = np.stack([turn(folded) for _, turn in chosen]).astype(np.float32)
+    correlation = scipy.fft.irfft2(scipy.fft.rfft2(views) * _PILOT_SPECTRUM32, s=folded.shape)  # batched float32
+    flat = correlation.reshape(len(chosen), -1)
+    peaks = flat.argmax(axis=1)
+    z = (flat[np.arange(len(chosen)), peaks] - flat.mean(axis=1)) / (flat.std(axis=1) + 1e-12)
+    best = int(np.argmax(z))
+    shift = np.unravel_index(peaks[best], folded.shape)
+    return chosen[best][0], np.ascontiguousarray(views[best]), (int(shift[0]), int(shift[1])), float(z[best])
+
+
+def _decode_oriented(folded: np.ndarray, skip_plain: bool) -> tuple[int, float] | None:
+    """(id, pilot peak) from the best-aligned orientation of a folded tile, if its pilot clears
+    PILOT_BAR and its payload decodes."""
+    _, tile_view, shift, z = _best_orientation(folded, skip_plain)
+    if z < PILOT_BAR:
+        return None
+    mark_id = _decode(tile_view, shift)
+    return None if mark_id is None else (mark_id, z)
+
+
+def _inverse(matrix: np.ndarray) -> np.ndarray:
+    """A 2×2 inverse (numpy's general one costs more than the warp it sets up)."""
+    (a, b), (c, d) = matrix
+    return np.array([[d, -b], [-c, a]]) / (a * d - b * c)
+
+
+def _affine(shape: tuple[int, int], forward: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The warp (2×3, for cv2.warpAffine) applying `forward` about the centre of an image of
+    `shape`, and the output size that holds all of it."""
+    height, width = shape
+    corners = (np.array([[0, 0], [width, 0], [0, height], [width, height]], float) - [width / 2, height / 2]) \
+        @ forward.T
+    out_w, out_h = (int(np.ceil(v)) for v in np.ptp(corners, axis=0))
+    offset = np.array([out_w / 2, out_h / 2]) - forward @ np.array([width / 2, height / 2])
+    return np.hstack([forward, offset[:, None]]), (out_w, out_h)
+
+
+def _fold_turned(nominal_detail: np.ndarray, scale: float, basis: np.ndarray) -> np.ndarray:
+    """Fold a turned or stretched lattice from the detail already resampled for the nominal period
+    (the first plain guess): warping the detail costs a fraction of recomputing it. `scale` is the
+    nominal period over this lattice's; the filled-in border is zero, which adds nothing."""
+    matrix, size = _affine(nominal_detail.shape, scale * _inverse(basis))
+    return _sum_tiles(cv2.warpAffine(nominal_detail, matrix, size, flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+
+
+def _fold_affine(luma: np.ndarray, period: float, basis: np.ndarray) -> np.ndarray:
+    """Resample so the tile is PERIOD pixels square and axis-aligned again (undoing a turn or a
+    stretch with a resize), then sum the detail of all tiles onto one; the image's border (and
+    whatever a turn filled in beyond it) is left out."""
+    matrix, (out_w, out_h) = _affine(luma.shape, (PERIOD / period) * _inverse(basis))
+    warped = cv2.warpAffine(luma, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    inside = cv2.warpAffine(np.ones_like(luma), matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    keep = cv2.erode((inside > 0.999).astype(np.uint8), np.ones((2 * CHIP + 1, 2 * CHIP + 1), np.uint8))
+    return _sum_tiles(_detail(warped, SIGMA * CHIP / 4) * keep)
+
+
+NEAR_TURNS = 4  # turned or stretched lattice shapes near the nominal period folded per image (cheap)
+FAR_TURNS = 1  # and at other periods (a turn and a resize), only when its autocorrelation stands out
+GEOMETRY_BAR = 8.0  # robust z that a far lattice's autocorrelation must reach to be folded
+PILOT_BAR = 7.0  # pilot peak (standard deviations) a turned, stretched or mirrored tile needs to be decoded
 
 
 def read(image: np.ndarray) -> Reading:
@@ -231,19 +317,46 @@ def read(image: np.ndarray) -> Reading:
     detail = _detail(luma, SIGMA)
     height, width = detail.shape
     low, high = 0.3 * PERIOD, 0.7 * min(height, width)
+    acf = watermark_lattice.autocorrelation(detail)
     best = Reading(False, None, 0.0, (0.0, 0.0))
-    # first the period an unresized image of this size has (strong textures can hide its
-    # autocorrelation peak), then the autocorrelation's candidates, each followed by its half
-    # (in dense texture the peak at twice the period can outscore the period itself)
+    # 1. the plain reading: first the period an unresized image of this size has (strong
+    # textures can hide its autocorrelation peak), then the autocorrelation's candidates, each
+    # followed by its half (in dense texture the peak at twice the period can outscore the period)
     candidates = [float(_chip_pixels(height, width) * CHIPS)]
-    for period in _periods(detail, low, high, MAX_HYPOTHESES):
+    for period in watermark_lattice.periods(acf, detail.shape, low, high, MAX_HYPOTHESES):
         for option in (period, period / 2):
             if option >= low and all(abs(option - c) > 1 for c in candidates):
                 candidates.append(option)
+    folds = []
     for period in candidates[:MAX_HYPOTHESES]:
-        mark_id, z = _read_folded(_fold(luma, period, period))
+        resampled = _resampled_detail(luma, period, period)
+        folded = _sum_tiles(resampled)
+        mark_id, z = _read_folded(folded)
         if mark_id is not None:
             return Reading(True, mark_id, z, (period, period))
         if z > best.confidence:
             best = Reading(False, None, z, (period, period))
+        folds.append((folded, (period, period)))
+        if not len(folds) - 1:
+            nominal_detail = resampled
+    # 2. the same folds, mirrored or turned by quarters (the lattice does not change)
+    for folded, periods in folds:
+        found = _decode_oriented(folded, skip_plain=True)
+        if found is not None:
+            return Reading(True, found[0], found[1], periods)
+    # 3. slightly turned or stretched lattices: the few the autocorrelation favours near the
+    # nominal period (a turn keeps the scale), folded from the nominal detail; then, at other
+    # periods, only one that stands out
+    nominal = candidates[0]
+    shortest = max(low, min(height, width) / 9)  # a kekong tile is ≥ 1/8 of the short side
+    search = watermark_lattice.LatticeSearch(acf, detail.shape, shortest, high)
+    for geometry in search.near(nominal, NEAR_TURNS):
+        found = _decode_oriented(_fold_turned(nominal_detail, nominal / geometry.period, geometry.basis),
+                                 skip_plain=False)
+        if found is not None:
+            return Reading(True, found[0], found[1], (geometry.period * geometry.aspect, geometry.period))
+    for geometry in search.standing_out(GEOMETRY_BAR, FAR_TURNS, away_from=nominal):
+        found = _decode_oriented(_fold_affine(luma, geometry.period, geometry.basis), skip_plain=False)
+        if found is not None:
+            return Reading(True, found[0], found[1], (geometry.period * geometry.aspect, geometry.period))
     return best
