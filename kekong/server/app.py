@@ -37,9 +37,10 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app = FastAPI(title="kekong", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Controllable image generation: A1111-compatible routes, ControlNet routes and "
                               "kekong's job API.")
-    from kekong.server import a1111, controlnet, jobs
+    from kekong.server import a1111, a1111_extra, controlnet, jobs
 
     app.include_router(a1111.router)
+    app.include_router(a1111_extra.router)
     app.include_router(controlnet.router)
     app.include_router(jobs.router)
     _error_handlers(app)
