@@ -15,7 +15,7 @@ from kekong.errors import ParameterError
 from kekong.server.a1111_models import Img2ImgRequest, Txt2ImgRequest
 from kekong.server.a1111_request import Translated, translate
 from kekong.server.services import Services
-from kekong.server.store import DONE
+from kekong.server.status import JobStatus
 
 router = APIRouter(prefix="/sdapi/v1", tags=["A1111"])
 
@@ -41,8 +41,9 @@ async def _generate(request: Request, payload: dict[str, Any], route: str) -> An
     answer = {"send_maps": translated.send_maps, "unit_maps": translated.unit_maps}
     job, _ = svc.submit(translated.fields, route, answer)
     job = await svc.wait(job.id)
-    if job.status != DONE:
-        status = 409 if job.status == "cancelled" else 422 if not (job.error or "").startswith("internal") else 500
+    if job.status != JobStatus.DONE:
+        internal = (job.error or "").startswith("internal")
+        status = 409 if job.status == JobStatus.CANCELLED else 500 if internal else 422
         return JSONResponse({"error": job.status, "detail": job.error, "job": job.id}, status_code=status)
     return _response(svc, job, payload, translated)
 
@@ -152,7 +153,7 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
 
     svc = services(request)
     running = svc.worker.running
-    queued = svc.store.count("queued")
+    queued = svc.store.count(JobStatus.QUEUED)
     if running is None:
         return {"progress": 0.0, "eta_relative": 0.0, "current_image": None, "textinfo": None,
                 "state": {"skipped": False, "interrupted": False, "job": "", "job_count": queued,

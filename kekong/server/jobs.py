@@ -12,7 +12,8 @@ from kekong.generation.defaults import with_model_defaults
 from kekong.request import GenerationRequest
 from kekong.server.inputs import image_field
 from kekong.server.services import Services
-from kekong.server.store import DONE, Job
+from kekong.server.status import JobStatus
+from kekong.server.store import Job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -98,7 +99,7 @@ def _job(svc: Services, job_id: str) -> Job:
 def _file(request: Request, job_id: str, index: int, kind: str) -> FileResponse:
     svc = services(request)
     job = _job(svc, job_id)
-    if job.status != DONE:
+    if job.status != JobStatus.DONE:
         raise HTTPException(409, f"job {job_id} is {job.status}; images come when it is done")
     items = job.result[kind]
     if not 0 <= index < len(items):
@@ -115,7 +116,7 @@ def describe(job: Job, svc: Services) -> dict[str, Any]:
         "created": job.created, "started": job.started, "finished": job.finished,
         "links": {"self": f"/v1/jobs/{job.id}"},
     }
-    if job.status == DONE and job.result:
+    if job.status == JobStatus.DONE and job.result:
         answer["images"] = [{"url": f"/v1/jobs/{job.id}/images/{i}", "seed": item["seed"],
                              "infotext": item["infotext"]} for i, item in enumerate(job.result["images"])]
         answer["maps"] = [{"url": f"/v1/jobs/{job.id}/maps/{i}", "unit": item["unit"], "module": item["module"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +58,21 @@ class Services:
             self.worker.notify()
         return job, created
 
-    async def wait(self, job_id: str, poll_s: float = 0.05) -> Job:
-        """The job once it has finished; the job goes on if the caller goes away."""
-        event = self.worker.finished_event(job_id)
-        while not event.is_set():
-            await asyncio.sleep(poll_s)
+    async def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """The job once it has finished (woken by the worker, not by polling); the job goes on if
+        the caller goes away. `timeout`: asyncio's TimeoutError after that many seconds."""
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:  # on the worker's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, finished)
+
+        unsubscribe = self.worker.when_finished(job_id, wake)
+        try:
+            await asyncio.wait_for(finished, timeout)
+        finally:
+            unsubscribe()
         job = self.store.get(job_id)
         assert job is not None
         return job
@@ -129,6 +140,11 @@ class Services:
         image_out = result.image if result.image.dtype == np.uint8 else np.clip(result.image * 255, 0, 255).astype(
             np.uint8)
         return image_out, result.data
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _OPTION_CHOICES = {"randn_source": ("CPU", "GPU", "NV"), "eta_noise_seed_delta": (0,), "samples_format": ("png",),

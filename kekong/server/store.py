@@ -4,10 +4,15 @@ A job is written before its id is handed out, so a crash never loses an accepted
 moves queued → running → done | failed | cancelled | interrupted. `interrupted` is what a
 restart finds of a job that was running when the process died; it can be retried. Each job's
 output files live in `<root>/jobs/<id>/` and are listed in its result only once it is done.
+
+A row holds the validated request with its images as `sha256:` references to files in
+`<root>/blobs/` (blobs.py), not as base64; a store written before that is migrated when opened.
+A blob is deleted with the last job that references it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
@@ -20,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", \
-    "interrupted"
-FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
+from kekong.server.blobs import BlobStore
+from kekong.server.status import JobStatus
 
+_VERSION = 1  # PRAGMA user_version: 1 = images as blob references
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -39,15 +44,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL,
     started REAL,
     finished REAL
-)"""
+);
+CREATE TABLE IF NOT EXISTS job_blobs (
+    job_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (job_id, sha256)
+);
+CREATE INDEX IF NOT EXISTS job_blobs_by_sha256 ON job_blobs (sha256);
+"""
+_ORPHAN_AGE_S = 600  # a blob no row references yet may be a submit under way in another process
 
 
 @dataclass
 class Job:
     id: str
     kind: str  # "generate" (native), "txt2img" / "img2img" (A1111 routes)
-    payload: dict[str, Any]  # the request fields and how to answer
-    status: str
+    payload: dict[str, Any]  # the request fields (images as `sha256:` references) and how to answer
+    status: JobStatus
     step: int
     total: int
     error: str | None
@@ -59,7 +72,7 @@ class Job:
 
     @property
     def retryable(self) -> bool:
-        return self.status == INTERRUPTED
+        return self.status == JobStatus.INTERRUPTED
 
 
 class JobStore:
@@ -67,10 +80,13 @@ class JobStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / "jobs.sqlite"
+        self.blobs = BlobStore(self.root / "blobs")
         self._lock = threading.Lock()  # one writer at a time inside this process
-        with self._connect() as db:
+        with self._lock, self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_SCHEMA)
+            db.executescript(_SCHEMA)
+            if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
+                self._migrate(db)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -94,9 +110,15 @@ class JobStore:
                 if row is not None:
                     return _job(row), False
             job_id = secrets.token_hex(8)
+            request, digests = self.blobs.externalize(payload.get("request", {}))
+            db.execute("BEGIN IMMEDIATE")
             db.execute("INSERT INTO jobs (id, idempotency_key, kind, payload, status, total, created) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, idempotency_key, kind, json.dumps(payload), QUEUED, total, time.time()))
+                       (job_id, idempotency_key, kind, json.dumps({**payload, "request": request}),
+                        JobStatus.QUEUED, total, time.time()))
+            db.executemany("INSERT INTO job_blobs (job_id, sha256) VALUES (?, ?)",
+                           [(job_id, digest) for digest in sorted(digests)])
+            db.execute("COMMIT")
         job = self.get(job_id)
         assert job is not None
         return job, True
@@ -111,7 +133,12 @@ class JobStore:
             rows = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         return [_job(row) for row in rows]
 
-    def count(self, status: str) -> int:
+    def request_fields(self, job: Job) -> tuple[dict[str, Any], dict[str, str]]:
+        """(the job's request fields with its images as file paths, path → the fields it is given
+        as): what the worker builds the request from, once."""
+        return self.blobs.resolve(job.payload["request"])
+
+    def count(self, status: JobStatus) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
 
@@ -119,21 +146,22 @@ class JobStore:
         """The oldest queued job, marked running; None when the queue is empty."""
         with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)).fetchone()
+            row = db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1",
+                             (JobStatus.QUEUED,)).fetchone()
             if row is None:
                 db.execute("COMMIT")
                 return None
             db.execute("UPDATE jobs SET status = ?, started = ?, step = 0 WHERE id = ?",
-                       (RUNNING, time.time(), row["id"]))
+                       (JobStatus.RUNNING, time.time(), row["id"]))
             db.execute("COMMIT")
         return self.get(row["id"])
 
     def progress(self, job_id: str, step: int, total: int) -> None:
         with self._lock, self._connect() as db:
             db.execute("UPDATE jobs SET step = ?, total = ? WHERE id = ? AND status = ?",
-                       (step, total, job_id, RUNNING))
+                       (step, total, job_id, JobStatus.RUNNING))
 
-    def finish(self, job_id: str, status: str, result: dict[str, Any] | None = None, error: str | None = None
+    def finish(self, job_id: str, status: JobStatus, result: dict[str, Any] | None = None, error: str | None = None
                ) -> None:
         with self._lock, self._connect() as db:
             db.execute("UPDATE jobs SET status = ?, result = ?, error = ?, finished = ? WHERE id = ?",
@@ -143,22 +171,24 @@ class JobStore:
         """Cancel a job that has not started; False when it is not queued (any more)."""
         with self._lock, self._connect() as db:
             changed = db.execute("UPDATE jobs SET status = ?, finished = ?, error = ? WHERE id = ? AND status = ?",
-                                 (CANCELLED, time.time(), "cancelled before it started", job_id, QUEUED)).rowcount
+                                 (JobStatus.CANCELLED, time.time(), "cancelled before it started", job_id,
+                                  JobStatus.QUEUED)).rowcount
         return bool(changed)
 
     def retry(self, job_id: str) -> bool:
         """Queue an interrupted job again (at the back of the queue)."""
         with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT * FROM jobs WHERE id = ? AND status = ?", (job_id, INTERRUPTED)).fetchone()
+            row = db.execute("SELECT * FROM jobs WHERE id = ? AND status = ?",
+                             (job_id, JobStatus.INTERRUPTED)).fetchone()
             if row is None:
                 db.execute("COMMIT")
                 return False
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # re-inserted: a new place in the queue
             db.execute("INSERT INTO jobs (id, idempotency_key, kind, payload, status, total, created) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, row["idempotency_key"], row["kind"], row["payload"], QUEUED, row["total"],
-                        row["created"]))
+                       (job_id, row["idempotency_key"], row["kind"], row["payload"], JobStatus.QUEUED,
+                        row["total"], row["created"]))  # job_blobs keeps its rows: same id, same images
             db.execute("COMMIT")
         return True
 
@@ -166,18 +196,64 @@ class JobStore:
         """At start-up: jobs left running by a dead process become interrupted and lose any output
         files they had begun; returns their ids."""
         with self._lock, self._connect() as db:
-            ids = [row["id"] for row in db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
+            ids = [row["id"] for row in db.execute("SELECT id FROM jobs WHERE status = ?", (JobStatus.RUNNING,))]
             for job_id in ids:
                 db.execute("UPDATE jobs SET status = ?, error = ?, finished = ? WHERE id = ?",
-                           (INTERRUPTED, "the server stopped while this job ran; POST …/retry to run it again",
-                            time.time(), job_id))
+                           (JobStatus.INTERRUPTED,
+                            "the server stopped while this job ran; POST …/retry to run it again", time.time(),
+                            job_id))
         for job_id in ids:
             shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
+        self._sweep_blobs()
         return ids
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a finished job: its row, its output files, and every input blob no other job
+        references. False when there is no such job or it is still queued or running."""
+        with self._lock, self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or not JobStatus(row["status"]).finished:
+                db.execute("COMMIT")
+                return False
+            digests = [r["sha256"] for r in db.execute("SELECT sha256 FROM job_blobs WHERE job_id = ?", (job_id,))]
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            db.execute("DELETE FROM job_blobs WHERE job_id = ?", (job_id,))
+            unused = [d for d in digests
+                      if db.execute("SELECT 1 FROM job_blobs WHERE sha256 = ? LIMIT 1", (d,)).fetchone() is None]
+            db.execute("COMMIT")
+            for digest in unused:  # under the lock: a submit of the same image waits, then writes it again
+                self.blobs.remove(digest)
+        shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
+        return True
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Rows from before blob references: their inline images become blobs (once, at open)."""
+        db.execute("BEGIN IMMEDIATE")
+        for row in db.execute("SELECT id, payload FROM jobs WHERE payload LIKE '%\"data:%'").fetchall():
+            payload = json.loads(row["payload"])
+            request, digests = self.blobs.externalize(payload.get("request", {}))
+            db.execute("UPDATE jobs SET payload = ? WHERE id = ?", (json.dumps({**payload, "request": request}),
+                                                                    row["id"]))
+            db.executemany("INSERT OR IGNORE INTO job_blobs (job_id, sha256) VALUES (?, ?)",
+                           [(row["id"], digest) for digest in sorted(digests)])
+        db.execute(f"PRAGMA user_version = {_VERSION}")
+        db.execute("COMMIT")
+
+    def _sweep_blobs(self) -> None:
+        """Blobs left by a submit that died before its row was written (none is referenced)."""
+        with self._lock, self._connect() as db:
+            referenced = {row[0] for row in db.execute("SELECT DISTINCT sha256 FROM job_blobs")}
+            cutoff = time.time() - _ORPHAN_AGE_S
+            for digest, path in self.blobs.stored().items():
+                with contextlib.suppress(OSError):
+                    if digest not in referenced and path.stat().st_mtime < cutoff:
+                        path.unlink()
 
 
 def _job(row: sqlite3.Row) -> Job:
-    return Job(id=row["id"], kind=row["kind"], payload=json.loads(row["payload"]), status=row["status"],
+    return Job(id=row["id"], kind=row["kind"], payload=json.loads(row["payload"]),
+               status=JobStatus(row["status"]),
                step=row["step"], total=row["total"], error=row["error"],
                result=json.loads(row["result"]) if row["result"] else None, created=row["created"],
                started=row["started"], finished=row["finished"], idempotency_key=row["idempotency_key"])

@@ -1,5 +1,7 @@
 """The worker: one thread that takes queued jobs in order, runs them through the core and files
 their results. Progress and the latest step's latents stay in memory for `/progress` and the UI.
+Whoever waits for a job subscribes to its end (`when_finished`); the worker calls them when it
+files the result, so nobody polls.
 """
 
 from __future__ import annotations
@@ -8,12 +10,14 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kekong.errors import KekongError
-from kekong.server.store import CANCELLED, DONE, FAILED, Job, JobStore
+from kekong.server.status import JobStatus
+from kekong.server.store import Job, JobStore
 
 log = logging.getLogger("kekong.server")
 
@@ -32,15 +36,20 @@ class Running:
     cancel: bool = False
 
 
+Execute = Callable[[Job, Any, Path, Callable[[Any], bool]], dict[str, Any]]  # (job, request, out_dir, on_step)
+
+
 class Worker:
-    def __init__(self, store: JobStore, progress_interval: float = 0.25) -> None:
+    def __init__(self, store: JobStore, progress_interval: float = 0.25, execute: Execute | None = None) -> None:
         self.store = store
         self.progress_interval = progress_interval
+        self.execute: Execute = execute or run_generation
         self.running: Running | None = None
         self._wake = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._finished: dict[str, threading.Event] = {}
+        self._waiters: dict[str, list[Callable[[], None]]] = {}  # job id → called once it has finished
+        self._waiters_lock = threading.Lock()
         self._last_write = 0.0  # when progress was last written to the store
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -62,11 +71,20 @@ class Worker:
         with self._wake:
             self._wake.notify_all()
 
+    def when_finished(self, job_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once the job has finished (from the worker's thread; at once when it
+        already has, or there is no such job). Returns what undoes the subscription."""
+        with self._waiters_lock:
+            self._waiters.setdefault(job_id, []).append(callback)
+        job = self.store.get(job_id)  # after subscribing: a job that ends meanwhile is seen either way
+        if job is None or job.status.finished:
+            self._signal(job_id)
+        return lambda: self._unsubscribe(job_id, callback)
+
     def finished_event(self, job_id: str) -> threading.Event:
-        event = self._finished.setdefault(job_id, threading.Event())
-        job = self.store.get(job_id)
-        if job is not None and job.status not in ("queued", "running"):
-            event.set()
+        """An event set once the job has finished."""
+        event = threading.Event()
+        self.when_finished(job_id, event.set)
         return event
 
     def cancel(self, job_id: str) -> bool:
@@ -104,20 +122,25 @@ class Worker:
 
     def _run(self, job: Job) -> None:
         from kekong.generation.loop import Cancelled
+        from kekong.request import build_request
 
         self.running = Running(job.id, model=job.payload["request"].get("model"),
                                vae=job.payload["request"].get("vae"), total=job.total,
                                started=time.time())
+        names: dict[str, str] = {}  # blob path → the fields it is (a message names those, not the path)
         try:
-            result = execute(job, self.store.output_dir(job.id), self._on_step)
-            self.store.finish(job.id, DONE, result=result)
+            fields, names = self.store.request_fields(job)
+            request = build_request(**fields)  # the stored request, read back once
+            result = self.execute(job, request, self.store.output_dir(job.id), self._on_step)
+            self.store.finish(job.id, JobStatus.DONE, result=result)
         except Cancelled:
-            self.store.finish(job.id, CANCELLED, error="cancelled while running")
+            self.store.finish(job.id, JobStatus.CANCELLED, error="cancelled while running")
         except KekongError as error:
-            self.store.finish(job.id, FAILED, error=str(error))
+            self.store.finish(job.id, JobStatus.FAILED, error=self.store.blobs.scrub(str(error), names))
         except Exception as error:  # a bug: keep serving, record what happened
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-            self.store.finish(job.id, FAILED, error=f"internal error: {type(error).__name__}: {error}")
+            detail = self.store.blobs.scrub(f"{type(error).__name__}: {error}", names)
+            self.store.finish(job.id, JobStatus.FAILED, error=f"internal error: {detail}")
         finally:
             self.running = None
             self._signal(job.id)
@@ -135,17 +158,30 @@ class Worker:
         return not running.cancel
 
     def _signal(self, job_id: str) -> None:
-        self._finished.setdefault(job_id, threading.Event()).set()
+        """The job has finished: call (and forget) whoever waits for it."""
+        with self._waiters_lock:
+            callbacks = self._waiters.pop(job_id, [])
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one waiter's failure must not stop the worker or the others
+                log.exception("a waiter for job %s failed", job_id)
+
+    def _unsubscribe(self, job_id: str, callback: Callable[[], None]) -> None:
+        with self._waiters_lock:
+            callbacks = self._waiters.get(job_id, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._waiters.pop(job_id, None)
 
 
-def execute(job: Job, out_dir: Path, on_step: Any) -> dict[str, Any]:
-    """Generate a job's images, stamp each into `out_dir`, and describe them."""
+def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any], bool]) -> dict[str, Any]:
+    """Generate a job's images from its request, stamp each into `out_dir`, and describe them."""
     from kekong.generation.pipeline import generate
     from kekong.io import save_image
     from kekong.provenance.stamp import Layers, describe, stamp
-    from kekong.request import build_request
 
-    request = build_request(**job.payload["request"])
     answer = job.payload.get("answer", {})
     layers = Layers(**answer.get("layers", {}))
     results = generate(request, on_step=on_step)
