@@ -80,7 +80,7 @@ def test_generation_with_variation_seeds_is_recorded_and_replays(tmp_path):
     assert [g.subseed for g in results] == [500, 501, 502, 503]
     path = stamp(results[3], tmp_path / "out.png", layers=Layers(c2pa=False))
     _, _, params = parse_infotext(read_png_text(path)["parameters"])
-    assert params["Seed"] == "13" and params["Variation seed"] == "503"
+    assert params["Seed"] == "10" and params["Variation seed"] == "503"  # A1111: with a variation seed the seed stays
     assert params["Variation seed strength"] == "0.4" and params["Seed resize from"] == "48x64"
     assert params["RNG"] == "NV"
     again, _ = replay(load_recipe(path))

@@ -77,8 +77,7 @@ def second_pass(request: GenerationRequest) -> GenerationRequest:
     return request.model_copy(update={
         "width": width, "height": height, "steps": request.hr_second_pass_steps or request.steps,
         "sampler": sampler, "scheduler": schedule, "prompt": request.hr_prompt or request.prompt,
-        "negative_prompt": request.hr_negative_prompt or request.negative_prompt,
-        "seed_resize_from_w": 0, "seed_resize_from_h": 0})
+        "negative_prompt": request.hr_negative_prompt or request.negative_prompt})  # seed resize kept, as A1111
 
 
 def upscale(base, latents: torch.Tensor, size_hw: tuple[int, int], upscaler: str, decode, encode) -> torch.Tensor:

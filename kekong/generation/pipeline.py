@@ -88,8 +88,10 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
     readers = [load_base(request.refiner)] if request.refiner is not None else []  # its UNet is read: held too
     with patched(base, loras, request.vae, also=readers) as model, applied(model.unet, units):  # IP-Adapters
         for batch in range(request.batch_count):
-            first = (request.seed + batch * request.batch_size) % 2**32
-            seeds = [(first + k) % 2**32 for k in range(request.batch_size)]
+            # As A1111: with a variation seed every image keeps the seed and only the subseed counts on.
+            varied = bool(request.subseed_strength)
+            first = request.seed if varied else (request.seed + batch * request.batch_size) % 2**32
+            seeds = [first if varied else (first + k) % 2**32 for k in range(request.batch_size)]
             subseeds = [(request.subseed + batch * request.batch_size + k) % 2**32 for k in range(request.batch_size)] \
                 if request.subseed_strength else None
             images = run_batch(model, request, units, seeds, prepared, on_step, subseeds, hires_units)
@@ -158,7 +160,8 @@ def run_batch(base, request: GenerationRequest, units: list[Unit], seeds: list[i
         second = hires.second_pass(request)
         start = hires.upscale(base, latents, (second.height, second.width), request.hr_upscaler,
                               lambda lat: _decode(base, lat), lambda image: _encode_image(base, image, None))
-        latents = sample(base, second, hires_units or [], seeds, None, on_step, subseeds, start)
+        latents = sample(base, second, hires_units or [], seeds, None, on_step, subseeds, start,
+                         base_steps=request.steps)  # prompt edits count on from the first pass
     images = _decode(base, latents)
     if prepared is not None and request.mask is not None:
         images = [inpaint_inputs.paste(image, prepared) for image in images]
@@ -177,9 +180,10 @@ def steps_per_batch(request: GenerationRequest) -> int:
 
 def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int],
            prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
-           subseeds: list[int] | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
+           subseeds: list[int] | None = None, start: torch.Tensor | None = None,
+           base_steps: int | None = None) -> torch.Tensor:
     """Denoised latents for one batch: from noise (txt2img), from the init image (img2img,
-    inpaint) or from `start` latents (hires fix's second pass)."""
+    inpaint) or from `start` latents (hires fix's second pass; `base_steps`: the first pass's)."""
     from diffusers.utils.torch_utils import randn_tensor
 
     from kekong.generation.noise import initial_noise
@@ -192,13 +196,14 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
     timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]
-    guidance = _guidance(base, request, texts, run_steps)
+    guidance = _guidance(base, request, texts, run_steps, base_steps)
     first = guidance.parts[0][1][0][1]
     refiner = None
     if request.refiner is not None:
         from kekong.generation.refiner import refiner_for
 
-        refiner = refiner_for(request, len(timesteps), lambda model: _guidance(model, request, texts, run_steps))
+        refiner = refiner_for(request, len(timesteps), lambda model: _guidance(model, request, texts, run_steps,
+                                                                                 base_steps))
     channels = base.vae.config.latent_channels
     shape = (count, channels, request.height // base.vae_scale, request.width // base.vae_scale)
     resize_from = (max(request.seed_resize_from_h, 0) // base.vae_scale, max(request.seed_resize_from_w, 0) //
@@ -229,12 +234,13 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
                    blend, inpaint_channels, refiner, run)
 
 
-def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int) -> Guidance:
+def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int,
+              base_steps: int | None = None) -> Guidance:
     """The prompt's conditioning for `base` (the refiner encodes with its own text encoders)."""
     from kekong.generation.refiner import micro_conditioning
 
     parts, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps,
-                                     request.clip_skip)
+                                     request.clip_skip, base_steps)
     guidance = Guidance(parts, uncond if request.cfg_scale > 1 else None, request.cfg_scale, run_steps)
     first = parts[0][1][0][1]
     if first.pooled is not None:
