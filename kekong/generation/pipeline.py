@@ -44,6 +44,7 @@ class Generated:
     negative_used: str = ""
     subseed: int | None = None  # this image's variation seed, when variation is on
     vae: object | None = None  # the ModelRef of a VAE chosen apart from the base model
+    fidelity: list[dict] | None = None  # per unit, once scored (kekong.fidelity.score_generated)
 
 
 def resolve_seed(seed: int) -> int:

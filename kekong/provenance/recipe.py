@@ -160,6 +160,8 @@ def build_recipe(generated, record_paths: bool = False) -> dict[str, Any]:
         "inputs": inputs,
         "environment": environment(),
     }
+    if generated.fidelity is not None:
+        recipe["fidelity"] = generated.fidelity  # per unit: how well the image followed it (kekong.fidelity)
     if record_paths:
         recipe[LOCAL_PATHS_KEY] = local_paths(request)
     return recipe
