@@ -105,3 +105,22 @@ def test_the_score_separates_images_made_with_and_without_the_controlnet(tmp_pat
     assert min(scores[1.0]) > 0.7 and max(scores[0.0]) < 0.5
     _, recipe = describe(made)
     assert recipe["fidelity"][0]["metric"] == "edge_f1@2px" and recipe["fidelity"][0]["module"] == "none"
+
+
+def test_the_api_answers_carry_each_images_scores(tmp_path):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from kekong.server.app import create_app
+    from kekong.server.config import ServerConfig
+    from tests.server_helpers import b64_png, star_outline
+
+    with TestClient(create_app(ServerConfig(data_dir=tmp_path, ui=False))) as client:
+        answer = client.post("/sdapi/v1/txt2img", json={
+            "prompt": "a red star on a light blue background", "width": 64, "height": 64, "steps": 6, "seed": 1,
+            "cfg_scale": 2, "alwayson_scripts": {"controlnet": {"args": [
+                {"module": "none", "image": b64_png(star_outline())}]}}})
+        assert answer.status_code == 200, answer.text
+        [[unit]] = json.loads(answer.json()["info"])["kekong"]["fidelity"]
+        assert unit["unit"] == 0 and unit["metric"] == "edge_f1@2px" and 0 <= unit["value"] <= 1

@@ -84,7 +84,8 @@ def _info(job: Any, translated: Translated) -> dict[str, Any]:
         "index_of_first_image": 0, "infotexts": [i["infotext"] for i in items], "styles": [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.gmtime(job.created)),
         "clip_skip": request["clip_skip"], "is_using_inpainting_conditioning": False, "version": "kekong",
-        "kekong": {"job": job.id, "warnings": translated.warnings},
+        "kekong": {"job": job.id, "warnings": translated.warnings,
+                   "fidelity": [i.get("fidelity") for i in items]},  # per image: per unit, kekong.fidelity
     }
 
 

@@ -118,7 +118,8 @@ def describe(job: Job, svc: Services) -> dict[str, Any]:
     }
     if job.status == JobStatus.DONE and job.result:
         answer["images"] = [{"url": f"/v1/jobs/{job.id}/images/{i}", "seed": item["seed"],
-                             "infotext": item["infotext"]} for i, item in enumerate(job.result["images"])]
+                             "infotext": item["infotext"], "fidelity": item.get("fidelity")}
+                            for i, item in enumerate(job.result["images"])]
         answer["maps"] = [{"url": f"/v1/jobs/{job.id}/maps/{i}", "unit": item["unit"], "module": item["module"]}
                           for i, item in enumerate(job.result["maps"])]
     return answer

@@ -188,12 +188,16 @@ def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
     for generated in results:
+        if answer.get("score", True) and generated.units:
+            from kekong.fidelity import score_generated
+
+            generated.fidelity = score_generated(generated)  # in the recipe and in the answer
         path = stamp(generated, out_dir / f"{generated.index}.png", layers=layers)
         infotext, _ = describe(generated)
         images.append({"file": path.name, "seed": generated.seed, "subseed": generated.subseed,
                        "prompt": generated.prompt_used, "negative_prompt": generated.negative_used,
                        "infotext": infotext, "width": int(generated.image.shape[1]),
-                       "height": int(generated.image.shape[0])})
+                       "height": int(generated.image.shape[0]), "fidelity": generated.fidelity})
     maps = []
     if results and answer.get("send_maps", True):
         for unit in results[0].units:
