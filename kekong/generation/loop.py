@@ -162,9 +162,11 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
         if given.image_embeds is not None:
             kwargs["added_cond_kwargs"] = {**kwargs.get("added_cond_kwargs", {}), "image_embeds": given.image_embeds}
         for kind, members in kinds:  # with the call's final inputs (reference-only's pass reads IP-Adapter's)
-            kind.prepass(members, step, kwargs.get("added_cond_kwargs"))
+            kind.before_unet(members, step, kwargs.get("added_cond_kwargs"))
         noise_pred = unet(unet_in, t, encoder_hidden_states=embeds, down_block_additional_residuals=given.down,
                           mid_block_additional_residual=given.mid, return_dict=False, **kwargs)[0]
+        for kind, members in kinds:
+            kind.after_unet(members, step)
         noise_pred = guidance.combine(noise_pred, batch)
         latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
         if blend is not None:

@@ -68,7 +68,7 @@ class ReferenceAttention:
 class Reference:
     """What the loop needs to run one reference unit."""
 
-    unit: Any  # the PreparedUnit (its guidance window)
+    unit: Any  # the ReferenceUnit (generation/units/reference.py: its guidance window)
     latents: torch.Tensor  # the reference picture's latents (1, C, h, w)
     noise: torch.Tensor
     bank: Bank = field(default_factory=Bank)

@@ -11,8 +11,8 @@ Contributions are asked per kind, with all of that kind's units in request order
 may need them together: ControlNet units that share a model and an image share one evaluation (and
 sum in that order, which bit-identical results depend on); IP-Adapters set every adapter's scale in
 one call. Hooks with defaults that do nothing: `applied` (the whole generation: IP-Adapter's
-attention processors), `sampling` (one denoising run: reference-only's attention hooks) and
-`prepass` (just before the UNet call, with its final inputs: reference-only's write pass).
+attention processors), `sampling` (one denoising run: reference-only's attention hooks),
+`before_unet` (with the UNet call's final inputs: reference-only's write pass) and `after_unet`.
 """
 
 from __future__ import annotations
@@ -127,8 +127,12 @@ class Unit:
         return _nothing()
 
     @classmethod
-    def prepass(cls, units: Sequence[Unit], step: Step, added: dict | None) -> None:
+    def before_unet(cls, units: Sequence[Unit], step: Step, added: dict | None) -> None:
         """Runs just before the UNet call, with its final added conditioning."""
+
+    @classmethod
+    def after_unet(cls, units: Sequence[Unit], step: Step) -> None:
+        """Runs right after the UNet call."""
 
     def detect(self, image: np.ndarray, mask: np.ndarray | None, size_hw: tuple[int, int], reference: str) -> None:
         """The unit's map: detected (or taken as is), fitted to the generation size; its region mask."""

@@ -52,13 +52,17 @@ class ReferenceUnit(Unit):
 
     @classmethod
     def contribute(cls, units: Sequence[Unit], step: Step) -> Contribution | None:
-        return None  # it acts through the attention hooks, in `prepass`
+        return None  # it acts through the attention hooks, in `before_unet`
 
     @classmethod
-    def prepass(cls, units: Sequence[Unit], step: Step, added: dict | None) -> None:
+    def before_unet(cls, units: Sequence[Unit], step: Step, added: dict | None) -> None:
         """Inside its window, the reference pass that the UNet call reads; outside it, nothing to read."""
         reference = units[0].reference
         if units[0].active(step.index, step.total):
             write(step.unet, step.scheduler, reference, step.t, step.embeds, added, step.uncond_rows)
         else:
             reference.bank.clear()
+
+    @classmethod
+    def after_unet(cls, units: Sequence[Unit], step: Step) -> None:
+        units[0].reference.bank.clear()  # the kept reference features are read: let them go
