@@ -202,7 +202,9 @@ def test_listing_routes(client):
     assert any(m.startswith("kekong-shapes-outline [") for m in client.get("/controlnet/model_list").json()
                ["model_list"])
     modules = client.get("/controlnet/module_list").json()
-    assert "canny" in modules["module_list"] and modules["module_detail"]["canny"]["model_free"]
+    assert "canny" in modules["module_list"]  # model_free is the extension's: needs no ControlNet model
+    detail = modules["module_detail"]
+    assert not detail["canny"]["model_free"] and detail["reference_only"]["model_free"]
     types = client.get("/controlnet/control_types").json()["control_types"]
     assert "canny" in types["Canny"]["module_list"]
     assert types["Revision"]["kekong_support"]["sdxl"].startswith("refused")

@@ -24,7 +24,8 @@ from kekong.io import as_rgb
 
 __all__ = ["DETECTORS", "DetectResult", "Detector", "get", "list_detectors", "run"]
 
-_MODULES = ("edges", "lines", "simple", "inpaint", "segmentation", "openpose", "depth", "learned")
+_MODULES = ("edges", "lines", "simple", "inpaint", "segmentation", "openpose", "depth", "learned", "recolor",
+            "passthrough", "normal_midas", "sketch_pidi", "mediapipe_face")
 MIN_RES, MAX_RES, DEFAULT_RES = 64, 2048, 512
 
 

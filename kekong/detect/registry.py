@@ -84,6 +84,7 @@ class Detector:
     pad64: bool = True  # edge-pad to multiples of 64 before running (learned networks need it)
     uses_resolution: bool = True  # runs at the processor resolution
     takes_mask: bool = False  # needs an inpaint mask beside the image
+    structured: bool = False  # returns structured data beside the map (OpenPose JSON), for --json
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -123,14 +124,35 @@ def detector(name: str, description: str, **fields: Any) -> Callable[[Callable],
     return wrap
 
 
+def _identity(image: np.ndarray) -> np.ndarray:
+    return image.copy()
+
+
+# `none`: the image is the control map already (sd-webui-controlnet's "none" preprocessor hands it on as it is)
+NONE = Detector("none", _identity, "No preprocessor: the image already is the control map.", pad64=False,
+                uses_resolution=False)
+
+
 def get(name: str) -> Detector:
+    """The detector for a kekong name or any of sd-webui-controlnet's preprocessor names and labels
+    (detect/extension_names.py); an identifier kekong does not run raises with the reason."""
     from kekong.detect import load_all  # registration happens on import of the modules
+    from kekong.detect.extension_names import lookup
 
     load_all()
-    if name not in DETECTORS:
-        refuse_unsupported_module(name)  # sd-webui-controlnet names for adapters kekong does not run
-        close = difflib.get_close_matches(name, DETECTORS, n=4, cutoff=0.6)
-        close += [n for n in DETECTORS if n.startswith(name.split("_")[0]) and n not in close][:4]
-        hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-        raise ParameterError(f"unknown detector {name!r}{hint}; `kekong detect --list` lists them")
-    return DETECTORS[name]
+    if name in DETECTORS:
+        return DETECTORS[name]
+    if name == "none":
+        return NONE
+    refuse_unsupported_module(name)  # sd-webui-controlnet names for adapters kekong does not run
+    preprocessor = lookup(name)
+    if preprocessor is not None:
+        if preprocessor.runs is not None:
+            return NONE if preprocessor.runs == "none" else DETECTORS[preprocessor.runs]
+        from kekong.detect.refusals import refuse
+
+        refuse(name, preprocessor)
+    close = difflib.get_close_matches(name, DETECTORS, n=4, cutoff=0.6)
+    close += [n for n in DETECTORS if n.startswith(name.split("_")[0]) and n not in close][:4]
+    hint = f" (did you mean: {', '.join(close)}?)" if close else ""
+    raise ParameterError(f"unknown detector {name!r}{hint}; `kekong detect --list` lists them")

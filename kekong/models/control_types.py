@@ -30,7 +30,7 @@ _T2I_ORIGINAL = "kekong runs T2I-Adapters in diffusers' format (a folder with co
 CONTROL_TYPES = (
     ControlType("Canny", ("canny", "invert")),
     ControlType("Depth", ("depth_midas", "depth_anything", "depth_anything_v2", "depth_dpt")),
-    ControlType("NormalMap", ("normal_bae", "normal_from_depth")),
+    ControlType("NormalMap", ("normal_bae", "normal_midas", "normal_from_depth")),
     ControlType("OpenPose", ("openpose", "openpose_face", "openpose_faceonly", "openpose_full", "openpose_hand")),
     ControlType("MLSD", ("mlsd", "mlsd_lsd", "invert")),
     ControlType("Lineart", ("lineart_standard", "lineart_realistic", "lineart_coarse", "lineart_anime", "invert")),
@@ -40,11 +40,12 @@ CONTROL_TYPES = (
                                     "scribble_pidinet", "threshold", "invert")),
     ControlType("Segmentation", ("seg_person",)),
     ControlType("Shuffle", ("shuffle",)),
-    ControlType("Tile/Blur", ("tile_resample", "blur_gaussian")),
-    ControlType("Inpaint", ("inpaint_only",)),
+    ControlType("Tile/Blur", ("tile_resample", "tile_colorfix", "tile_colorfix+sharp", "blur_gaussian")),
+    ControlType("Inpaint", ("inpaint_only", "inpaint_global_harmonious")),
+    ControlType("Recolor", ("recolor_luminance", "recolor_intensity")),
     ControlType("InstructP2P", ("none",)),
     ControlType("Reference", ("reference_only",)),
-    ControlType("T2I-Adapter", ("t2ia_color_grid",)),
+    ControlType("T2I-Adapter", ("t2ia_color_grid", "t2ia_sketch_pidi")),
     ControlType("IP-Adapter", ("ip-adapter_clip_sd15", "ip-adapter_clip_h", "ip-adapter_clip_sdxl",
                                "ip-adapter_clip_g", "ip-adapter_clip_sdxl_plus_vith", "ip-adapter-auto")),
     ControlType("Revision", ("revision_clipvision", "revision_ignore_prompt"),
@@ -66,8 +67,6 @@ UNSUPPORTED_MODULES = {
     "ip-adapter_face_id": "IP-Adapter Face ID needs insightface face embeddings, which kekong does not compute",
     "ip-adapter_face_id_plus": "IP-Adapter Face ID Plus needs insightface face embeddings, which kekong does not "
                                "compute",
-    "t2ia_sketch_pidi": "the sketch adapter's own PiDiNet pass (binarised at 0.5) is not a kekong module; use "
-                        "softedge_pidinet or a ready map (module none) with the sketch adapter",
 }
 
 

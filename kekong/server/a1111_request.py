@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from kekong.detect.extension_names import MODULE_ALIASES  # the extension's names and labels → kekong's detectors
 from kekong.errors import ParameterError
 from kekong.server.inputs import NO_URLS, UrlPolicy, image_field, model_name
 
@@ -203,15 +204,6 @@ def _scripts(scripts: Any, translated: Translated, urls: UrlPolicy) -> None:
 
 # -- ControlNet units --------------------------------------------------------------------------
 _UNIT_ALIASES = {"input_image": "image", "lowvram": "low_vram", "guidance": "guidance_end", "mask_image": "mask"}
-# sd-webui-controlnet's module aliases (old names API clients still send) → kekong's detectors
-MODULE_ALIASES = {"depth": "depth_midas", "hed": "softedge_hed", "hed_safe": "softedge_hedsafe",
-                  "lineart": "lineart_realistic", "normal_map": "normal_from_depth", "fake_scribble": "scribble_hed",
-                  "color": "t2ia_color_grid", "pidinet": "softedge_pidinet",
-                  "pidinet_safe": "softedge_pidisafe", "pidinet_scribble": "scribble_pidinet",
-                  "invert (from white bg & black line)": "invert",
-                  "lineart_standard (from white bg & black line)": "lineart_standard",
-                  "inpaint": "inpaint_only", "inpaint_global_harmonious":
-                  "inpaint_only", "openpose_faceonly": "openpose_faceonly", "threshold": "threshold"}
 _UNIT_NO_EFFECT = {"low_vram", "is_ui", "input_mode", "batch_images", "output_dir", "generated_image",
                    "animatediff_batch", "batch_image_files", "batch_keyframe_idx", "batch_modifiers",
                    "inpaint_crop_input_image", "pulid_mode"}

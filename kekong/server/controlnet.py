@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.concurrency import run_in_threadpool
 
+from kekong.detect.extension_names import MODULE_ALIASES
 from kekong.errors import ParameterError
-from kekong.server.a1111_request import MODULE_ALIASES
 
 router = APIRouter(prefix="/controlnet", tags=["ControlNet"])
 API_VERSION = 2  # what sd-webui-controlnet reports; clients check it is there
@@ -29,29 +29,42 @@ def model_list(update: bool = True) -> dict[str, Any]:
 
 @router.get("/module_list")
 def module_list(alias_names: bool = False) -> dict[str, Any]:
-    from kekong.models.ip_adapter import MODULES
-    from kekong.server.catalog import modules
+    """The extension's preprocessors in its order, by name (or label with alias_names), with its sliders and
+    `model_free` (needs no ControlNet model) — whether kekong runs each is `kekong detect --list`'s job."""
+    from kekong.detect.extension_names import sorted_preprocessors
 
-    rows = modules()
-    return {"module_list": ["none", *[row["name"] for row in rows], *MODULES],
-            "module_detail": {row["name"]: row for row in rows}}
+    listed = sorted_preprocessors()
+    return {"module_list": [p.display if alias_names else p.name for p in listed],
+            "module_detail": {p.display if alias_names else p.name: {
+                "model_free": p.model_free, "sliders": [s.api_json() for s in p.sliders]} for p in listed}}
+
+
+# kekong's names for the extension's control types where they are spelt differently
+_KEKONG_TYPE = {"Scribble": "Scribble/Sketch", "Tile": "Tile/Blur", "Instant-ID": "Instant_ID"}
 
 
 @router.get("/control_types")
 def control_types() -> dict[str, Any]:
-    """The extension's shape ({type: {module_list, model_list, default_option, default_model}}),
+    """The extension's answer ({type: {module_list, model_list, default_option, default_model}}, `All` first),
     plus which base-model families kekong runs each type on (`kekong_support`)."""
+    from kekong.detect.extension_names import (
+        control_type_models,
+        control_type_modules,
+        control_type_names,
+        default_module,
+    )
     from kekong.models.catalog import controlnet_models
     from kekong.models.control_types import listing
 
     models = controlnet_models()
+    support = {row["name"]: row["support"] for row in listing()}
     answer = {}
-    for row in listing():
-        words = [w.lower() for w in row["name"].replace("/", " ").split()]
-        matching = [m for m in models if any(w in m.lower() for w in words)]
-        answer[row["name"]] = {"module_list": row["modules"], "model_list": ["None", *matching],
-                               "default_option": row["modules"][0], "default_model": matching[0] if matching else
-                               "None", "kekong_support": row["support"]}
+    for name in control_type_names():
+        model_list, default_model = control_type_models(name, models)
+        answer[name] = {"module_list": control_type_modules(name), "model_list": model_list,
+                        "default_option": default_module(name), "default_model": default_model}
+        if _KEKONG_TYPE.get(name, name) in support:
+            answer[name]["kekong_support"] = support[_KEKONG_TYPE.get(name, name)]
     return {"control_types": answer}
 
 
@@ -69,8 +82,6 @@ async def detect(request: Request, payload: Annotated[dict[str, Any], Body()]) -
     images = payload.get("controlnet_input_images") or []
     if not isinstance(images, list) or not images:
         raise ParameterError("controlnet_input_images: expected a list of base64 images")
-    if module == "none":
-        raise ParameterError("controlnet_module: name a detector (`none` makes no map)")
     detector = get(module)
     res = payload.get("controlnet_processor_res", 512)
     res = 512 if res in (None, -1) else int(res)
