@@ -98,7 +98,10 @@ def score(output: np.ndarray, module: str, control: np.ndarray, params: dict[str
                                             "pose JSON it was drawn from")
         found = run(detector, output, res=res, **params).data or {}
         return score_maps("openpose", _normalised(reference), _normalised(found))
-    reference = control if module == "none" else run(detector, control, res=res, **params).image
+    if module == "none":  # a ready map: the output is detected at the map's own size, as it was made
+        reference, res = control, max(64, min(control.shape[:2]))
+    else:
+        reference = run(detector, control, res=res, **params).image
     found = run(detector, output, res=res, **params).image
     found = resize_map(found, reference.shape[:2]) if found.shape[:2] != reference.shape[:2] else found
     return score_maps(kind, reference, found)
