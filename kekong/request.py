@@ -274,9 +274,16 @@ def _request_rules(request: GenerationRequest) -> None:
         raise ValueError("one reference_only unit per request (its picture is what the UNet attends to)")
     for index, unit in enumerate(request.controls):
         on_init = unit.image in (None, request.init_image)
-        if unit.enabled and unit.module == "inpaint_only" and (request.mask is None or not on_init):
-            raise ValueError(f"control unit {index}: an inpaint_only unit works on the init image with the "
+        if unit.enabled and _takes_mask(unit.module) and (request.mask is None or not on_init):
+            raise ValueError(f"control unit {index}: an {unit.module} unit works on the init image with the "
                              "request's inpaint mask (send init_image and mask, and no unit image)")
+
+
+def _takes_mask(module: str) -> bool:
+    """Inpaint detectors (inpaint_only, inpaint_global_harmonious) read the request's inpaint mask."""
+    from kekong.detect.registry import DETECTORS
+
+    return module in DETECTORS and DETECTORS[module].takes_mask
 
 
 def _ip_unit_rules(unit: ControlUnit) -> None:

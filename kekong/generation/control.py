@@ -30,8 +30,8 @@ def detect_units(prepared: list[Unit], size_hw: tuple[int, int], init_image: str
     detector, fit the map to the generation size, read its region mask).
 
     With an "only masked" inpaint crop, a control image the size of the init image is cropped
-    the same way, so the structure lines up with the repainted region. `inpaint_only` units
-    take the request's inpaint mask (white = repaint)."""
+    the same way, so the structure lines up with the repainted region. Inpaint units (detectors
+    that take a mask: inpaint_only, inpaint_global_harmonious) take the request's inpaint mask."""
     for item in prepared:
         unit = item.unit
         reference = unit.image or init_image
@@ -39,11 +39,19 @@ def detect_units(prepared: list[Unit], size_hw: tuple[int, int], init_image: str
             raise ParameterError(f"control unit {item.index} has no image")
         image = load_image(image_source(reference))
         mask = None
-        if unit.module == "inpaint_only":
+        if takes_inpaint_mask(unit.module):
             if inpaint_mask is None or reference != init_image:
-                raise ParameterError("an inpaint_only unit works on the init image with the request's inpaint mask")
+                raise ParameterError(f"an {unit.module} unit works on the init image with the request's inpaint mask")
             mask = inpaint_mask
         if crop is not None and reference == init_image:
             image = image[crop[1]:crop[3], crop[0]:crop[2]]
             mask = mask[crop[1]:crop[3], crop[0]:crop[2]] if mask is not None else None
         item.detect(image, mask, size_hw, reference)
+
+
+def takes_inpaint_mask(module: str) -> bool:
+    """Whether a unit's detector reads the request's inpaint mask (inpaint_only, inpaint_global_harmonious)."""
+    from kekong.detect.registry import DETECTORS
+
+    detector = DETECTORS.get(module)
+    return detector is not None and detector.takes_mask
