@@ -26,18 +26,19 @@ def services(request: Request) -> Services:
 
 @router.post("/txt2img")
 async def txt2img(request: Request, body: Txt2ImgRequest) -> Any:
-    return await _generate(request, body.model_dump(), "txt2img")
+    return await _generate(request, body.model_dump(), "txt2img", body.model_fields_set)
 
 
 @router.post("/img2img")
 async def img2img(request: Request, body: Img2ImgRequest) -> Any:
-    return await _generate(request, body.model_dump(), "img2img")
+    return await _generate(request, body.model_dump(), "img2img", body.model_fields_set)
 
 
-async def _generate(request: Request, payload: dict[str, Any], route: str) -> Any:
-    """`payload`: every field, defaults filled in as A1111 does (and echoed back as `parameters`)."""
+async def _generate(request: Request, payload: dict[str, Any], route: str, given: set[str] | None = None) -> Any:
+    """`payload`: every field, defaults filled in as A1111 does (and echoed back as `parameters`);
+    `given`: the fields the client sent."""
     svc = services(request)
-    translated = translate(payload, route, svc.options, svc.config.urls)
+    translated = translate(payload, route, svc.options, svc.config.urls, given, getattr(svc.config, "strict", False))
     answer = {"send_maps": translated.send_maps, "unit_maps": translated.unit_maps}
     job, _ = svc.submit(translated.fields, route, answer)
     job = await svc.wait(job.id)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kekong import __version__
 from kekong.errors import ParameterError
+from kekong.server.a1111_request import styles_file
 from kekong.server.services import Services
 
 router = APIRouter(prefix="/sdapi/v1", tags=["A1111"])
@@ -22,13 +23,6 @@ router = APIRouter(prefix="/sdapi/v1", tags=["A1111"])
 
 def services(request: Request) -> Services:
     return request.app.state.services
-
-
-def styles_file() -> Path:
-    """A1111's `styles.csv`, kept in kekong's data folder (KEKONG_DATA_DIR)."""
-    from kekong.provenance.marks import data_dir
-
-    return data_dir() / "styles.csv"
 
 
 @router.get("/loras")

@@ -24,26 +24,24 @@ A1111_DEFAULTS = {"steps": 50, "sampler": "Euler", "width": 512, "height": 512}
 # Fields that never change the image.
 _NO_EFFECT = {"do_not_save_samples", "do_not_save_grid", "save_images", "comments", "force_task_id",
               "override_settings_restore_afterwards", "image_cfg_scale", "send_images", "sampler_index",
-              "include_init_images"}
+              "include_init_images", "seed_enable_extras"}  # the last: a UI checkbox the extension's payloads carry
 
 _NONE = (None, "", "None")
 # field → the values kekong accepts (the defaults, or values that do nothing)
 _DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
-    "styles": (None, ()), "restore_faces": (None, False), "tiling": (None, False),
+    "restore_faces": (None, False), "tiling": (None, False),
     "s_min_uncond": (None, 0), "s_churn": (None, 0), "s_tmin": (None, 0), "s_noise": (None, 1),
     "s_tmax": (None, 0, math.inf), "hr_checkpoint_name": (*_NONE, "Use same checkpoint"),
     "firstphase_width": (None, 0), "firstphase_height": (None, 0), "script_name": _NONE, "script_args": (None, ()),
-    "infotext": _NONE, "firstpass_image": _NONE, "latent_mask": _NONE, "initial_noise_multiplier": (None, 1),
+    "firstpass_image": _NONE, "latent_mask": _NONE, "initial_noise_multiplier": (None, 1),
     "mask_round": (None, True), "disable_extra_networks": (None, False),
 }
 _WHY = {
-    "styles": "kekong has no saved styles; put the style text in the prompt",
     "restore_faces": "face restoration (GFPGAN/CodeFormer) is not in kekong",
     "tiling": "tiling is not in kekong",
     "hr_checkpoint_name": "a separate hires checkpoint is not in kekong",
     "script_name": "A1111 scripts do not run in kekong",
     "script_args": "A1111 scripts do not run in kekong",
-    "infotext": "send the fields themselves (`kekong replay` reproduces an infotext)",
     "mask_round": "kekong's inpaint masks are not rounded",
     "disable_extra_networks": "<lora:…> tags in the prompt always apply",
 }
@@ -59,7 +57,7 @@ _TXT2IMG_MAP = {"prompt": "prompt", "negative_prompt": "negative_prompt", "seed"
 _IMG2IMG_MAP = {"inpainting_fill": "inpainting_fill", "inpaint_full_res_padding": "only_masked_padding",
                 "resize_mode": "resize_mode"}
 _HANDLED = {"refiner_checkpoint", "refiner_switch_at", "sampler_name", "override_settings", "alwayson_scripts",
-            "init_images", "mask", "mask_blur",
+            "init_images", "mask", "mask_blur", "styles", "infotext",
             "mask_blur_x", "mask_blur_y", "inpaint_full_res", "inpainting_mask_invert", "eta"}
 
 # override_settings / options keys → request fields
@@ -78,18 +76,25 @@ class Translated:
     send_images: bool = True
     include_init_images: bool = False
     warnings: list[str] = field(default_factory=list)
+    strict: bool = False  # unknown unit fields refused too
 
 
-def translate(payload: Any, route: str, options: dict[str, Any], urls: UrlPolicy = NO_URLS) -> Translated:
-    """`route` is "txt2img" or "img2img"; `options` are the server's /sdapi/v1/options values."""
+def translate(payload: Any, route: str, options: dict[str, Any], urls: UrlPolicy = NO_URLS,
+              given: set[str] | None = None, strict: bool = False) -> Translated:
+    """`route` is "txt2img" or "img2img"; `options` are the server's /sdapi/v1/options values;
+    `given`: the fields the client sent (an `infotext` fills only the others, as A1111 does).
+    Unknown fields are ignored and named in the warnings, as A1111 ignores them (`strict`: refused)."""
     if not isinstance(payload, dict):
         raise ParameterError("request body: expected a JSON object")
     known = set(_TXT2IMG_MAP) | _HANDLED | _NO_EFFECT | set(_DEFAULT_ONLY)
     if route == "img2img":
         known |= set(_IMG2IMG_MAP)
     unknown = sorted(set(payload) - known)
+    warnings = []
+    if unknown and strict:
+        raise ParameterError(f"unknown field(s) {', '.join(unknown)} for /sdapi/v1/{route} (this server is --strict)")
     if unknown:
-        raise ParameterError(f"unknown field(s) {', '.join(unknown)} for /sdapi/v1/{route}")
+        warnings.append(f"ignored unknown field(s) {', '.join(unknown)}")
     for key, accepted in _DEFAULT_ONLY.items():
         if key in payload and not _is_default(payload[key], accepted):
             raise ParameterError(f"{key}: {payload[key]!r} is not supported ({_WHY.get(key, 'not in kekong')}); "
@@ -113,13 +118,74 @@ def translate(payload: Any, route: str, options: dict[str, Any], urls: UrlPolicy
     _apply_options(fields, payload.get("override_settings") or {}, "override_settings")
     _check_eta(payload.get("eta"), fields["sampler"])
     translated = Translated(fields, send_images=bool(payload.get("send_images", True)),
-                            include_init_images=bool(payload.get("include_init_images", False)))
+                            include_init_images=bool(payload.get("include_init_images", False)), warnings=warnings,
+                            strict=strict)
+    if payload.get("infotext"):  # first, as A1111: the styles then apply to the prompt it gives
+        _apply_infotext(str(payload["infotext"]), fields, payload, given, translated)
+    _apply_styles(fields, payload.get("styles"))
     if options.get("control_net_no_detectmap"):
         translated.send_maps = False
     if route == "img2img":
         _img2img(payload, fields, urls)
     _scripts(payload.get("alwayson_scripts") or {}, translated, urls)
     return translated
+
+
+def styles_file():
+    """A1111's `styles.csv`, kept in kekong's data folder (KEKONG_DATA_DIR)."""
+    from kekong.provenance.marks import data_dir
+
+    return data_dir() / "styles.csv"
+
+
+def _apply_styles(fields: dict[str, Any], names: Any) -> None:
+    """A1111's `styles`: each named style of styles.csv merged into the prompts, in order."""
+    if not names:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ParameterError("styles: expected a list of style names")
+    from kekong.prompt.styles import apply_styles, read_styles
+
+    fields["prompt"], fields["negative_prompt"] = apply_styles(
+        fields.get("prompt", ""), fields.get("negative_prompt", ""), names, read_styles(styles_file()))
+
+
+# request field → the A1111 field (or override setting) that sets it: an infotext fills it only when unsent
+_SENT_AS = {**{target: key for key, target in {**_TXT2IMG_MAP, **_IMG2IMG_MAP}.items()},
+            "sampler": "sampler_name", "refiner": "refiner_checkpoint", "refiner_switch_at": "refiner_switch_at",
+            "mask_blur": "mask_blur", "inpaint_only_masked": "inpaint_full_res"}
+_SETTING_OF = {target: key for key, target in OPTION_FIELDS.items()}
+
+
+def _apply_infotext(text: str, fields: dict[str, Any], payload: dict[str, Any], given: set[str] | None,
+                    translated: Translated) -> None:
+    """A1111's `infotext` field: its parameters fill every field the client did not send."""
+    from kekong.provenance.infotext_request import infotext_fields
+
+    parsed = infotext_fields(text)
+    sent = set(payload) if given is None else set(given)
+    overrides = payload.get("override_settings") or {}
+    for name, value in parsed.fields.items():
+        if name == "controls":
+            if value:
+                translated.warnings.append("infotext: its ControlNet units are not applied (an infotext carries "
+                                           "no control image); send them in alwayson_scripts")
+            continue
+        setting = _SETTING_OF.get(name)
+        if setting is not None:
+            if setting in overrides:
+                continue
+        elif _SENT_AS.get(name, name) in sent:
+            continue
+        if name in ("model", "vae", "refiner") and value is None:
+            continue  # named but not found here: reported below
+        fields[name] = value
+    for note in parsed.unmatched:
+        if not note.startswith("ControlNet"):
+            raise ParameterError(f"infotext: {note}; send override_settings.sd_model_checkpoint (or the field) "
+                                 "to choose one")
+    translated.warnings += [f"infotext: {w}" for w in parsed.warnings]
+    translated.warnings += [f"infotext: not used by kekong: {u}" for u in parsed.unused]
 
 
 def _is_default(value: Any, accepted: tuple[Any, ...]) -> bool:
@@ -204,12 +270,14 @@ def _scripts(scripts: Any, translated: Translated, urls: UrlPolicy) -> None:
 
 # -- ControlNet units --------------------------------------------------------------------------
 _UNIT_ALIASES = {"input_image": "image", "lowvram": "low_vram", "guidance": "guidance_end", "mask_image": "mask"}
-_UNIT_NO_EFFECT = {"low_vram", "is_ui", "input_mode", "batch_images", "output_dir", "generated_image",
-                   "animatediff_batch", "batch_image_files", "batch_keyframe_idx", "batch_modifiers",
-                   "inpaint_crop_input_image", "pulid_mode"}
+_UNIT_NO_EFFECT = {"low_vram", "is_ui", "batch_images", "output_dir", "generated_image",
+                   "batch_image_files", "batch_keyframe_idx", "batch_modifiers"}  # read in batch mode only
 _UNIT_DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
     "advanced_weighting": (None, ()), "ipadapter_input": (None,),
     "loopback": (None, False), "use_preview_as_input": (None, False),
+    "input_mode": (None, "simple", "SIMPLE", "InputMode.SIMPLE"),  # batch/merge input modes are not in kekong
+    "inpaint_crop_input_image": (None, True), "animatediff_batch": (None, False),
+    "pulid_mode": (None, "Fidelity", "fidelity", "PuLIDMode.FIDELITY"), "batch_mask_dir": (None, ""),
 }
 _UNIT_KNOWN = {"enabled", "module", "model", "weight", "image", "mask", "effective_region_mask", "resize_mode",
                "processor_res", "threshold_a", "threshold_b", "guidance_start", "guidance_end", "pixel_perfect",
@@ -229,8 +297,10 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
                 raise ParameterError(f"{where}: both {alias!r} (deprecated) and {key!r} are set")
             values[key] = values.pop(alias)
     unknown = sorted(set(values) - _UNIT_KNOWN - _UNIT_NO_EFFECT - set(_UNIT_DEFAULT_ONLY))
+    if unknown and translated.strict:
+        raise ParameterError(f"{where}: unknown field(s) {', '.join(unknown)} (this server is --strict)")
     if unknown:
-        raise ParameterError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        translated.warnings.append(f"{where}: ignored unknown field(s) {', '.join(unknown)}")
     for key, accepted in _UNIT_DEFAULT_ONLY.items():
         if key in values and not _is_default(values[key], accepted):
             raise ParameterError(f"{where}.{key}: {values[key]!r} is not supported by kekong; send the default")
