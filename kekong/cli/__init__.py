@@ -18,10 +18,21 @@ pose_app = typer.Typer(help="OpenPose JSON tools.", no_args_is_help=True)
 app.add_typer(pose_app, name="pose")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kekong import __version__
+
+        typer.echo(f"kekong {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="show the core's decisions on stderr (weight precision, offloading, model "
-        "cache evictions, where weights were found)")] = False) -> None:
+        "cache evictions, where weights were found)")] = False,
+        version: Annotated[bool, typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="print kekong's version and exit")] = False,
+        ) -> None:
     """kekong (可控): controllable image generation with ControlNet."""
     if verbose:
         show_decisions()
@@ -68,12 +79,14 @@ def detect(
     res: Annotated[int, typer.Option(help="processor resolution (short side)")] = 512,
     pixel_perfect: Annotated[bool, typer.Option(
         "--pixel-perfect", help="processor resolution from --width/--height")] = False,
-    width: Annotated[int | None, typer.Option(help="target width (pixel perfect, fitting)")] = None,
+    width: Annotated[int | None, typer.Option(
+        help="target width: the map is written at --width x --height, fitted with --resize-mode")] = None,
     height: Annotated[int | None, typer.Option(help="target height")] = None,
     resize_mode: Annotated[str, typer.Option(
         help="Just Resize | Crop and Resize | Resize and Fill (or just/crop/fill)")] = "crop",
     fit: Annotated[bool, typer.Option(
-        "--fit", help="fit the map to --width/--height with the resize mode")] = False,
+        "--fit", help="fit the map to --width/--height with the resize mode (done whenever both are given; "
+        "the flag stays for scripts)")] = False,
     mask: Annotated[Path | None, typer.Option(
         help="inpaint mask (white = repaint); default: the image's transparent pixels")] = None,
     json_out: Annotated[Path | None, typer.Option(
@@ -87,13 +100,17 @@ def detect(
         return
     if image is None or kind is None or out is None:
         raise ParameterError("detect needs IMAGE, --kind and --out (or --list)")
-    from kekong.detect import run
+    from kekong.detect import list_detectors, run
     from kekong.detect.inpaint import control_to_rgba, mask_from_alpha, mask_from_image
     from kekong.detect.registry import get
     from kekong.detect.resolution import ResizeMode, fit_to_target
     from kekong.io import load_image, load_image_rgba, save_image
 
     detector = get(kind)
+    if json_out is not None and not detector.structured:  # before anything is written (as the extension:
+        structured = ", ".join(d.name for d in list_detectors() if d.structured)  # only pose has JSON)
+        raise ParameterError(f"--json writes OpenPose JSON, which only {structured} make; {kind} makes a map "
+                             f"alone (drop --json)")
     params = parse_params(param or [])
     detector.validate(params)  # before reading anything
     mode = ResizeMode.parse(resize_mode)
@@ -107,7 +124,11 @@ def detect(
     result = run(kind, load_image(image), res=res, pixel_perfect=pixel_perfect,
                  target_hw=target, resize_mode=mode, mask=mask_array, **params)
     control = result.image
-    if fit and target is not None:
+    if target is not None:  # the size asked for, exactly (not the processor's 770x512 for a 451x300 photo)
+        if result.data is not None and detector.structured:
+            from kekong.detect.openpose import PoseResult
+
+            result.data = PoseResult.from_json(result.data).fitted(width, height, mode).to_json()
         control = fit_to_target(control, target, mode)
     if control.dtype != "uint8":
         control = control_to_rgba(control)  # inpaint: masked pixels transparent
@@ -162,19 +183,32 @@ def _print_list(as_json: bool) -> None:
 def pose_render(
     pose_json: Annotated[Path, typer.Argument(help="OpenPose JSON file")],
     out: Annotated[Path, typer.Option("--out", "-o", help="control map to write")],
-    width: Annotated[int | None, typer.Option(help="canvas width (default: the JSON's)")] = None,
+    width: Annotated[int | None, typer.Option(help="canvas width (default: the JSON's; one side alone keeps "
+                                                     "the aspect ratio)")] = None,
     height: Annotated[int | None, typer.Option(help="canvas height")] = None,
+    resize_mode: Annotated[str, typer.Option(
+        help="a canvas of another shape: Resize and Fill (fit, black bands) | Crop and Resize | Just Resize "
+             "(stretch); or fill/crop/just")] = "fill",
 ) -> None:
     """Render an OpenPose JSON file (kekong's, OpenPose's or a pose editor's) as a control map."""
-    from kekong.detect.openpose import render_json
+    from kekong.detect.openpose import PoseResult, render_json
+    from kekong.detect.resolution import ResizeMode
     from kekong.io import save_image
 
     if not pose_json.is_file():
         raise KekongError(f"{pose_json}: no such file")
+    mode = ResizeMode.parse(resize_mode)
     for size in (width, height):
         if size is not None and not 16 <= size <= 8192:
             raise ParameterError(f"canvas size {size} is outside 16..8192")
-    canvas = render_json(pose_json.read_text(), width, height)
+    text = pose_json.read_text()
+    if (width is None) != (height is None):  # one side given: the other follows the pose's aspect ratio
+        pose = PoseResult.from_json(text)
+        if width is None:
+            width = max(1, round(height * pose.width / pose.height))
+        else:
+            height = max(1, round(width * pose.height / pose.width))
+    canvas = render_json(text, width, height, mode)
     save_image(canvas, out)
     typer.echo(f"wrote {out} ({canvas.shape[1]}x{canvas.shape[0]})")
 
@@ -207,8 +241,35 @@ app.add_typer(cli_train.bench_app, name="bench")
 app.add_typer(cli_prompt.prompt_app, name="prompt")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def control_space_hint(argv: list[str]) -> str | None:
+    """`generate --control canny in/star.png` (a space where the colon goes) would meet click's bare
+    "unexpected extra argument" box; name the mistake and the syntax instead."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] not in ("generate", "grid", "score"):
+        return None
+    for index, arg in enumerate(argv):
+        if arg in ("--control", "-c") and index + 2 < len(argv):
+            value, following = argv[index + 1], argv[index + 2]
+        elif arg.startswith("--control=") and index + 1 < len(argv):
+            value, following = arg.partition("=")[2], argv[index + 1]
+        else:
+            continue
+        looks_like_image = Path(following).is_file() or Path(following).suffix.lower() in IMAGE_SUFFIXES
+        if ":" not in value and not following.startswith("-") and looks_like_image:
+            return (f"--control {value} {following}: join the detector and the image with a colon, "
+                    f"--control {value}:{following} (MODULE:PATH[,key=value…]; MODULE `none` for a ready map)")
+    return None
+
+
 def main() -> None:
     """Entry point: user errors print one line; anything else prints a short report."""
+    hint = control_space_hint(sys.argv[1:])
+    if hint:
+        typer.echo(f"error: {hint}", err=True)
+        sys.exit(2)
     try:
         app()
     except KekongError as exc:

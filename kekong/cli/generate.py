@@ -302,20 +302,20 @@ def _replay_infotext(infotext: str, overrides: dict[str, Any], control_images: l
 
 def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
     """List the models on this machine with A1111's hashes (models folder: KEKONG_MODELS_DIR)."""
+    from kekong.models.catalog import local_models
     from kekong.models.hashes import legacy_hash, model_sha256
-    from kekong.models.refs import SUBFOLDERS, list_local
     from kekong.models.weights import models_dir
 
     rows = []
-    for role in SUBFOLDERS:
-        for path in list_local(role):
-            try:
-                digest = model_sha256(path)
-                legacy = legacy_hash(path) if path.is_file() else None
-            except OSError as exc:
-                raise KekongError(f"{path}: cannot read ({exc})") from None
-            rows.append({"role": role, "name": path.stem if path.is_file() else path.name, "path": str(path),
-                         "hash": digest[:10], "sha256": digest, "legacy_hash": legacy})
+    for found in local_models():  # each once, with its kind (a ControlNet/ file is not also an IP-Adapter)
+        path = found["path"]
+        try:
+            digest = model_sha256(path)
+            legacy = legacy_hash(path) if path.is_file() else None
+        except OSError as exc:
+            raise KekongError(f"{path}: cannot read ({exc})") from None
+        rows.append({"role": found["role"], "kind": found["kind"], "name": found["name"], "path": str(path),
+                     "hash": digest[:10], "sha256": digest, "legacy_hash": legacy})
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
@@ -324,5 +324,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
         typer.echo("no models found (hub ids in the Hugging Face cache can still be named directly)")
     for row in rows:
         legacy = f" [{row['legacy_hash']}]" if row["legacy_hash"] else ""
-        typer.echo(f"{row['role']:<10} {row['name']}{legacy}  hash {row['hash']}  {row['path']}")
+        kind = f"  {row['kind']}" if row["kind"] not in ("base model", "ControlNet", "IP-Adapter", "LoRA", "VAE") \
+            else ""  # a role's usual kind goes without saying
+        typer.echo(f"{row['role']:<10} {row['name']}{legacy}{kind}  hash {row['hash']}  {row['path']}")
 

@@ -89,28 +89,39 @@ def resize_map(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return out.reshape((th, tw, *array.shape[2:]))
 
 
-def fit_to_target(array: np.ndarray, size_hw: tuple[int, int], mode: ResizeMode) -> np.ndarray:
-    """Fit a control map (or image) to the generation size with a resize mode."""
+def fit_geometry(size_hw: tuple[int, int], target_hw: tuple[int, int],
+                 mode: ResizeMode | str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where a map of `size_hw` goes on a `target_hw` canvas under a resize mode: its scaled size
+    and the canvas position of its top-left corner (negative when Crop and Resize cuts it)."""
     mode = ResizeMode.parse(mode)
-    h, w = array.shape[:2]
-    th, tw = size_hw
+    h, w = size_hw
+    th, tw = target_hw
     if mode == ResizeMode.JUST_RESIZE:
-        return resize_map(array, (th, tw))
+        return (th, tw), (0, 0)
     if mode == ResizeMode.CROP_AND_RESIZE:
         k = max(th / h, tw / w)
         nh, nw = max(th, int(np.round(h * k))), max(tw, int(np.round(w * k)))
-        scaled = resize_map(array, (nh, nw))
-        top, left = (nh - th) // 2, (nw - tw) // 2
-        return np.ascontiguousarray(scaled[top:top + th, left:left + tw])
-    # Resize and fill: fit inside, pad with the median border colour.
-    k = min(th / h, tw / w)
+        return (nh, nw), (-((nh - th) // 2), -((nw - tw) // 2))
+    k = min(th / h, tw / w)  # Resize and Fill: fit inside, bands around
     nh, nw = min(th, int(np.round(h * k))), min(tw, int(np.round(w * k)))
+    return (nh, nw), ((th - nh) // 2, (tw - nw) // 2)
+
+
+def fit_to_target(array: np.ndarray, size_hw: tuple[int, int], mode: ResizeMode) -> np.ndarray:
+    """Fit a control map (or image) to the generation size with a resize mode: exactly `size_hw`."""
+    mode = ResizeMode.parse(mode)
+    th, tw = size_hw
+    (nh, nw), (top, left) = fit_geometry(array.shape[:2], size_hw, mode)
     scaled = resize_map(array, (nh, nw))
+    if mode == ResizeMode.JUST_RESIZE:
+        return scaled
+    if mode == ResizeMode.CROP_AND_RESIZE:
+        return np.ascontiguousarray(scaled[-top:-top + th, -left:-left + tw])
+    # Resize and fill: pad with the median border colour.
     flat = scaled.reshape(nh, nw, -1)
     borders = np.concatenate([flat[0], flat[-1], flat[:, 0], flat[:, -1]], axis=0)
     colour = np.median(borders, axis=0).astype(array.dtype)
     canvas = np.empty((th, tw, flat.shape[2]), dtype=array.dtype)
     canvas[:] = colour
-    top, left = (th - nh) // 2, (tw - nw) // 2
     canvas[top:top + nh, left:left + nw] = flat
     return canvas.reshape((th, tw, *array.shape[2:]))

@@ -62,8 +62,10 @@ def _hf_cached_file(repo: str, filename: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def find_pretrained(reference: str, detector: str, stand_in: str | None = None) -> str:
-    """A transformers/diffusers model as a local folder: a path, or a hub id in the HF cache."""
+def find_pretrained(reference: str, detector: str, stand_in: str | None = None,
+                    option: str = "-p model=") -> str:
+    """A transformers/diffusers model as a local folder: a path, or a hub id in the HF cache.
+    `option` is how the user names it (`-p model=` for a detector, `--clip-model ` …), for the error."""
     path = Path(reference).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -85,7 +87,7 @@ def find_pretrained(reference: str, detector: str, stand_in: str | None = None) 
             f"{detector} needs the model {reference} (https://huggingface.co/{reference}), "
             f"which is not on this machine. Run `hf download {reference}` where there is "
             f"network (it lands in the HF cache), or download the folder to {target} and pass "
-            f"model={target}.{hint}"
+            f"{option}{target}.{hint}"
         ) from None
     log.info("%s: model %s from the Hugging Face cache (%s)", detector, reference, folder)
     return folder

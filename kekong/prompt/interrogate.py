@@ -96,7 +96,7 @@ def interrogate(image: np.ndarray, mode: str = "fast", caption_model: str | None
     if mode not in MODES:
         raise ParameterError(f"unknown describe mode {mode!r}; expected one of: structure, {', '.join(MODES)}")
     clip_folder = find_pretrained(clip_model or DEFAULT_CLIP, "prompt describe (CLIP)",
-                                  stand_in="--mode structure")
+                                  stand_in="--mode structure", option="--clip-model ")
     image_features = _image_features(image, clip_folder)
     scores = (_tag_features(clip_folder) @ image_features).numpy()
     tags = vocabulary()
@@ -106,7 +106,7 @@ def interrogate(image: np.ndarray, mode: str = "fast", caption_model: str | None
         chosen = [tags[i][0] for i in order[::-1][:8]]
         return Description(chosen, {"mode": mode})
     caption_folder = find_pretrained(caption_model or DEFAULT_CAPTION, "prompt describe (caption)",
-                                     stand_in="--mode structure")
+                                     stand_in="--mode structure", option="--caption-model ")
     text = caption(image, caption_folder)
     if mode == "fast":
         chosen = [tags[i][0] for i in order[:8]]

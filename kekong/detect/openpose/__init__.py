@@ -8,6 +8,8 @@ from kekong.detect.openpose.keypoints import Person, PoseResult
 from kekong.detect.openpose.mediapipe_pose import detect_pose
 from kekong.detect.openpose.render import draw_pose
 from kekong.detect.registry import DetectResult, Param, detector
+from kekong.detect.resolution import ResizeMode
+from kekong.sizes import check_canvas
 
 __all__ = ["Person", "PoseResult", "detect_pose", "draw_pose", "render_json"]
 
@@ -39,10 +41,16 @@ for _name, (_body, _hands, _face, _what) in VARIANTS.items():
     detector(
         _name, f"OpenPose {_what} from mediapipe's bundled models, in OpenPose colours; "
         "keypoints exported as OpenPose JSON.",
-        params=PARAMS, feeds=POSE_MODELS, pad64=False,
+        params=PARAMS, feeds=POSE_MODELS, pad64=False, structured=True,
     )(_make(_body, _hands, _face))
 
 
-def render_json(data: dict | str, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """Render a control map from OpenPose JSON (as exported by kekong or pose editors)."""
-    return draw_pose(PoseResult.from_json(data), width, height)
+def render_json(data: dict | str, width: int | None = None, height: int | None = None,
+                resize_mode: ResizeMode | str | None = None) -> np.ndarray:
+    """Render a control map from OpenPose JSON (as exported by kekong or pose editors). With a
+    resize mode, a canvas of another shape gets the pose fitted as a map would be (else stretched)."""
+    pose = PoseResult.from_json(data)
+    if resize_mode is not None and (width or pose.width, height or pose.height) != (pose.width, pose.height):
+        check_canvas(width or pose.width, height or pose.height)
+        pose = pose.fitted(width or pose.width, height or pose.height, resize_mode)
+    return draw_pose(pose, width, height)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from kekong.detect.resolution import ResizeMode, fit_geometry
 from kekong.errors import KekongError
 
 BODY_POINTS, HAND_POINTS, FACE_POINTS = 18, 21, 70
@@ -72,6 +73,26 @@ class PoseResult:
             for person in self.people
         ]
         return {"people": people, "canvas_width": self.width, "canvas_height": self.height}
+
+    def fitted(self, width: int, height: int, mode: ResizeMode | str) -> PoseResult:
+        """The pose moved onto a `width`×`height` canvas as a map is fitted there (resize modes):
+        Just Resize stretches, Crop and Resize scales to cover and drops what falls outside, Resize
+        and Fill scales to fit inside and centres it (the bands stay black)."""
+        (nh, nw), (top, left) = fit_geometry((self.height, self.width), (height, width), mode)
+        scale = np.array([nw / width, nh / height], np.float32)
+        shift = np.array([left / width, top / height], np.float32)
+
+        def move(points: np.ndarray | None) -> np.ndarray | None:
+            if points is None:
+                return None
+            moved = points.copy()
+            moved[:, :2] = points[:, :2] * scale + shift
+            outside = np.any((moved[:, :2] < 0) | (moved[:, :2] > 1), axis=1)
+            moved[outside] = np.nan  # cropped away
+            return moved
+
+        people = [Person(move(p.body), move(p.left_hand), move(p.right_hand), move(p.face)) for p in self.people]
+        return PoseResult(people=people, width=width, height=height)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str | list) -> PoseResult:
