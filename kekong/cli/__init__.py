@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,31 @@ def options(verbose: Annotated[bool, typer.Option(
     """kekong (可控): controllable image generation with ControlNet."""
     if verbose:
         show_decisions()
+    else:
+        show_warnings()
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (not the stream at creation)."""
+
+    @property
+    def stream(self) -> object:  # logging reads it on every record
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def show_warnings() -> None:
+    """The core's warnings (e.g. a ready map of the wrong polarity) as `warning: …` lines on stderr."""
+    logger = logging.getLogger("kekong")
+    if not any(getattr(h, "kekong_warnings", False) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.kekong_warnings = True
+        logger.addHandler(handler)
 
 
 def show_decisions() -> None:

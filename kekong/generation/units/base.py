@@ -137,10 +137,12 @@ class Unit:
     def detect(self, image: np.ndarray, mask: np.ndarray | None, size_hw: tuple[int, int], reference: str) -> None:
         """The unit's map: detected (or taken as is), fitted to the generation size; its region mask."""
         from kekong.detect import run
+        from kekong.detect.polarity import warn_if_inverted
 
         unit = self.unit
         if unit.module == "none":
             detected = image
+            warn_if_inverted(image, self.model_name, self.index)  # a black-on-white sketch reads as a blob
         else:
             detected = run(unit.module, image, res=unit.res, pixel_perfect=unit.pixel_perfect,
                            target_hw=size_hw, resize_mode=unit.resize_mode, mask=mask, **unit.params).image
