@@ -42,6 +42,8 @@ bench: setup
 	taskset -c 0 $(PY) benchmarks/detectors.py
 	$(PY) benchmarks/prompt_expand.py
 	$(PY) benchmarks/generation.py
+	# The fidelity score separates followed from ignored controls (AUC) and tracks the shapes IoU (Spearman).
+	$(PY) benchmarks/fidelity.py
 	# rivaGan, invisible-watermark's learned method, runs on onnxruntime (its models are in the wheel).
 	$(VENV)/bin/pip install -q onnxruntime
 	$(PY) benchmarks/watermark.py

@@ -94,3 +94,20 @@ def test_a_written_grid(tmp_path):
     assert (tmp_path / "grid" / "fidelity.png").is_file() and summary["plot"] == "fidelity.png"
     csv_text = (tmp_path / "grid" / "grid.csv").read_text()
     assert csv_text.splitlines()[0].startswith("file,sha256,seed,[ControlNet] Weight,Prompt S/R")
+
+
+def test_grid_and_score_from_the_command_line(tmp_path):
+    from tests.test_cli import kekong as cli
+
+    outline = save_image(star_outline(), tmp_path / "star.png")
+    done = cli("grid", "a red star on a light blue background", "-c", f"none:{outline}", "--x",
+               "[ControlNet] Weight:0,1", "--steps", "6", "--seed", "2", "--out-dir", str(tmp_path / "g"))
+    assert done.returncode == 0, done.stderr
+    assert "2 = 2 cells" in done.stdout and (tmp_path / "g" / "grid.png").is_file()
+    followed = cli("score", str(tmp_path / "g" / "cell-1-0-0.png"), "-c", f"none:{outline}", "--score-as", "canny",
+                   "--json")
+    ignored = cli("score", str(tmp_path / "g" / "cell-0-0-0.png"), "-c", f"none:{outline}", "--score-as", "canny",
+                  "--json")
+    assert json.loads(followed.stdout)[0]["value"] > json.loads(ignored.stdout)[0]["value"] + 0.3
+    refused = cli("grid", "a red star", "--x", "Steps:1,500")
+    assert refused.returncode != 0 and "grid cell Steps=500" in refused.stderr

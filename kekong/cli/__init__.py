@@ -252,11 +252,16 @@ def demo(out: Annotated[Path, typer.Option(help="folder for the results")] = Pat
 # the commands register on `app` defined above
 from kekong.cli import generate as cli_generate  # noqa: E402
 from kekong.cli import prompt as cli_prompt  # noqa: E402
+from kekong.cli import score as cli_score  # noqa: E402
 from kekong.cli import serve as cli_serve  # noqa: E402
 from kekong.cli import train as cli_train  # noqa: E402
 from kekong.cli import verify as cli_verify  # noqa: E402
 
 app.command()(cli_generate.generate)
+app.command("grid", help="An X/Y/Z grid (A1111's X/Y/Z plot): generate's options plus --x/--y/--z AXIS:VALUES; "
+            "e.g. `kekong grid \"a red star\" -c none:outline.png --x \"[ControlNet] Weight:0-1.5 [4]\" --out-dir grid`"
+            )(cli_generate.generate)
+app.command()(cli_score.score)
 app.command()(cli_generate.replay)
 app.command()(cli_generate.models)
 app.command()(cli_verify.verify)

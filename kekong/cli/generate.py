@@ -138,16 +138,23 @@ def generate(
     no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
     c2pa_thumbnails: Annotated[bool, typer.Option(
         "--c2pa-thumbnails", help="embed thumbnails of the input images in the C2PA manifest")] = False,
+    no_score: Annotated[bool, typer.Option(
+        "--no-score", help="skip the fidelity score (the unit's detector run again on each output)")] = False,
     record_paths: Annotated[bool, typer.Option(
         "--record-paths", help="keep local paths of inputs and models in the recipe chunk/sidecar (never in "
         "C2PA); by default only file names, hashes and sizes are written")] = False,
     prompts_file: Annotated[Path | None, typer.Option(help="one prompt per line: a job each")] = None,
     batch_dir: Annotated[Path | None, typer.Option(help="a folder of images: a job each")] = None,
     batch_as: Annotated[str, typer.Option(help="the folder's images as: init, control or control:N")] = "init",
-    out_dir: Annotated[Path | None, typer.Option(help="where batch jobs write (named after image/prompt)")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="where batch jobs (and grids) write")] = None,
+    x: Annotated[str | None, typer.Option("--x", help="X/Y/Z grid: AXIS:VALUES, e.g. 'Prompt S/R:red,blue' or "
+                                                      "'CFG Scale:2-8 (+2)' (A1111's axis names and ranges)")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="grid: the second axis")] = None,
+    z: Annotated[str | None, typer.Option("--z", help="grid: the third axis")] = None,
 ) -> None:
     """Generate images following a prompt and control images:
-    `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`."""
+    `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`.
+    With --x/--y/--z (or as `kekong grid`), an X/Y/Z grid of images into --out-dir."""
     from kekong.request import build_request
 
     if request_file is not None:
@@ -176,14 +183,44 @@ def generate(
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
                     c2pa_thumbnails=c2pa_thumbnails, record_paths=record_paths)
-    if prompts_file is None and batch_dir is None:
-        run_and_write(build_request(**fields), out, save_maps, save_recipe, layers)
+    if x or y or z:
+        run_grid(fields, [a for a in (x, y, z) if a], out_dir or out.with_suffix(""), layers, not no_score)
         return
-    run_batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers)
+    if prompts_file is None and batch_dir is None:
+        run_and_write(build_request(**fields), out, save_maps, save_recipe, layers, not no_score)
+        return
+    run_batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers, not no_score)
+
+
+def run_grid(fields: dict[str, Any], axes_text: list[str], folder: Path, layers: Layers, score: bool) -> None:
+    """Plan every cell (all checked first), generate them with one progress bar, write the grid."""
+    from kekong.generation.grid import parse_axis, plan, run
+    from kekong.generation.pipeline import generate as run_one
+    from kekong.generation.pipeline import steps_per_batch
+    from kekong.provenance.grid_record import write_grid
+
+    axes = [parse_axis(text) for text in axes_text]
+    cells = plan(fields, axes)
+    typer.echo(f"grid: {' × '.join(str(len(a.values)) for a in axes)} = {len(cells)} cells into {folder}")
+
+    with StepBar(sum(steps_per_batch(c.request) for c in cells)) as bar:
+        def one(request: Any) -> list:
+            results = run_one(request, on_step=bar)
+            if score:
+                from kekong.fidelity import score_generated
+
+                for generated in results:
+                    generated.fidelity = score_generated(generated) if generated.units else None
+            return results
+
+        results = run(cells, one)
+    summary = write_grid(cells, results, axes, folder, layers)
+    typer.echo(f"wrote {folder / summary['sheet']} ({len(cells)} cells, grid.json, grid.csv"
+               f"{', ' + summary['plot'] if 'plot' in summary else ''})")
 
 
 def run_batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Path | None, batch_as: str,
-                   out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers) -> None:
+                   out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers, score: bool = True) -> None:
     """Every job is validated before the first runs; a job whose input turns out bad is reported
     and skipped, the others still run (exit code 1 when any was skipped)."""
     from kekong.generation.batch import folder_images, jobs, read_prompts
@@ -197,13 +234,21 @@ def run_batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir:
     failed = 0
     for name, request in planned:
         try:
-            run_and_write(request, out_dir / f"{name}{suffix}", False, save_recipe, layers)
+            run_and_write(request, out_dir / f"{name}{suffix}", False, save_recipe, layers, score)
         except KekongError as error:
             failed += 1
             typer.echo(f"skipped {name}: {error}", err=True)
     if failed:
         typer.echo(f"{failed} of {len(planned)} jobs skipped", err=True)
         raise typer.Exit(1)
+
+
+def fidelity_text(entry: dict[str, Any]) -> str:
+    if entry.get("value") is None:
+        return f"not scored — {entry.get('reason', '')}"
+    extra = "".join(f", {name} {value:.3f}" for name, value in (entry.get("extra") or {}).items())
+    better = "" if entry.get("higher_is_better", True) else " (lower is better)"
+    return f"{entry['metric']} {entry['value']:.3f}{extra}{better}"
 
 
 def parse_size(flag: str, text: str | None) -> tuple[int, int]:
@@ -217,7 +262,7 @@ def parse_size(flag: str, text: str | None) -> tuple[int, int]:
 
 
 def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False,
-                  layers: Layers | None = None) -> None:
+                  layers: Layers | None = None, score: bool = True) -> None:
     from kekong.generation.pipeline import generate as run
     from kekong.generation.pipeline import steps_per_batch
     from kekong.io import save_image
@@ -227,8 +272,14 @@ def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe:
     with StepBar(steps_per_batch(request) * request.batch_count) as bar:
         results = run(request, on_step=bar)
     for generated, path in zip(results, output_paths(out, count), strict=True):
+        if score and generated.units:
+            from kekong.fidelity import score_generated
+
+            generated.fidelity = score_generated(generated)  # recorded in the recipe too
         stamp(generated, path, recipe_sidecar=save_recipe, layers=layers or Layers())
         typer.echo(f"wrote {path} (seed {generated.seed})")
+        for entry in generated.fidelity or []:
+            typer.echo(f"  fidelity, unit {entry['unit']} ({entry['module']}): {fidelity_text(entry)}")
     if save_maps and results:
         for unit in results[0].units:
             if unit.detected is not None and unit.detected.dtype.name == "uint8":
