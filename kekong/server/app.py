@@ -51,6 +51,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.state.store_dir = config.store_dir()
+    app.state.limits = config.limits  # the UI's sliders show this server's narrowed bounds
     if config.ui:
         from kekong.ui.app import mount_ui
 

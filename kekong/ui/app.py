@@ -16,10 +16,9 @@ import numpy as np
 
 from kekong.errors import KekongError
 from kekong.ui import pose_editor
+from kekong.ui.widgets import Widgets
 
 UNITS = 3
-MODES = ["Balanced", "My prompt is more important", "ControlNet is more important"]
-RESIZE = ["Crop and Resize", "Just Resize", "Resize and Fill"]
 
 
 def data_uri(image: np.ndarray) -> str:
@@ -58,8 +57,9 @@ def mask_from_editor(value: Any) -> np.ndarray | None:
 class UI:
     """The Blocks app; `services` is looked up per call (the server starts them at lifespan)."""
 
-    def __init__(self, fastapi_app: Any) -> None:
+    def __init__(self, fastapi_app: Any, limits: Any = None) -> None:
         self.app = fastapi_app
+        self.widgets = Widgets(limits)  # every slider and choice list from the declaration, narrowed by limits
 
     @property
     def services(self) -> Any:
@@ -186,12 +186,14 @@ class UI:
         import gradio as gr
 
         from kekong.detect import list_detectors
-        from kekong.generation.samplers import SAMPLER_NAMES
+        from kekong.generation.defaults import model_defaults
         from kekong.models.catalog import base_models, controlnet_models
         from kekong.models.ip_adapter import MODULES as IP_MODULES
+        from kekong.request import ControlUnit
 
         modules = ["none", *[d.name for d in list_detectors()], *IP_MODULES]
         models = ["Automatic", *controlnet_models()]
+        w = self.widgets
         with gr.Blocks(title="kekong") as demo:
             gr.Markdown("## kekong — controllable image generation")
             with gr.Tab("Generate"):
@@ -199,28 +201,31 @@ class UI:
                     prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt", scale=3)
                     negative = gr.Textbox(label="Negative prompt", lines=2, scale=2)
                 with gr.Row():
-                    sampler = gr.Dropdown(list(SAMPLER_NAMES), value="DPM++ 2M", label="Sampler")
-                    steps = gr.Slider(1, 150, value=20, step=1, label="Steps", elem_id="steps")
-                    cfg = gr.Slider(1, 30, value=7, step=0.5, label="CFG scale")
+                    sampler = w.choice(gr, "Dropdown", "sampler", "Sampler")
+                    steps = w.slider(gr, "steps", "Steps", 1, elem_id="steps")
+                    cfg = w.slider(gr, "cfg_scale", "CFG scale", 0.5,  # the default model's recommendation
+                                   value=model_defaults(None).get("cfg_scale"))
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
                 with gr.Row():
-                    width = gr.Slider(64, 2048, value=64, step=8, label="Width", elem_id="width")
-                    height = gr.Slider(64, 2048, value=64, step=8, label="Height", elem_id="height")
-                    batch = gr.Slider(1, 8, value=1, step=1, label="Batch size")
+                    native = 64  # the default (shipped) model's native size
+                    width = w.slider(gr, "width", "Width", 8, value=native, elem_id="width")
+                    height = w.slider(gr, "height", "Height", 8, value=native, elem_id="height")
+                    batch = w.slider(gr, "batch_size", "Batch size", 1)
                 with gr.Accordion("img2img / inpaint (draw the mask on the image)", open=False):
                     init = gr.ImageEditor(label="Init image", type="numpy", brush=gr.Brush(colors=["#ffffff"]))
-                    strength = gr.Slider(0, 1, value=0.75, step=0.01, label="Denoising strength")
+                    strength = w.slider(gr, "denoising_strength", "Denoising strength", 0.01)
                 with gr.Accordion("Hires fix and refiner", open=False):
                     with gr.Row():
                         enable_hr = gr.Checkbox(value=False, label="Hires fix")
-                        hr_scale = gr.Slider(1, 4, value=2, step=0.05, label="Upscale by")
+                        hr_scale = w.slider(gr, "hr_scale", "Upscale by", 0.05)
                         hr_upscaler = gr.Dropdown(upscaler_names(), value="Latent", label="Upscaler")
-                        hr_steps = gr.Slider(0, 150, value=0, step=1, label="Hires steps (0 = same)")
-                        hr_strength = gr.Slider(0, 1, value=0.7, step=0.01, label="Hires denoising strength")
+                        hr_steps = w.slider(gr, "hr_second_pass_steps", "Hires steps (0 = same)", 1)
+                        hr_strength = w.slider(gr, "denoising_strength", "Hires denoising strength", 0.01,
+                                               value=0.7)  # A1111's hires default
                     with gr.Row():
                         refiner = gr.Dropdown(["None", *[m["title"] for m in base_models()]], value="None",
                                               label="Refiner")
-                        switch_at = gr.Slider(0, 1, value=0.8, step=0.01, label="Refiner switch at")
+                        switch_at = w.slider(gr, "refiner_switch_at", "Refiner switch at", 0.01)
                 extras = [enable_hr, hr_scale, hr_upscaler, hr_steps, hr_strength, refiner, switch_at]
                 unit_inputs, unit_images, unit_modules = [], [], []
                 with gr.Tabs():
@@ -237,13 +242,13 @@ class UI:
                                                     elem_id=f"unit{index}-map")
                                 region = gr.Image(label="Region mask (optional)", type="numpy")
                             with gr.Row():
-                                weight = gr.Slider(0, 2, value=1, step=0.05, label="Weight")
-                                start = gr.Slider(0, 1, value=0, step=0.01, label="Start")
-                                end = gr.Slider(0, 1, value=1, step=0.01, label="End")
-                                res = gr.Slider(64, 2048, value=512, step=8, label="Processor resolution")
+                                weight = w.slider(gr, "weight", "Weight", 0.05, ControlUnit)
+                                start = w.slider(gr, "start", "Start", 0.01, ControlUnit)
+                                end = w.slider(gr, "end", "End", 0.01, ControlUnit)
+                                res = w.slider(gr, "res", "Processor resolution", 8, ControlUnit)
                             with gr.Row():
-                                mode = gr.Radio(MODES, value=MODES[0], label="Control mode")
-                                resize = gr.Radio(RESIZE, value=RESIZE[0], label="Resize mode")
+                                mode = w.choice(gr, "Radio", "mode", "Control mode", ControlUnit)
+                                resize = w.choice(gr, "Radio", "resize_mode", "Resize mode", ControlUnit)
                             preview = gr.Button("Preview detected map", elem_id=f"unit{index}-preview")
                             preview.click(self.detect, [image, module, res], detected)
                             unit_inputs += [enabled, image, module, model, weight, start, end, mode, resize, res,
@@ -331,6 +336,6 @@ def mount_ui(app: Any, store_dir: Path) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    ui = UI(app)
+    ui = UI(app, getattr(app.state, "limits", None))
     gr.mount_gradio_app(app, ui.blocks(), path="/ui", allowed_paths=[str(store_dir)], ssr_mode=False,
                         footer_links=[])

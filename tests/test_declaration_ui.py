@@ -1,0 +1,50 @@
+"""The web UI's sliders and choice lists are the request's declaration, narrowed by the server's
+limits: walk every widget the UI made from a field and compare it with that field's declaration."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+
+from kekong.declaration import spec
+from kekong.generation.defaults import model_defaults
+from kekong.server.config import Limits
+from kekong.ui.app import UI
+from kekong.ui.widgets import NARROWED_BY
+
+
+def built(limits: Limits | None) -> UI:
+    app = FastAPI()
+    ui = UI(app, limits)
+    ui.blocks()
+    return ui
+
+
+@pytest.mark.parametrize("limits", [Limits(), Limits(max_steps=40, max_side=128, max_batch=2)],
+                         ids=["default", "narrow"])
+def test_every_widget_shows_its_fields_declared_bounds_narrowed_by_the_server(limits):
+    ui = built(limits)
+    assert len(ui.widgets.made) >= 15
+    for name, model, component in ui.widgets.made:
+        declared = spec(name, model)
+        if declared.choices:
+            assert [c[0] if isinstance(c, tuple) else c for c in component.choices] == list(declared.choices), name
+            assert component.value == declared.default, name
+            continue
+        upper = declared.le
+        if name in NARROWED_BY and model.__name__ == "GenerationRequest":
+            upper = min(upper, getattr(limits, NARROWED_BY[name]))
+        assert (component.minimum, component.maximum) == (declared.ge, upper), name
+
+
+def test_a_narrow_server_offers_no_more_than_it_allows():
+    ui = built(Limits(max_steps=40, max_side=128))
+    sliders = {component.label: component for _, _, component in ui.widgets.made}
+    assert sliders["Steps"].maximum == 40 and sliders["Width"].maximum == 128 and sliders["Height"].maximum == 128
+    assert sliders["Hires steps (0 = same)"].maximum == 40
+
+
+def test_cfg_starts_at_the_default_models_recommendation():
+    ui = built(None)
+    [cfg] = [c for name, _, c in ui.widgets.made if name == "cfg_scale"]
+    assert cfg.value == model_defaults(None)["cfg_scale"] == 2.0
