@@ -16,7 +16,7 @@ from kekong.ui.widgets import NARROWED_BY
 def built(limits: Limits | None) -> UI:
     app = FastAPI()
     ui = UI(app, limits)
-    ui.blocks()
+    ui.last_blocks = ui.blocks()
     return ui
 
 
@@ -48,3 +48,18 @@ def test_cfg_starts_at_the_default_models_recommendation():
     ui = built(None)
     [cfg] = [c for name, _, c in ui.widgets.made if name == "cfg_scale"]
     assert cfg.value == model_defaults(None)["cfg_scale"] == 2.0
+
+
+def test_the_checkpoint_dropdown_lists_and_starts_on_the_shipped_model():
+    from kekong.models.refs import DEFAULT_BASE
+
+    ui = built(None)
+    blocks = ui.last_blocks.blocks.values()
+    [checkpoint] = [b for b in blocks if getattr(b, "elem_id", None) == "checkpoint"]
+    names = [c[0] if isinstance(c, tuple) else c for c in checkpoint.choices]
+    assert any(name.startswith(DEFAULT_BASE + " [") for name in names)
+    assert checkpoint.value.startswith(DEFAULT_BASE + " [")
+    [vae] = [b for b in blocks if getattr(b, "elem_id", None) == "vae"]
+    assert vae.value == "Automatic"
+    [gallery] = [b for b in blocks if getattr(b, "elem_id", None) == "gallery"]
+    assert gallery.interactive is False  # an output: no "Drop media here"

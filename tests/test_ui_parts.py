@@ -61,3 +61,33 @@ def test_hires_and_refiner_settings_join_the_request_only_when_on():
     request = build_request(prompt="x", **fields)
     assert request.enable_hr and request.hr_upscaler == "Lanczos" and request.hr_second_pass_steps == 10
     assert request.refiner == "kekong-shapes" and request.refiner_switch_at == 0.6
+
+
+def test_checkpoint_vae_schedule_and_batch_count_join_the_request():
+    assert UI.base("kekong-shapes [2a90ce719c]", "Automatic", "Automatic", 1) == {"scheduler": "Automatic",
+                                                                                   "batch_count": 1}
+    fields = UI.base("other-model [0123456789]", "my-vae", "Karras", 3)
+    request = build_request(prompt="x", **fields)
+    assert request.model == "other-model" and request.vae == "my-vae" and request.scheduler == "Karras"
+    assert request.batch_count == 3
+
+
+def test_pixel_perfect_is_sent_per_unit():
+    image = np.zeros((64, 64, 3), np.uint8)
+    unit = (True, image, "none", "Automatic", 1, 0, 1, "Balanced", "Crop and Resize", 512, None, True)
+    plain = (True, image, "none", "Automatic", 1, 0, 1, "Balanced", "Crop and Resize", 512, None, False)
+    fields = UI(None).fields("x", "", "Euler a", 10, 7, 3, 64, 64, 1, None, 0.5, [unit, plain])
+    request = build_request(**fields)
+    assert [c.pixel_perfect for c in request.controls] == [True, False]
+
+
+def test_picked_image_details_show_no_server_path():
+    from types import SimpleNamespace
+
+    from kekong.ui.app import without_paths
+
+    verdict = SimpleNamespace(file="/srv/store/jobs/ab/00001.png",
+                              watermark={"made_here": {"path": "/home/me/out/star.png"}})
+    text = without_paths("/srv/store/jobs/ab/00001.png\n  watermark: … made on this machine as /home/me/out/star.png",
+                         verdict)
+    assert "/srv" not in text and "/home" not in text and "00001.png" in text and "star.png" in text

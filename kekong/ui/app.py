@@ -40,6 +40,45 @@ def enlarged(preview: np.ndarray, side: int = 256) -> np.ndarray:
     return np.kron(preview, np.ones((factor, factor, 1), np.uint8))
 
 
+def checkpoint_titles() -> list[str]:
+    from kekong.models.catalog import base_models
+
+    return [m["title"] for m in base_models()]
+
+
+def default_checkpoint() -> str | None:
+    """The shipped model's title (what a request without `model` runs)."""
+    from kekong.models.catalog import base_models
+    from kekong.models.refs import DEFAULT_BASE
+
+    titles = [m["title"] for m in base_models() if m["model_name"] == DEFAULT_BASE]
+    return titles[0] if titles else None
+
+
+def vae_names() -> list[str]:
+    from kekong.models.catalog import display_name
+    from kekong.models.refs import list_local
+
+    return ["Automatic", *[display_name(path) for path in list_local("vae")]]
+
+
+def recommended_cfg(title: str | None, widgets: Widgets) -> float:
+    """The picked model's recommended CFG, else the declared default."""
+    from kekong.generation.defaults import model_defaults
+
+    name = title.rsplit(" [", 1)[0] if title else None
+    return model_defaults(name).get("cfg_scale", widgets.field("cfg_scale").default)
+
+
+def without_paths(text: str, verdict: Any) -> str:
+    """The provenance lines with the server's file paths reduced to file names (they mean nothing to,
+    and should not be shown to, whoever uses the UI)."""
+    paths = [verdict.file, ((verdict.watermark or {}).get("made_here") or {}).get("path")]
+    for path in filter(None, paths):
+        text = text.replace(str(path), Path(str(path)).name)
+    return text
+
+
 def mask_from_editor(value: Any) -> np.ndarray | None:
     """A drawn mask (white = repaint) from the image editor's layers; None when nothing is drawn."""
     if not value or not value.get("layers"):
@@ -105,17 +144,33 @@ class UI:
             if mask is not None:
                 fields["mask"] = data_uri(mask)
         controls = []
-        for enabled, image, module, model, weight, start, end, mode, resize, res, region in units:
+        for enabled, image, module, model, weight, start, end, mode, resize, res, region, *perfect in units:
             if not enabled or image is None:
                 continue
             unit = {"module": module, "image": data_uri(image), "weight": weight, "start": start, "end": end,
                     "mode": mode, "resize_mode": resize, "res": int(res)}
+            if perfect and perfect[0]:
+                unit["pixel_perfect"] = True
             if model and model != "Automatic":
                 unit["model"] = model.rsplit(" [", 1)[0]
             if region is not None:
                 unit["mask"] = data_uri(region)
             controls.append(unit)
         fields["controls"] = controls
+        return fields
+
+    @staticmethod
+    def base(model: str | None, vae: str | None, scheduler: str, batch_count: float) -> dict[str, Any]:
+        """Checkpoint, VAE, schedule type and batch count. The shipped model and the model's own VAE
+        are left to the request's defaults, so an unchanged UI sends what it sent before."""
+        from kekong.models.refs import DEFAULT_BASE
+
+        fields: dict[str, Any] = {"scheduler": scheduler, "batch_count": int(batch_count)}
+        name = model.rsplit(" [", 1)[0] if model else None
+        if name and name != DEFAULT_BASE:
+            fields["model"] = name
+        if vae and vae != "Automatic":
+            fields["vae"] = vae
         return fields
 
     @staticmethod
@@ -134,9 +189,11 @@ class UI:
         """Queue the job, then stream step previews until it is done; yields (preview, status, gallery)."""
         import gradio as gr
 
-        fixed, units = inputs[:11], [inputs[11 + i * 11: 22 + i * 11] for i in range(UNITS)]
+        per_unit = 12
+        fixed, units = inputs[:11], [inputs[11 + i * per_unit: 11 + (i + 1) * per_unit] for i in range(UNITS)]
+        rest = inputs[11 + UNITS * per_unit:]
         try:
-            fields = {**self.fields(*fixed, units), **self.extras(*inputs[11 + UNITS * 11:])}
+            fields = {**self.fields(*fixed, units), **self.extras(*rest[:7]), **self.base(*rest[7:])}
             job, _ = self.services.submit(fields, "ui")
         except KekongError as error:
             raise gr.Error(str(error)) from None
@@ -167,7 +224,7 @@ class UI:
             return ""
         verdict = verify(path)
         parameters = (verdict.metadata or {}).get("parameters") or ""
-        return f"{parameters}\n\n— provenance —\n{describe(verdict)}"
+        return f"{parameters}\n\n— provenance —\n{without_paths(describe(verdict), verdict)}"
 
     def send_to_unit(self, gallery: list, selected: Any) -> np.ndarray:
         import gradio as gr
@@ -198,6 +255,11 @@ class UI:
             gr.Markdown("## kekong — controllable image generation")
             with gr.Tab("Generate"):
                 with gr.Row():
+                    checkpoint = gr.Dropdown(checkpoint_titles(), value=default_checkpoint(),
+                                             label="Stable Diffusion checkpoint", elem_id="checkpoint")
+                    vae = gr.Dropdown(vae_names(), value="Automatic", label="SD VAE", elem_id="vae")
+                    refresh = gr.Button("🔄 Refresh models", scale=0)
+                with gr.Row():
                     prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt", scale=3)
                     negative = gr.Textbox(label="Negative prompt", lines=2, scale=2)
                 with gr.Row():
@@ -205,12 +267,14 @@ class UI:
                     steps = w.slider(gr, "steps", "Steps", 1, elem_id="steps")
                     cfg = w.slider(gr, "cfg_scale", "CFG scale", 0.5,  # the default model's recommendation
                                    value=model_defaults(None).get("cfg_scale"))
+                    scheduler = w.choice(gr, "Dropdown", "scheduler", "Schedule type")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
                 with gr.Row():
                     native = 64  # the default (shipped) model's native size
                     width = w.slider(gr, "width", "Width", 8, value=native, elem_id="width")
                     height = w.slider(gr, "height", "Height", 8, value=native, elem_id="height")
                     batch = w.slider(gr, "batch_size", "Batch size", 1)
+                    batch_count = w.slider(gr, "batch_count", "Batch count", 1)
                 with gr.Accordion("img2img / inpaint (draw the mask on the image)", open=False):
                     init = gr.ImageEditor(label="Init image", type="numpy", brush=gr.Brush(colors=["#ffffff"]))
                     strength = w.slider(gr, "denoising_strength", "Denoising strength", 0.01)
@@ -249,10 +313,12 @@ class UI:
                             with gr.Row():
                                 mode = w.choice(gr, "Radio", "mode", "Control mode", ControlUnit)
                                 resize = w.choice(gr, "Radio", "resize_mode", "Resize mode", ControlUnit)
+                                perfect = gr.Checkbox(value=bool(w.field("pixel_perfect", ControlUnit).default),
+                                                      label="Pixel Perfect")
                             preview = gr.Button("Preview detected map", elem_id=f"unit{index}-preview")
                             preview.click(self.detect, [image, module, res], detected)
                             unit_inputs += [enabled, image, module, model, weight, start, end, mode, resize, res,
-                                            region]
+                                            region, perfect]
                             unit_images.append(image)
                             unit_modules.append(module)
                 with gr.Row():
@@ -261,14 +327,20 @@ class UI:
                 status = gr.Textbox(label="Progress", interactive=False, elem_id="status")
                 with gr.Row():
                     step_preview = gr.Image(label="Step preview", interactive=False, height=256)
-                    gallery = gr.Gallery(label="Results", columns=4, elem_id="gallery", type="filepath")
+                    gallery = gr.Gallery(label="Results", columns=4, elem_id="gallery", type="filepath",
+                                         interactive=False)  # an output: nothing to drop here
                 details = gr.Textbox(label="Parameters and provenance", lines=8, interactive=False,
                                      elem_id="details")
                 selected = gr.Number(value=0, visible=False)
                 with gr.Row():
                     sends = [gr.Button(f"Send to control unit {i + 1}") for i in range(UNITS)]
                 go.click(self.generate, [prompt, negative, sampler, steps, cfg, seed, width, height, batch, init,
-                                         strength, *unit_inputs, *extras], [step_preview, status, gallery])
+                                         strength, *unit_inputs, *extras, checkpoint, vae, scheduler,
+                                         batch_count], [step_preview, status, gallery])
+                # picking a model shows its recommended settings (declared defaults where it has none)
+                checkpoint.change(lambda title: recommended_cfg(title, w), checkpoint, cfg)
+                refresh.click(lambda: (gr.update(choices=checkpoint_titles()), gr.update(choices=vae_names())),
+                              None, [checkpoint, vae])
                 stop.click(lambda: self.services.worker.interrupt() and None, None, None)
 
                 def picked(gallery_value: list, evt: gr.SelectData) -> tuple[str, int]:

@@ -12,7 +12,8 @@ from kekong.request import GenerationRequest
 
 # request field → the server limit (an attribute of server.config.Limits) that narrows it
 NARROWED_BY = {"steps": "max_steps", "hr_second_pass_steps": "max_steps", "width": "max_side", "height": "max_side",
-               "batch_size": "max_batch", "hr_resize_x": "max_side", "hr_resize_y": "max_side"}
+               "batch_size": "max_batch", "batch_count": "max_batch", "hr_resize_x": "max_side",
+               "hr_resize_y": "max_side"}
 
 
 def field_spec(name: str, model: type[BaseModel] = GenerationRequest, limits: Any = None) -> FieldSpec:
@@ -30,6 +31,9 @@ class Widgets:
     def __init__(self, limits: Any = None) -> None:
         self.limits = limits
         self.made: list[tuple[str, type[BaseModel], Any]] = []  # (field, model, component)
+
+    def field(self, name: str, model: type[BaseModel] = GenerationRequest) -> FieldSpec:
+        return field_spec(name, model, self.limits)
 
     def slider(self, gr: Any, name: str, label: str, step: float, model: type[BaseModel] = GenerationRequest,
                value: Any = None, **options: Any) -> Any:
