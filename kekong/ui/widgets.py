@@ -17,7 +17,10 @@ NARROWED_BY = {"steps": "max_steps", "hr_second_pass_steps": "max_steps", "width
 
 
 def field_spec(name: str, model: type[BaseModel] = GenerationRequest, limits: Any = None) -> FieldSpec:
-    """The declared field, with the server's limit applied when one narrows it."""
+    """The declared field, with the server's limit applied when one narrows it (Limits.spec where
+    the server's Limits has it; NARROWED_BY otherwise, the same table)."""
+    if limits is not None and hasattr(limits, "spec"):
+        return limits.spec(name, model)
     declared = spec(name, model)
     if limits is None or model is not GenerationRequest or name not in NARROWED_BY:
         return declared
