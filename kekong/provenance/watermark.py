@@ -25,7 +25,7 @@ Design (every number below was tuned on the attack suite in benchmarks/watermark
 - False positives: each decoded hypothesis passes the CRC + version check with probability 2^-24.
   The plain reading decodes at most MAX_HYPOTHESES (10); the mirrored/turned folds and the
   turned/stretched lattices are decoded only when their pilot peak reaches PILOT_BAR (above the
-  99th percentile of unmarked images' peaks), at most 10 + NEAR_TURNS + FAR_TURNS more. With ≤ 25
+  99th percentile of unmarked images' peaks), at most 10 + 4 near + 2 far more. With ≤ 26
   decodes per image the design rate is < 1.5e-6 per image.
 """
 
@@ -284,12 +284,12 @@ def _affine(shape: tuple[int, int], forward: np.ndarray) -> tuple[np.ndarray, tu
     return np.hstack([forward, offset[:, None]]), (out_w, out_h)
 
 
-def _fold_turned(nominal_detail: np.ndarray, scale: float, basis: np.ndarray) -> np.ndarray:
-    """Fold a turned or stretched lattice from the detail already resampled for the nominal period
-    (the first plain guess): warping the detail costs a fraction of recomputing it. `scale` is the
-    nominal period over this lattice's; the filled-in border is zero, which adds nothing."""
-    matrix, size = _affine(nominal_detail.shape, scale * _inverse(basis))
-    return _sum_tiles(cv2.warpAffine(nominal_detail, matrix, size, flags=cv2.INTER_LINEAR,
+def _fold_turned(resampled: np.ndarray, scale: float, basis: np.ndarray) -> np.ndarray:
+    """Fold a turned or stretched lattice from detail already resampled for a plain guess of a
+    nearby period: warping the detail costs a fraction of recomputing it. `scale` is that guess's
+    period over this lattice's; the filled-in border is zero, which adds nothing."""
+    matrix, size = _affine(resampled.shape, scale * _inverse(basis))
+    return _sum_tiles(cv2.warpAffine(resampled, matrix, size, flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0))
 
 
@@ -305,9 +305,9 @@ def _fold_affine(luma: np.ndarray, period: float, basis: np.ndarray) -> np.ndarr
     return _sum_tiles(_detail(warped, SIGMA * CHIP / 4) * keep)
 
 
-NEAR_TURNS = 4  # turned or stretched lattice shapes near the nominal period folded per image (cheap)
-FAR_TURNS = 1  # and at other periods (a turn and a resize), only when its autocorrelation stands out
-GEOMETRY_BAR = 8.0  # robust z that a far lattice's autocorrelation must reach to be folded
+NEAR_TURNS, NEAR_STRETCHES = 2, 2  # turned and stretched lattices at the nominal period folded per image (cheap)
+FAR_TURNS = 1  # and at other periods (a turn and a resize): the one that stands out most
+GEOMETRY_BAR = 8.0  # robust z a far lattice must stand out by to be resampled afresh (no plain guess near)
 PILOT_BAR = 7.0  # pilot peak (standard deviations) a turned, stretched or mirrored tile needs to be decoded
 
 
@@ -327,7 +327,7 @@ def read(image: np.ndarray) -> Reading:
         for option in (period, period / 2):
             if option >= low and all(abs(option - c) > 1 for c in candidates):
                 candidates.append(option)
-    folds = []
+    folds = []  # (folded tile, period, resampled detail) per plain guess
     for period in candidates[:MAX_HYPOTHESES]:
         resampled = _resampled_detail(luma, period, period)
         folded = _sum_tiles(resampled)
@@ -336,27 +336,35 @@ def read(image: np.ndarray) -> Reading:
             return Reading(True, mark_id, z, (period, period))
         if z > best.confidence:
             best = Reading(False, None, z, (period, period))
-        folds.append((folded, (period, period)))
-        if not len(folds) - 1:
-            nominal_detail = resampled
+        folds.append((folded, period, resampled))
     # 2. the same folds, mirrored or turned by quarters (the lattice does not change)
-    for folded, periods in folds:
+    for folded, period, _ in folds:
         found = _decode_oriented(folded, skip_plain=True)
         if found is not None:
-            return Reading(True, found[0], found[1], periods)
-    # 3. slightly turned or stretched lattices: the few the autocorrelation favours near the
-    # nominal period (a turn keeps the scale), folded from the nominal detail; then, at other
-    # periods, only one that stands out
+            return Reading(True, found[0], found[1], (period, period))
+    # 3. slightly turned or stretched lattices the autocorrelation favours, folded by warping a
+    # plain guess's resampled detail of a period within NEAR (cheap), else resampled afresh
     nominal = candidates[0]
     shortest = max(low, min(height, width) / 9)  # a kekong tile is ≥ 1/8 of the short side
     search = watermark_lattice.LatticeSearch(acf, detail.shape, shortest, high)
-    for geometry in search.near(nominal, NEAR_TURNS):
-        found = _decode_oriented(_fold_turned(nominal_detail, nominal / geometry.period, geometry.basis),
-                                 skip_plain=False)
+    hypotheses = [(geometry, geometry.period) for geometry in search.near(nominal, NEAR_TURNS, NEAR_STRETCHES)]
+    for geometry in search.standing_out(FAR_TURNS, away_from=nominal):
+        # a turn and a resize: the peak's period, and its half (dense texture can favour twice it)
+        hypotheses += [(geometry, p) for p in (geometry.period, geometry.period / 2) if p >= shortest]
+    tried: list[tuple[float, float, float]] = []
+    for geometry, period in hypotheses:
+        if any(abs(period - p) < 1 and abs(geometry.angle - a) < 0.1 and abs(geometry.aspect - r) < 0.003
+               for p, a, r in tried):
+            continue
+        tried.append((period, geometry.angle, geometry.aspect))
+        source = min(folds, key=lambda fold: abs(np.log(fold[1] / period)))
+        if abs(source[1] / period - 1) <= watermark_lattice.NEAR:
+            folded = _fold_turned(source[2], source[1] / period, geometry.basis)
+        elif geometry.strength >= GEOMETRY_BAR:
+            folded = _fold_affine(luma, period, geometry.basis)
+        else:
+            continue
+        found = _decode_oriented(folded, skip_plain=False)
         if found is not None:
-            return Reading(True, found[0], found[1], (geometry.period * geometry.aspect, geometry.period))
-    for geometry in search.standing_out(GEOMETRY_BAR, FAR_TURNS, away_from=nominal):
-        found = _decode_oriented(_fold_affine(luma, geometry.period, geometry.basis), skip_plain=False)
-        if found is not None:
-            return Reading(True, found[0], found[1], (geometry.period * geometry.aspect, geometry.period))
+            return Reading(True, found[0], found[1], (period * geometry.aspect, period))
     return best

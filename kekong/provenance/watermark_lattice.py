@@ -13,6 +13,7 @@ turn leaves the lattice as it was (the reader tries those on the folded tile ins
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -44,22 +45,21 @@ def _sharp(line: np.ndarray) -> np.ndarray:
     return line - np.convolve(line, ring / ring.sum(), mode="same")
 
 
-def _sampled_profiles(acf: np.ndarray, shape: tuple[int, int], bases: list[np.ndarray]) -> np.ndarray:
-    """`_profiles` for many lattice shapes at once, bilinear at fractional lags (zero beyond the
-    image's extent): (shapes, 4 lines, lags)."""
-    size = min(shape)
-    lags = np.arange(size, dtype=np.float64)
+def _sampled_profiles(acf: np.ndarray, shape: tuple[int, int], bases: list[np.ndarray], step: int) -> np.ndarray:
+    """`_profiles` for many lattice shapes at once, summed over the four lines, bilinear at
+    fractional lags every `step` pixels (zero beyond the image's extent): (shapes, lags / step)."""
+    count = min(shape) // step
+    lags = np.arange(count, dtype=np.float64) * step
     directions = np.array([[b[:, 0], b[:, 1], b[:, 0] + b[:, 1], b[:, 0] - b[:, 1]] for b in bases])  # (S, 4, 2)
-    xs = (directions[..., 0, None] * lags).reshape(-1, size)
-    ys = (directions[..., 1, None] * lags).reshape(-1, size)
-    lines = cv2.remap(acf, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_WRAP)
-    lines = np.where((np.abs(ys) < shape[0] - 1) & (np.abs(xs) < shape[1] - 1), lines, 0.0).astype(np.float32)
+    xs = (directions[..., 0, None] * lags).reshape(-1, count).astype(np.float32)
+    ys = (directions[..., 1, None] * lags).reshape(-1, count).astype(np.float32)
+    lines = cv2.remap(acf, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    lines[(np.abs(ys) >= shape[0] - 1) | (np.abs(xs) >= shape[1] - 1)] = 0.0
     ring = np.ones(25, np.float32)
     ring[9:16] = 0
     lines /= acf[0, 0] + 1e-12
     smooth = cv2.filter2D(lines, -1, (ring / ring.sum())[None, :], borderType=cv2.BORDER_CONSTANT)
-    return (lines - smooth).reshape(len(bases), 4, size)
+    return (lines - smooth).reshape(len(bases), 4, count).sum(axis=1)
 
 
 def _profiles(acf: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
@@ -83,15 +83,14 @@ def _score(profiles: list[np.ndarray], grid: np.ndarray) -> np.ndarray:
     return total / np.maximum(used, 1)
 
 
-def _scores(profiles: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """`_score` for many shapes' profiles (shapes, 4, lags) at once: (shapes, periods)."""
-    size = profiles.shape[-1]
-    multiples = np.arange(1, _MULTIPLES + 1)[:, None] * grid[None, :]  # (3, periods)
-    inside = multiples < size - 1
-    index = np.minimum(np.floor(multiples).astype(np.int64), size - 2)
+def _scores(profiles: np.ndarray, grid: np.ndarray, step: int) -> np.ndarray:
+    """`_score` for many shapes' summed profiles (shapes, lags / step) at once: (shapes, periods)."""
+    count = profiles.shape[-1]
+    multiples = np.arange(1, _MULTIPLES + 1)[:, None] * grid[None, :] / step  # (3, periods), in samples
+    inside = multiples < count - 1
+    index = np.minimum(np.floor(multiples).astype(np.int64), count - 2)
     frac = (multiples - index).astype(np.float32)
-    summed = profiles.sum(axis=1)  # every line counts alike
-    values = summed[:, index] * (1 - frac) + summed[:, index + 1] * frac  # (shapes, 3, periods)
+    values = profiles[:, index] * (1 - frac) + profiles[:, index + 1] * frac  # (shapes, 3, periods)
     used = 4 * inside.sum(0)
     return (values * inside).sum(axis=1) / np.maximum(used, 1)
 
@@ -152,14 +151,16 @@ class LatticeSearch:
 
     def __init__(self, acf: np.ndarray, shape: tuple[int, int], low: float, high: float):
         self.grid = np.arange(low, max(high, low + 1), 0.25)
-        self.profiles = _sampled_profiles(acf, shape, [_basis(a, r) for a, r in SHAPES])
+        # from 1024 px up a kekong image's chips (and peaks) are ≥ 8 px: every other lag will do
+        self.step = min(shape) // 512 if min(shape) >= 1024 else 1
+        self.profiles = _sampled_profiles(acf, shape, [_basis(a, r) for a, r in SHAPES], self.step)
         self._scores: np.ndarray | None = None
 
     @property
     def scores(self) -> np.ndarray:
         """(shapes, periods) over the whole grid, computed on first use (`near` needs only its window)."""
         if self._scores is None:
-            self._scores = _scores(self.profiles, self.grid)
+            self._scores = _scores(self.profiles, self.grid, self.step)
         return self._scores
 
     def _geometry(self, row: int, index: int, strength: float) -> Geometry:
@@ -169,7 +170,7 @@ class LatticeSearch:
             period += _refine(self.scores[row], index, 0.25)
         return Geometry(_basis(angle, aspect), angle, aspect, period, strength)
 
-    def _distinct(self, rows, pick, count: int) -> list[Geometry]:
+    def _distinct(self, rows: np.ndarray, pick: Callable[[int], Geometry], count: int) -> list[Geometry]:
         """Up to `count` geometries from `rows` (best first), skipping the plain lattice (the
         plain reading tried it) and close neighbours of a shape already taken."""
         found: list[Geometry] = []
@@ -182,33 +183,37 @@ class LatticeSearch:
             if any(abs(g.angle - angle) < 2.5 * ANGLE_STEP and abs(np.log(g.aspect / aspect)) < 2.5 * ASPECT_STEP
                    for g in found):
                 continue
-            geometry = pick(row)
-            if geometry is not None:
-                found.append(geometry)
+            found.append(pick(row))
         return found
 
-    def near(self, nominal: float, count: int) -> list[Geometry]:
-        """The `count` shapes scoring best within ±NEAR of the nominal period (a turn keeps the
-        scale; a stretch keeps one side's), each at its best period there. No bar: the folded
-        tile's pilot and CRC decide."""
-        window = np.flatnonzero(np.abs(self.grid / nominal - 1) <= NEAR)
-        if window.size == 0:
-            return []
-        window = np.arange(max(window[0] - 1, 0), min(window[-1] + 2, self.grid.size))  # neighbours, to refine
-        inside = _scores(self.profiles, self.grid[window])
-        best = inside[:, 1:-1].max(axis=1)
-        return self._distinct(np.argsort(-best), lambda row: self._near(
-            inside, window, row, 1 + int(np.argmax(inside[row, 1:-1])), float(best[row])), count)
+    def near(self, nominal: float, turns: int, stretches: int) -> list[Geometry]:
+        """The best `turns` turned and `stretches` stretched shapes, scored at the period their
+        edit leaves: a turn keeps the nominal period, a stretch keeps it along one side (which
+        one is not known: both are scored). No bar: the folded tile's pilot and the CRC decide."""
+        is_turn = np.array([aspect == 1 for _, aspect in SHAPES])
+        aspects = np.array([aspect for _, aspect in SHAPES])
+        grid = np.concatenate([[nominal], nominal / aspects[~is_turn]])
+        scores = _scores(self.profiles, grid, self.step)
+        keeps_first = scores[:, 0]  # the period along the first side is the nominal one
+        keeps_second = np.full(len(SHAPES), -np.inf)  # along the second side
+        keeps_second[~is_turn] = scores[np.flatnonzero(~is_turn), 1 + np.arange((~is_turn).sum())]
+        best = np.maximum(keeps_first, keeps_second)
 
-    def _near(self, inside: np.ndarray, window: np.ndarray, row: int, index: int, strength: float) -> Geometry:
-        angle, aspect = _refine_shape(inside, row, index, *SHAPES[row])
-        period = float(self.grid[window[index]] + _refine(inside[row], index, 0.25))
-        return Geometry(_basis(angle, aspect), angle, aspect, period, strength)
+        def pick(row: int) -> Geometry:
+            angle, aspect = SHAPES[row]
+            if aspect == 1:
+                angle, _ = _refine_shape(keeps_first[:, None], row, 0, angle, aspect)
+            period = nominal if keeps_first[row] >= keeps_second[row] else nominal / aspect
+            return Geometry(_basis(angle, aspect), angle, aspect, float(period), float(best[row]))
 
-    def standing_out(self, bar: float, count: int, away_from: float) -> list[Geometry]:
-        """Shapes whose best peak away from the nominal period stands out by at least `bar`: a
+        order = np.argsort(-best)
+        return self._distinct(order[is_turn[order]], pick, turns) + \
+            self._distinct(order[~is_turn[order]], pick, stretches)
+
+    def standing_out(self, count: int, away_from: float) -> list[Geometry]:
+        """The `count` shapes whose best peak away from the nominal period stands out most: a
         robust z against all shapes' best (the picture's own structure lifts every shape alike, a
-        turned or stretched tile lifts one)."""
+        turned or stretched tile lifts one), kept as the geometry's strength."""
         away = np.abs(self.grid / away_from - 1) > NEAR
         if not away.any():
             return []
@@ -217,10 +222,8 @@ class LatticeSearch:
         centre = np.median(peak)
         z = (peak - centre) / (1.4826 * np.median(np.abs(peak - centre)) + SCORE_FLOOR)
 
-        def pick(row: int) -> Geometry | None:
-            return self._geometry(row, int(np.argmax(scores[row])), float(z[row])) if z[row] >= bar else None
-
-        return self._distinct(np.argsort(-z), pick, count)
+        return self._distinct(np.argsort(-z), lambda row: self._geometry(row, int(np.argmax(scores[row])),
+                                                                          float(z[row])), count)
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, count: int) -> list[float]:
