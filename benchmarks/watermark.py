@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -101,7 +102,17 @@ def attacks(rng: np.random.Generator) -> dict[str, Callable[[np.ndarray], np.nda
         "contrast −20%": lambda i: scale_values(i, contrast=0.8),
         "noise σ=5": lambda i: noise(i, 5, rng),
         "resize 75% + JPEG 75": lambda i: jpeg(resize(i, 0.75), 75),
+        "flip": lambda i: np.ascontiguousarray(i[:, ::-1]),
+        "rotate 2°": lambda i: rotate(i, 2),
+        "rotate 5°": lambda i: rotate(i, 5),
+        "aspect 1.1": lambda i: cv2.resize(i, (round(i.shape[1] * 1.1), i.shape[0]), interpolation=cv2.INTER_CUBIC),
+        "rotate 2° + JPEG 75": lambda i: jpeg(rotate(i, 2), 75),
     }
+
+
+def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Turned counter-clockwise about the centre, same size, black corners (PIL's rotate)."""
+    return np.asarray(Image.fromarray(image).rotate(degrees, Image.BICUBIC))
 
 
 # ---------------------------------------------------------------- methods
