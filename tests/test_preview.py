@@ -72,3 +72,20 @@ def test_a_file_that_is_not_taesd_is_refused_by_name(base, models_dir):
 
 def test_full_uses_the_models_vae(base):
     assert render(torch.randn(1, 4, 8, 8), base, "Full").shape == (64, 64, 3)
+
+
+def _vae_decode(base, latents):
+    with torch.no_grad():
+        pixels = base.vae.decode(latents[:1] / base.vae.config.scaling_factor, return_dict=False)[0]
+    return ((pixels[0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+def test_full_is_the_vae_decode_of_the_step_and_not_the_cheap_map(base):
+    """"Full" decodes the latents it is given with the model's VAE, exactly; the cheap map is another picture."""
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5))
+    full = render(latents, base, "Full")
+    assert np.array_equal(full, _vae_decode(base, latents))
+    cheap = render(latents, base, "Approx cheap")
+    assert cheap.shape == (8, 8, 3)
+    upscaled = np.kron(cheap, np.ones((8, 8, 1), np.uint8))
+    assert np.abs(full.astype(int) - upscaled.astype(int)).mean() > 10
