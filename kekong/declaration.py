@@ -31,10 +31,14 @@ class FieldSpec:
     help: str = ""
 
     def narrowed(self, le: float | None) -> FieldSpec:
-        """The same field with a lower upper bound (a server's limit); it can never widen it."""
+        """The same field with a lower upper bound (a server's limit); it can never widen it. A
+        default above the new bound comes down to it."""
         if le is None or (self.le is not None and le >= self.le):
             return self
-        return replace(self, le=le)
+        default = self.default
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and default > le:
+            default = type(default)(le)
+        return replace(self, le=le, default=default)
 
     def bounds_text(self) -> str:
         """`1–150`, `≥ 0`, `one of: …` or empty: for help texts."""

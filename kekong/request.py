@@ -32,6 +32,8 @@ from kekong.choices import (
 )
 from kekong.errors import ParameterError
 
+MAX_STEPS = 150  # sampling steps, either pass (a server's --max-steps can only lower it)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -139,7 +141,7 @@ class GenerationRequest(_Strict):
                                     "(0 or -1 = off), centred: keeps a composition across sizes")
     seed_resize_from_h: int = Field(0, ge=-1, le=MAX_SIDE)
     rng: RngSource = Field(RngSource.CPU, description="noise source (GPU is A1111's default)")
-    steps: int = Field(20, ge=1, le=150, description="sampling steps")
+    steps: int = Field(20, ge=1, le=MAX_STEPS, description="sampling steps")
     cfg_scale: float = Field(7.0, ge=1, le=30, description="CFG scale; default: the model's recommendation "
                              "(kekong-shapes: 2), else A1111's 7")
     sampler: str = Field("DPM++ 2M", description="A1111 sampler name", json_schema_extra={"choices": SAMPLER_NAMES})
@@ -169,7 +171,7 @@ class GenerationRequest(_Strict):
     hr_resize_x: int = Field(0, ge=0, le=MAX_SIDE, description="second-pass width (0 = from hr_scale)")
     hr_resize_y: int = Field(0, ge=0, le=MAX_SIDE)
     hr_upscaler: str = Field("Latent", description="Latent (…), Lanczos, Nearest or None")
-    hr_second_pass_steps: int = Field(0, ge=0, le=150, description="0 = the same as steps")
+    hr_second_pass_steps: int = Field(0, ge=0, le=MAX_STEPS, description="0 = the same as steps")
     hr_sampler_name: str = Field("", description="empty = the first pass's")
     hr_scheduler: str = Field("", description="empty = the first pass's")
     hr_prompt: str = Field("", max_length=20_000, description="empty = the first pass's")

@@ -8,6 +8,17 @@ from typing import Annotated
 
 import typer
 
+from kekong.server.config import Limits, limit_range
+
+_DEFAULT = Limits()
+_RANGE = {name: limit_range(name) for name in ("max_steps", "max_batch", "max_side")}
+
+
+def _limit_help(text: str, limit: str) -> str:
+    """The help of a --max-* option, with the values it may take (the declared bound is the most)."""
+    low, high = _RANGE[limit]
+    return f"{text} ({low}–{high})"
+
 
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on; beyond loopback needs --api-key")] = "127.0.0.1",
@@ -18,9 +29,12 @@ def serve(
         "--insecure", help="listen beyond loopback with no API key (anyone on the network may use it)")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="job store and outputs (default: KEKONG_DATA_DIR/server)")
                         ] = None,
-    max_steps: Annotated[int, typer.Option(help="most sampling steps a request may ask for")] = 150,
-    max_batch: Annotated[int, typer.Option(help="most images per request (batch size × count)")] = 8,
-    max_side: Annotated[int, typer.Option(help="largest width/height in pixels")] = 2048,
+    max_steps: Annotated[int, typer.Option(help=_limit_help("most sampling steps a request may ask for",
+                                                            "max_steps"))] = _DEFAULT.max_steps,
+    max_batch: Annotated[int, typer.Option(help=_limit_help("most images per request (batch size × count)",
+                                                            "max_batch"))] = _DEFAULT.max_batch,
+    max_side: Annotated[int, typer.Option(help=_limit_help("largest width/height in pixels", "max_side"))
+                        ] = _DEFAULT.max_side,
     max_body_mb: Annotated[int, typer.Option(help="largest request body, MiB")] = 64,
     max_megapixels: Annotated[float, typer.Option(help="largest decoded input image (KEKONG_MAX_PIXELS)")] = 40.0,
     allow_urls: Annotated[bool, typer.Option(
@@ -37,13 +51,14 @@ def serve(
 
     from kekong.errors import ParameterError
     from kekong.server.app import create_app
-    from kekong.server.config import Limits, ServerConfig
+    from kekong.server.config import ServerConfig
     from kekong.server.inputs import UrlPolicy
 
-    if not 1 <= max_steps <= 150 or not 1 <= max_batch <= 800 or not 64 <= max_side <= 2048 \
-            or not 0 < max_megapixels <= 1000:
-        raise ParameterError("--max-steps must be 1-150, --max-batch 1-800, --max-side 64-2048, "
-                             "--max-megapixels above 0 and at most 1000")
+    given = {"max_steps": max_steps, "max_batch": max_batch, "max_side": max_side}
+    if any(not low <= given[name] <= high for name, (low, high) in _RANGE.items()) or not 0 < max_megapixels <= 1000:
+        ranges = ", ".join(f"--{name.replace('_', '-')} {low}-{high}" for name, (low, high) in _RANGE.items())
+        raise ParameterError(f"these must be {ranges} (the request's declared bounds), --max-megapixels above 0 "
+                             "and at most 1000")
     config = ServerConfig(host=host, port=port, api_key=api_key or None, insecure=insecure, data_dir=data_dir,
                           limits=Limits(max_steps, max_batch, max_side, max_body_mb * 2**20),
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,

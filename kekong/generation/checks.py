@@ -12,14 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kekong.declaration import spec
 from kekong.errors import ParameterError
 from kekong.request import GenerationRequest
 from kekong.sizes import MAX_SIDE, check_batch, check_side
-
-
-def declared_max(field: str) -> int:
-    """A request field's upper bound, as GenerationRequest declares it (`le=`)."""
-    return next(rule.le for rule in GenerationRequest.model_fields[field].metadata if hasattr(rule, "le"))
 
 
 def check_files(request: GenerationRequest) -> None:
@@ -37,7 +33,7 @@ def check_sizes(request: GenerationRequest, max_side: int = MAX_SIDE, max_batch:
         check_side(name, getattr(request, name) or 0, max_side)
     if request.width is None or request.height is None:
         return
-    max_batch = max_batch or declared_max("batch_size")
+    max_batch = max_batch or int(spec("batch_size").le)
     check_batch(request.batch_size, request.height, request.width, max_side, max_batch)
     if request.enable_hr:
         from kekong.generation.hires import target_size

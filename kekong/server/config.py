@@ -6,18 +6,49 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from kekong.declaration import FieldSpec
+from kekong.declaration import spec as declared
 from kekong.errors import ParameterError
+from kekong.request import GenerationRequest
 from kekong.server.inputs import UrlPolicy
+
+# Each limit → the request fields whose declared upper bound it lowers.
+NARROWS: dict[str, tuple[str, ...]] = {
+    "max_steps": ("steps", "hr_second_pass_steps"),
+    "max_side": ("width", "height", "hr_resize_x", "hr_resize_y", "seed_resize_from_w", "seed_resize_from_h"),
+    "max_batch": ("batch_size", "batch_count"),  # images per job (size × count): neither alone passes it
+}
+
+
+def limit_range(limit: str) -> tuple[int, int]:
+    """The values a limit may take, from the declaration: a server can only lower a declared bound
+    (max_batch counts batch_size × batch_count, so its ceiling is the product of their bounds)."""
+    if limit == "max_batch":
+        size, count = declared("batch_size"), declared("batch_count")
+        return int(size.ge or 1), int(size.le * count.le)
+    field = declared(NARROWS[limit][0])
+    return int(max(field.ge or 1, 1)), int(field.le)
 
 
 @dataclass(frozen=True)
 class Limits:
     """Bounds on top of the request model's own (they can only lower them)."""
 
-    max_steps: int = 150
-    max_batch: int = 8  # images per job: batch_size × batch_count
-    max_side: int = 2048
+    max_steps: int = int(declared("steps").le)
+    max_batch: int = int(declared("batch_size").le)  # images per job: batch_size × batch_count
+    max_side: int = int(declared("width").le)
     max_body_bytes: int = 64 * 2**20  # a request body; images arrive base64 inside it
+
+    def spec(self, name: str, model: type[BaseModel] = GenerationRequest) -> FieldSpec:
+        """The field's declaration with this server's limits applied (what the UI offers)."""
+        declaration = declared(name, model)
+        if model is GenerationRequest:
+            for limit, names in NARROWS.items():
+                if name in names:
+                    return declaration.narrowed(getattr(self, limit))
+        return declaration
 
     def check(self, request) -> None:
         """This server's bounds on the declared sizes and on every size derived from them (the hires
