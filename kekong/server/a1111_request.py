@@ -14,8 +14,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from kekong.declaration import spec
 from kekong.detect.extension_names import MODULE_ALIASES  # the extension's names and labels → kekong's detectors
 from kekong.errors import ParameterError
+from kekong.request import ControlUnit
 from kekong.server.inputs import NO_URLS, UrlPolicy, image_field, model_name
 
 # A1111's API defaults where they differ from kekong's own.
@@ -332,12 +334,13 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
     if module == "none" or is_ip_module(module):  # no detector sliders to map
         return unit
     detector = get(module)  # an unknown module fails here, with suggestions
-    res = values.get("processor_res", -1)
+    res, declared = values.get("processor_res", -1), spec("res", ControlUnit)
     if res is not None and res != -1:
-        if 64 <= float(res) <= 2048:
+        if declared.ge <= float(res) <= declared.le:
             unit["res"] = int(res)
         else:
-            translated.warnings.append(f"{where}.processor_res {res} is out of range; used 512 (as the extension)")
+            translated.warnings.append(f"{where}.processor_res {res} is out of range ({declared.bounds_text()}); "
+                                       f"used {declared.default} (as the extension)")
     for key, param in zip(("threshold_a", "threshold_b"), detector.sliders, strict=False):
         value = values.get(key, -1)
         if value is None or value == -1:
