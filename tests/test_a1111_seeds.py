@@ -66,3 +66,15 @@ def test_prompt_edits_in_the_hires_pass_count_on_from_the_first(tiny, monkeypatc
     hires = [result for base, result in calls if base == 4]
     assert first[0] == [(2, "a  c"), (4, "a b c")]  # the first pass edits half-way
     assert hires[0] == [(4, "a b c")]  # A1111: `.5` has already happened when the hires pass starts
+
+
+def test_dpm_sde_gives_the_same_image_for_the_same_seed():
+    """Its Brownian noise is seeded with the image seed, not torch's global generator."""
+    import numpy as np
+    import torch
+
+    fields = {"prompt": "a red star", "width": 64, "height": 64, "steps": 4, "seed": 9, "sampler": "DPM++ SDE"}
+    [first] = kekong.generate(**fields)
+    torch.rand(100)  # anything else drawing from the global generator in between
+    [again] = kekong.generate(**fields)
+    assert np.array_equal(first.image, again.image)

@@ -111,9 +111,10 @@ def _generators() -> list[torch.Generator]:
     return [torch.Generator().manual_seed(1000 + k) for k in range(BATCH)]
 
 
-def run_kekong(sampler: str, schedule: str, global_seed: int = 7) -> torch.Tensor:
-    """kekong's scheduler and loop, as pipeline.sample drives them (txt2img)."""
-    scheduler = built(sampler, schedule)
+def run_kekong(sampler: str, schedule: str, global_seed: int = 7, seed: int | None = None) -> torch.Tensor:
+    """kekong's scheduler and loop, as pipeline.sample drives them (txt2img; `seed`: the image seed
+    pipeline.sample hands make_scheduler, which seeds DPM++ SDE's Brownian noise)."""
+    scheduler = built(sampler, schedule) if seed is None else make_scheduler(sampler, schedule, SD15, seed)
     scheduler.set_timesteps(STEPS)
     guidance = Guidance([(1.0, [(STEPS, Conditioning(COND))])], [(STEPS, Conditioning(UNCOND))], SCALE, STEPS)
     torch.manual_seed(global_seed)  # DPM++ SDE's Brownian tree draws its seed from here (see the xfail below)
@@ -210,17 +211,12 @@ def test_each_schedule_type_changes_the_result(sampler):
     assert same == []
 
 
-@pytest.mark.parametrize("sampler", ["Euler a", "DPM2 a", "DPM++ 2M SDE", "LCM",
-                                     pytest.param("DPM++ SDE", marks=pytest.mark.xfail(strict=True, reason=(
-                                         "diffusers' DPMSolverSDEScheduler seeds its Brownian tree from torch's "
-                                         "global RNG unless noise_sampler_seed is set; kekong does not pass the "
-                                         "image seed (A1111 does), so the same seed gives another image each "
-                                         "run")))])
+@pytest.mark.parametrize("sampler", ["Euler a", "DPM2 a", "DPM++ 2M SDE", "LCM", "DPM++ SDE"])
 def test_stochastic_samplers_noise_follows_the_seed(sampler):
-    """Same seeds, same latents, whatever the process drew from torch's global generator before;
-    other seeds, other latents."""
-    first = run_kekong(sampler, "Automatic", global_seed=1)
-    assert torch.equal(first, run_kekong(sampler, "Automatic", global_seed=2))
+    """Same seeds, same latents, whatever the process drew from torch's global generator before
+    (DPM++ SDE's Brownian tree is seeded with the image seed, as A1111 seeds it)."""
+    first = run_kekong(sampler, "Automatic", global_seed=1, seed=1000)
+    assert torch.equal(first, run_kekong(sampler, "Automatic", global_seed=2, seed=1000))
 
 
 # --- the noise levels, against A1111's (k-diffusion's) schedules ---

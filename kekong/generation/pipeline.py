@@ -193,7 +193,7 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
     config = base.scheduler_config
     if request.prediction_type is not None:
         config = {**config, "prediction_type": request.prediction_type.value}
-    scheduler = make_scheduler(request.sampler, request.scheduler, config)
+    scheduler = make_scheduler(request.sampler, request.scheduler, config, seeds[0])
     timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]

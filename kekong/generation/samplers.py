@@ -27,8 +27,10 @@ def resolved_schedule(sampler: str, schedule: str) -> str:
     return SAMPLERS[sampler].default_schedule if schedule == "Automatic" else schedule
 
 
-def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any]) -> Any:
-    """A fresh diffusers scheduler for `sampler`/`schedule` from the base model's scheduler config."""
+def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], seed: int | None = None) -> Any:
+    """A fresh diffusers scheduler for `sampler`/`schedule` from the base model's scheduler config.
+    `seed` seeds the Brownian noise of DPM++ SDE (diffusers otherwise draws it from torch's global
+    generator, so the same seed would give another image each run; A1111 seeds it with the image's)."""
     import diffusers
 
     spec = SAMPLERS[sampler]
@@ -44,6 +46,8 @@ def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any]) -> 
         if option[0] not in accepted:
             raise ParameterError(f"sampler {sampler!r} does not support the {schedule} schedule type")
         options[option[0]] = option[1]
+    if seed is not None and "noise_sampler_seed" in accepted:
+        options["noise_sampler_seed"] = seed
     config = {k: v for k, v in base_config.items() if not k.startswith("_")}
     # Options another scheduler's config carries that this one lacks are ignored by from_config.
     return cls.from_config({**config, **options})
