@@ -72,7 +72,7 @@ def test_what_the_text_lacks_is_asked_for_by_name(outline):
     with pytest.raises(ParameterError, match=r"ControlNet 0 \(none\) needs its control image"):
         request_from_infotext(A1111_110)
     img2img = A1111_110.replace("Seed: 11,", "Seed: 11, Denoising strength: 0.6,")
-    with pytest.raises(ParameterError, match="made with img2img.*pass its init image"):
+    with pytest.raises(ParameterError, match=r"made with img2img.*pass its init image"):
         request_from_infotext(img2img, control_images=[outline])
     assert request_from_infotext(img2img, {"init_image": outline})[0].init_image == outline  # units use it
     with pytest.raises(ParameterError, match="no `Steps"):

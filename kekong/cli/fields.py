@@ -14,10 +14,14 @@ from pydantic import BaseModel
 from kekong.declaration import FieldSpec, spec
 from kekong.request import GenerationRequest
 
+# (the option's flags, the field, its model) for every option made here: the field-walk test reads it
+DECLARED: list[tuple[tuple[str, ...], str, type[BaseModel]]] = []
+
 
 def option(name: str, *flags: str, model: type[BaseModel] = GenerationRequest, help: str | None = None) -> Any:
     """A `typer.Option` for the field `name`: its help, default and bounds as the field declares them."""
     field = spec(name, model)
+    DECLARED.append((flags or ("--" + name.replace("_", "-"),), name, model))
     return typer.Option(*flags, help=help_text(field, help), min=field.ge, max=field.le)
 
 

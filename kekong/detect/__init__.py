@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from kekong.choices import DEFAULT_RES, MAX_RES, MIN_RES  # declared once, with the request's bounds
 from kekong.detect.registry import DETECTORS, Detector, DetectResult, get
 from kekong.detect.resolution import (
     ResizeMode,
@@ -26,7 +27,6 @@ __all__ = ["DETECTORS", "DetectResult", "Detector", "get", "list_detectors", "ru
 
 _MODULES = ("edges", "lines", "simple", "inpaint", "segmentation", "openpose", "depth", "learned", "recolor",
             "passthrough", "normal_midas", "sketch_pidi", "mediapipe_face")
-MIN_RES, MAX_RES, DEFAULT_RES = 64, 2048, 512
 
 
 def load_all() -> None:

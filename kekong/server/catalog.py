@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from kekong.declaration import spec
 from kekong.detect import list_detectors
+from kekong.request import ControlUnit
 
 
 def modules() -> list[dict[str, Any]]:
     """Detectors with their sliders, as /controlnet/module_list's module_detail."""
+    res = spec("res", ControlUnit)  # the processor resolution, as the request declares it
     rows = []
     for detector in list_detectors():
-        sliders = [{"name": "Preprocessor Resolution", "value": 512, "min": 64, "max": 2048}] \
+        sliders = [{"name": "Preprocessor Resolution", "value": res.default, "min": res.ge, "max": res.le}] \
             if detector.uses_resolution else []
         for param in detector.params:
             slider: dict[str, Any] = {"name": param.name, "value": param.default, "help": param.help}

@@ -13,13 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from kekong.declaration import spec
 from kekong.errors import ParameterError
 from kekong.server.config import ServerConfig
 from kekong.server.store import Job, JobStore
 from kekong.server.worker import Worker
 
 OPTION_DEFAULTS: dict[str, Any] = {"sd_model_checkpoint": "kekong-shapes", "sd_vae": "Automatic",
-                                   "CLIP_stop_at_last_layers": 1, "randn_source": "CPU", "eta_noise_seed_delta": 0,
+                                   "CLIP_stop_at_last_layers": spec("clip_skip").default,
+                                   "randn_source": spec("rng").default, "eta_noise_seed_delta": 0,
                                    "samples_format": "png", "enable_pnginfo": True, "control_net_no_detectmap": False,
                                    "show_progress_type": "TAESD"}
 
@@ -147,7 +149,7 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_OPTION_CHOICES = {"randn_source": ("CPU", "GPU", "NV"), "eta_noise_seed_delta": (0,), "samples_format": ("png",),
+_OPTION_CHOICES = {"randn_source": spec("rng").choices, "eta_noise_seed_delta": (0,), "samples_format": ("png",),
                    "enable_pnginfo": (True,), "control_net_no_detectmap": (True, False),
                    "show_progress_type": ("Approx cheap", "TAESD", "Full")}
 
@@ -156,8 +158,9 @@ def _check_option(key: str, value: Any) -> None:
     if key in _OPTION_CHOICES and not any(value == c and type(value) is type(c) for c in _OPTION_CHOICES[key]):
         raise ParameterError(f"option {key}: {value!r} is not supported; kekong takes "
                              + ", ".join(map(repr, _OPTION_CHOICES[key])))
-    if key == "CLIP_stop_at_last_layers" and (type(value) is not int or not 1 <= value <= 12):
-        raise ParameterError(f"option {key}: {value!r}; expected a whole number 1-12")
+    clip_skip = spec("clip_skip")  # the option sets the request field: its declared bounds
+    if key == "CLIP_stop_at_last_layers" and (type(value) is not int or not clip_skip.ge <= value <= clip_skip.le):
+        raise ParameterError(f"option {key}: {value!r}; expected a whole number {clip_skip.bounds_text()}")
 
 
 def check_models(request) -> None:
