@@ -73,3 +73,18 @@ def test_hires_fix_with_a_learned_upscaler(models_dir, tmp_path):
     assert generated.image.shape == (96, 96, 3)
     with pytest.raises(ParameterError, match="4x-Tiny"):  # the error lists what is there
         kekong.generate(prompt="x", model=base, width=64, height=64, enable_hr=True, hr_upscaler="4x-Missing")
+
+
+def test_each_x4_step_is_bounded_before_it_runs():
+    """Upscaling to a size goes ×4 at a time (A1111's way); a step whose result would pass the
+    pixel cap is refused before the network runs (no model is needed to see that)."""
+    import numpy as np
+    import pytest
+
+    from kekong.errors import ParameterError
+    from kekong.models.esrgan import upscale_to
+
+    small = np.zeros((100, 100, 3), np.uint8)
+    with pytest.raises(ParameterError, match="steps of ×4: the step from 100x100 would pass 150,000 pixels"):
+        upscale_to(None, small, (200, 200), max_pixels=150_000)
+    assert upscale_to(None, small, (100, 100), max_pixels=1) is small  # already big enough: no step

@@ -38,12 +38,6 @@ class Score:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in ("", {}, None) or k in ("metric", "value")}
 
-    def text(self) -> str:
-        if self.value is None:
-            return f"not scored: {self.reason}"
-        extra = "".join(f", {name} {value:.3f}" for name, value in self.extra.items())
-        return f"{self.metric} {self.value:.3f}{extra}"
-
 
 def family(module: str) -> str | None:
     """Which metric a detector's maps are scored with, or None."""

@@ -62,12 +62,7 @@ def _one(image: np.ndarray, size_hw: tuple[int, int], upscaler: str, crop: bool)
         from kekong.generation.hires import learned
         from kekong.models import esrgan
 
-        model = esrgan.load(learned(upscaler))
-        while image.shape[0] < height or image.shape[1] < width:  # ×4 until at least the target, as A1111 does
-            if image.shape[0] * image.shape[1] * 16 > max_pixels():
-                raise ParameterError(f"{upscaler} works in steps of ×4: the step from "
-                                     f"{image.shape[1]}x{image.shape[0]} would pass {max_pixels():,} pixels")
-            image = esrgan.upscale(model, image)
+        image = esrgan.upscale_to(esrgan.load(learned(upscaler)), image, size_hw, max_pixels())
     resample = RESAMPLERS.get(upscaler, Image.LANCZOS)
     picture = Image.fromarray(image)
     if crop and abs(picture.width / picture.height - width / height) > 1e-6:

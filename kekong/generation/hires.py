@@ -90,13 +90,11 @@ def upscale(base, latents: torch.Tensor, size_hw: tuple[int, int], upscaler: str
     images = decode(latents)
     path = learned(upscaler) if upscaler not in IMAGE_UPSCALERS else None
     if path is not None:
+        from kekong.io import max_pixels
         from kekong.models import esrgan
 
         model = esrgan.load(path)
-        for index, image in enumerate(images):  # ×4 until at least the target, as A1111 does
-            while image.shape[0] < size_hw[0] or image.shape[1] < size_hw[1]:
-                image = esrgan.upscale(model, image)
-            images[index] = image
+        images = [esrgan.upscale_to(model, image, size_hw, max_pixels()) for image in images]
     resample = IMAGE_UPSCALERS.get(upscaler, Image.LANCZOS)
     images = [np.asarray(Image.fromarray(image).resize((size_hw[1], size_hw[0]), resample)) for image in images]
     return torch.cat([encode(image) for image in images])

@@ -152,3 +152,16 @@ def upscale(model: RRDBNet, image: np.ndarray, tile: int = 192, overlap: int = 1
             out[:, :, top * scale:top * scale + h, left * scale:left * scale + w] = \
                 result[:, :, keep_y:keep_y + h, keep_x:keep_x + w]
     return (out[0].clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+def upscale_to(model: RRDBNet, image: np.ndarray, size_hw: tuple[int, int], max_pixels: int) -> np.ndarray:
+    """×4 until the image is at least `size_hw` (as A1111 does; the caller resizes to exactly it),
+    each step refused before it runs when its result would pass `max_pixels`."""
+    from kekong.errors import ParameterError
+
+    while image.shape[0] < size_hw[0] or image.shape[1] < size_hw[1]:
+        if image.shape[0] * image.shape[1] * 16 > max_pixels:
+            raise ParameterError(f"the upscaler works in steps of ×4: the step from {image.shape[1]}x"
+                                 f"{image.shape[0]} would pass {max_pixels:,} pixels")
+        image = upscale(model, image)
+    return image
