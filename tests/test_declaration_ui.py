@@ -8,9 +8,8 @@ from fastapi import FastAPI
 
 from kekong.declaration import spec
 from kekong.generation.defaults import model_defaults
-from kekong.server.config import Limits
+from kekong.server.config import NARROWS, Limits
 from kekong.ui.app import UI
-from kekong.ui.widgets import NARROWED_BY
 
 
 def built(limits: Limits | None) -> UI:
@@ -32,8 +31,9 @@ def test_every_widget_shows_its_fields_declared_bounds_narrowed_by_the_server(li
             assert component.value == declared.default, name
             continue
         upper = declared.le
-        if name in NARROWED_BY and model.__name__ == "GenerationRequest":
-            upper = min(upper, getattr(limits, NARROWED_BY[name]))
+        for limit, names in NARROWS.items():  # the server's table of which limit narrows which field
+            if name in names and model.__name__ == "GenerationRequest":
+                upper = min(upper, getattr(limits, limit))
         assert (component.minimum, component.maximum) == (declared.ge, upper), name
 
 

@@ -10,21 +10,10 @@ from pydantic import BaseModel
 from kekong.declaration import FieldSpec, spec
 from kekong.request import GenerationRequest
 
-# request field → the server limit (an attribute of server.config.Limits) that narrows it
-NARROWED_BY = {"steps": "max_steps", "hr_second_pass_steps": "max_steps", "width": "max_side", "height": "max_side",
-               "batch_size": "max_batch", "batch_count": "max_batch", "hr_resize_x": "max_side",
-               "hr_resize_y": "max_side"}
-
 
 def field_spec(name: str, model: type[BaseModel] = GenerationRequest, limits: Any = None) -> FieldSpec:
-    """The declared field, with the server's limit applied when one narrows it (Limits.spec where
-    the server's Limits has it; NARROWED_BY otherwise, the same table)."""
-    if limits is not None and hasattr(limits, "spec"):
-        return limits.spec(name, model)
-    declared = spec(name, model)
-    if limits is None or model is not GenerationRequest or name not in NARROWED_BY:
-        return declared
-    return declared.narrowed(getattr(limits, NARROWED_BY[name], None))
+    """The declared field, narrowed by the server's limits (`Limits.spec`) when the UI has them."""
+    return limits.spec(name, model) if limits is not None else spec(name, model)
 
 
 class Widgets:
