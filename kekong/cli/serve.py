@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kekong.server.config import Limits, limit_range
+from kekong.server.config import Limits, ServerConfig, limit_range
 
 _DEFAULT = Limits()
 _RANGE = {name: limit_range(name) for name in ("max_steps", "max_batch", "max_side")}
@@ -45,13 +45,18 @@ def serve(
     allow_origin: Annotated[list[str] | None, typer.Option(
         help="another scheme://host:port whose pages may write (e.g. the https origin of a reverse proxy); "
         "by default only the server's own origin")] = None,
+    max_queue: Annotated[int, typer.Option(
+        help="most jobs queued or running at once; more are refused with 429 and Retry-After")
+                         ] = ServerConfig.max_queue,
+    keep_jobs_hours: Annotated[float | None, typer.Option(
+        help="delete finished jobs (and their images) this many hours after they finished; default: keep all")
+                               ] = None,
 ) -> None:
     """Serve the API and the UI: `kekong serve`, then open http://127.0.0.1:7860/ui."""
     import uvicorn
 
     from kekong.errors import ParameterError
     from kekong.server.app import create_app
-    from kekong.server.config import ServerConfig
     from kekong.server.inputs import UrlPolicy
 
     given = {"max_steps": max_steps, "max_batch": max_batch, "max_side": max_side}
@@ -62,7 +67,8 @@ def serve(
     config = ServerConfig(host=host, port=port, api_key=api_key or None, insecure=insecure, data_dir=data_dir,
                           limits=Limits(max_steps, max_batch, max_side, max_body_mb * 2**20),
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
-                          allowed_hosts=tuple(allowed_host or ()), allowed_origins=tuple(allow_origin or ()))
+                          allowed_hosts=tuple(allowed_host or ()), allowed_origins=tuple(allow_origin or ()),
+                          max_queue=max_queue, keep_jobs_hours=keep_jobs_hours)
     config.check()
     if insecure and not config.loopback and not api_key:
         typer.echo(f"WARNING: listening on {host} with no API key — anyone who can reach this port can use it",

@@ -18,6 +18,7 @@ from kekong.errors import KekongError, MissingWeightsError
 from kekong.server.config import ServerConfig
 from kekong.server.security import Guard
 from kekong.server.services import Services
+from kekong.server.store import QueueFull
 
 log = logging.getLogger("kekong.server")
 
@@ -32,7 +33,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
-            app.state.services.worker.stop()
+            app.state.services.stop()
 
     app = FastAPI(title="kekong", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Controllable image generation: A1111-compatible routes, ControlNet routes and "
@@ -77,6 +78,11 @@ def _offline_docs(app: FastAPI) -> None:
 
 
 def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QueueFull)
+    async def full(request: Request, error: QueueFull) -> JSONResponse:
+        return JSONResponse({"error": "queue full", "detail": str(error)}, status_code=429,
+                            headers={"Retry-After": str(error.retry_after)})
+
     @app.exception_handler(MissingWeightsError)
     async def missing(request: Request, error: MissingWeightsError) -> JSONResponse:
         return JSONResponse({"error": "not found", "detail": str(error)}, status_code=404)

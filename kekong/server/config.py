@@ -80,6 +80,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()  # extra Host names accepted (behind a reverse proxy)
     allowed_origins: tuple[str, ...] = ()  # extra scheme://host:port origins that may write (--allow-origin)
     body_timeout_s: float = 30.0  # a request body not received in full by then is refused (408)
+    max_queue: int = 64  # jobs queued or running at once; one more is refused with 429 and Retry-After
+    keep_jobs_hours: float | None = None  # finished jobs older than this are deleted with their files
 
     @property
     def loopback(self) -> bool:
@@ -91,7 +93,13 @@ class ServerConfig:
             return False
 
     def check(self) -> None:
-        """Refuse to listen beyond loopback without an API key, unless told --insecure."""
+        """Refuse to listen beyond loopback without an API key, unless told --insecure; refuse
+        retention and queue settings that make no sense."""
+        if self.max_queue < 1:
+            raise ParameterError(f"--max-queue {self.max_queue}: at least 1 job must fit in the queue")
+        if self.keep_jobs_hours is not None and not self.keep_jobs_hours > 0:
+            raise ParameterError(f"--keep-jobs-hours {self.keep_jobs_hours}: must be above 0 (leave it out to keep "
+                                 "every job)")
         if not self.loopback and not self.api_key and not self.insecure:
             raise ParameterError(f"refusing to listen on {self.host} without an API key: pass --api-key "
                                  "(or set KEKONG_API_KEY), or --insecure to allow anyone on the network")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from kekong.generation.defaults import with_model_defaults
@@ -48,10 +48,16 @@ def with_checked_images(body: GenerationRequest, svc: Services) -> dict[str, Any
     return fields
 
 
+MAX_LIST = 500
+
+
 @router.get("/jobs")
-def list_jobs(request: Request, limit: int = 50) -> list[dict[str, Any]]:
+def list_jobs(request: Request,
+              limit: Annotated[int, Query(ge=1, le=MAX_LIST, description="jobs per page, newest first")] = 50,
+              offset: Annotated[int, Query(ge=0, le=2**62, description="newest jobs to skip")] = 0,
+              ) -> list[dict[str, Any]]:
     svc = services(request)
-    return [describe(job, svc) for job in svc.store.list(max(1, min(limit, 500)))]
+    return [describe(job, svc) for job in svc.store.list(limit, offset)]
 
 
 @router.get("/jobs/{job_id}")
@@ -70,13 +76,24 @@ def get_map(request: Request, job_id: str, index: int) -> FileResponse:
     return _file(request, job_id, index, "maps")
 
 
-@router.delete("/jobs/{job_id}")
-def cancel(request: Request, job_id: str) -> dict[str, Any]:
+@router.delete("/jobs/{job_id}", response_model=None)
+def cancel_or_delete(request: Request, job_id: str) -> dict[str, Any] | Response:
+    """A queued or running job is cancelled (200, the job); a finished one is deleted with its
+    images, maps and the input images no other job uses (204)."""
     svc = services(request)
     job = _job(svc, job_id)
-    if not svc.worker.cancel(job_id):
-        raise HTTPException(409, f"job {job_id} has already {job.status}; nothing to cancel")
-    return describe(_job(svc, job_id), svc)
+    running = svc.worker.running
+    if running is not None and running.job_id == job_id and running.cancel:
+        raise HTTPException(409, f"job {job_id} is still running (asked to stop); it can be deleted once it has "
+                                 "stopped")
+    if not job.status.finished:
+        if svc.worker.cancel(job_id):
+            return describe(_job(svc, job_id), svc)
+        job = _job(svc, job_id)  # it finished meanwhile: delete it below
+    if not svc.store.delete(job_id):
+        raise HTTPException(409, f"job {job_id} is {_job(svc, job_id).status}; a job is deleted only once it "
+                                 "has finished (DELETE cancels it first)")
+    return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202)

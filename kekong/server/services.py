@@ -7,6 +7,8 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from kekong.errors import ParameterError
 from kekong.server.config import ServerConfig
 from kekong.server.store import Job, JobStore
 from kekong.server.worker import Worker
+
+log = logging.getLogger("kekong.server")
 
 OPTION_DEFAULTS: dict[str, Any] = {"sd_model_checkpoint": "kekong-shapes", "sd_vae": "Automatic",
                                    "CLIP_stop_at_last_layers": spec("clip_skip").default,
@@ -32,6 +36,7 @@ class Services:
     store: JobStore
     worker: Worker
     options: dict[str, Any] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def start(cls, config: ServerConfig) -> Services:
@@ -41,7 +46,27 @@ class Services:
         services = cls(config, store, worker)
         services.options.update(services._saved_options())
         worker.start()
+        if config.keep_jobs_hours is not None:
+            threading.Thread(target=services._sweeper, name="kekong-retention", daemon=True).start()
         return services
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.worker.stop()
+
+    def _sweeper(self) -> None:
+        """Retention (--keep-jobs-hours): every quarter of the age (between 0.5 s and 10 min),
+        delete the finished jobs older than it, with their files."""
+        keep_s = float(self.config.keep_jobs_hours or 0) * 3600
+        while not self._stopping.wait(min(max(keep_s / 4, 0.5), 600)):
+            try:
+                deleted = self.store.sweep(keep_s)
+            except Exception:  # a locked or full disk must not end retention for good
+                log.exception("retention sweep failed")
+                continue
+            if deleted:
+                log.info("retention: deleted %d finished job(s) older than %g h", len(deleted),
+                         self.config.keep_jobs_hours)
 
     # -- generation ------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], kind: str, answer: dict[str, Any] | None = None,
@@ -55,7 +80,7 @@ class Services:
         check_models(request)
         total = steps_per_batch(request) * request.batch_count
         payload = {"request": request.model_dump(mode="json"), "answer": answer or {}}
-        job, created = self.store.submit(kind, payload, total, idempotency_key)
+        job, created = self.store.submit(kind, payload, total, idempotency_key, max_active=self.config.max_queue)
         if created:
             self.worker.notify()
         return job, created

@@ -8,6 +8,9 @@ output files live in `<root>/jobs/<id>/` and are listed in its result only once 
 A row holds the validated request with its images as `sha256:` references to files in
 `<root>/blobs/` (blobs.py), not as base64; a store written before that is migrated when opened.
 A blob is deleted with the last job that references it.
+
+The queue is bounded: `submit(max_active=N)` refuses (QueueFull) while N jobs are queued or
+running; `sweep(age)` deletes finished jobs older than `age` with their files (retention).
 """
 
 from __future__ import annotations
@@ -53,6 +56,16 @@ CREATE TABLE IF NOT EXISTS job_blobs (
 CREATE INDEX IF NOT EXISTS job_blobs_by_sha256 ON job_blobs (sha256);
 """
 _ORPHAN_AGE_S = 600  # a blob no row references yet may be a submit under way in another process
+_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class QueueFull(Exception):
+    """The queue holds its most jobs; `retry_after`: seconds until one has probably finished."""
+
+    def __init__(self, active: int, retry_after: int) -> None:
+        super().__init__(f"the queue is full ({active} jobs queued or running, this server's --max-queue); "
+                         f"retry in about {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -101,14 +114,20 @@ class JobStore:
     def output_dir(self, job_id: str) -> Path:
         return self.root / "jobs" / job_id
 
-    def submit(self, kind: str, payload: dict[str, Any], total: int, idempotency_key: str | None = None
-               ) -> tuple[Job, bool]:
-        """(job, created): with an idempotency key already used, the existing job and False."""
+    def submit(self, kind: str, payload: dict[str, Any], total: int, idempotency_key: str | None = None,
+               max_active: int | None = None) -> tuple[Job, bool]:
+        """(job, created): with an idempotency key already used, the existing job and False.
+        QueueFull when `max_active` jobs are queued or running (a replayed key is still answered)."""
         with self._lock, self._connect() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
                 if row is not None:
                     return _job(row), False
+            if max_active is not None:
+                active = db.execute(f"SELECT COUNT(*) FROM jobs WHERE status IN ({_marks(_ACTIVE)})",
+                                    _ACTIVE).fetchone()[0]
+                if active >= max_active:
+                    raise QueueFull(active, _retry_after(db))
             job_id = secrets.token_hex(8)
             request, digests = self.blobs.externalize(payload.get("request", {}))
             db.execute("BEGIN IMMEDIATE")
@@ -128,9 +147,10 @@ class JobStore:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
-    def list(self, limit: int = 100) -> list[Job]:
+    def list(self, limit: int = 100, offset: int = 0) -> list[Job]:
+        """The newest jobs first, skipping the `offset` newest."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+            rows = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
         return [_job(row) for row in rows]
 
     def request_fields(self, job: Job) -> tuple[dict[str, Any], dict[str, str]]:
@@ -227,6 +247,16 @@ class JobStore:
         shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
         return True
 
+    def sweep(self, older_than_s: float) -> list[str]:
+        """Retention: delete every job that finished more than `older_than_s` ago, with its output
+        files and the blobs only it used (never a queued or running one); the ids deleted."""
+        cutoff = time.time() - older_than_s
+        with self._connect() as db:
+            ids = [row["id"] for row in db.execute(
+                f"SELECT id FROM jobs WHERE status NOT IN ({_marks(_ACTIVE)}) AND finished < ? ORDER BY seq",
+                (*_ACTIVE, cutoff))]
+        return [job_id for job_id in ids if self.delete(job_id)]
+
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Rows from before blob references: their inline images become blobs (once, at open)."""
         db.execute("BEGIN IMMEDIATE")
@@ -249,6 +279,19 @@ class JobStore:
                 with contextlib.suppress(OSError):
                     if digest not in referenced and path.stat().st_mtime < cutoff:
                         path.unlink()
+
+
+def _marks(values: tuple) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _retry_after(db: sqlite3.Connection) -> int:
+    """Seconds until a slot frees, from how long recent jobs ran: the running one has a mean job's
+    time left at most (at least 1 s, at most 10 min)."""
+    rows = db.execute("SELECT finished - started FROM jobs WHERE status = ? AND started IS NOT NULL "
+                      "ORDER BY seq DESC LIMIT 20", (JobStatus.DONE,)).fetchall()
+    mean = sum(row[0] for row in rows) / len(rows) if rows else 10.0
+    return int(min(max(mean, 1.0), 600.0) + 0.999)
 
 
 def _job(row: sqlite3.Row) -> Job:
