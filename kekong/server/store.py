@@ -16,6 +16,7 @@ running; `sweep(age)` deletes finished jobs older than `age` with their files (r
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kekong.errors import ParameterError
 from kekong.server.blobs import BlobStore
 from kekong.server.status import JobStatus
 
@@ -98,6 +100,9 @@ class JobStore:
         with self._lock, self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            if "request_hash" not in {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+                    db.execute("ALTER TABLE jobs ADD COLUMN request_hash TEXT")  # a store from before it
             if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
                 self._migrate(db)
 
@@ -116,12 +121,18 @@ class JobStore:
 
     def submit(self, kind: str, payload: dict[str, Any], total: int, idempotency_key: str | None = None,
                max_active: int | None = None) -> tuple[Job, bool]:
-        """(job, created): with an idempotency key already used, the existing job and False.
-        QueueFull when `max_active` jobs are queued or running (a replayed key is still answered)."""
+        """(job, created): with an idempotency key already used for the same request, the existing
+        job and False; used for another request, a ParameterError naming the key (the IETF
+        Idempotency-Key draft's 422). QueueFull when `max_active` jobs are queued or running (a
+        replayed key is still answered)."""
+        digest = _request_hash(kind, payload)
         with self._lock, self._connect() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
                 if row is not None:
+                    if row["request_hash"] not in (None, digest):  # None: a row from before hashes
+                        raise ParameterError(f"Idempotency-Key {idempotency_key!r} was used for another request "
+                                             f"(job {row['id']}); send a new key with a new request")
                     return _job(row), False
             if max_active is not None:
                 active = db.execute(f"SELECT COUNT(*) FROM jobs WHERE status IN ({_marks(_ACTIVE)})",
@@ -131,9 +142,9 @@ class JobStore:
             job_id = secrets.token_hex(8)
             request, digests = self.blobs.externalize(payload.get("request", {}))
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO jobs (id, idempotency_key, kind, payload, status, total, created) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, idempotency_key, kind, json.dumps({**payload, "request": request}),
+            db.execute("INSERT INTO jobs (id, idempotency_key, request_hash, kind, payload, status, total, created) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, idempotency_key, digest, kind, json.dumps({**payload, "request": request}),
                         JobStatus.QUEUED, total, time.time()))
             db.executemany("INSERT INTO job_blobs (job_id, sha256) VALUES (?, ?)",
                            [(job_id, digest) for digest in sorted(digests)])
@@ -205,10 +216,10 @@ class JobStore:
                 db.execute("COMMIT")
                 return False
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # re-inserted: a new place in the queue
-            db.execute("INSERT INTO jobs (id, idempotency_key, kind, payload, status, total, created) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, row["idempotency_key"], row["kind"], row["payload"], JobStatus.QUEUED,
-                        row["total"], row["created"]))  # job_blobs keeps its rows: same id, same images
+            db.execute("INSERT INTO jobs (id, idempotency_key, request_hash, kind, payload, status, total, created) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, row["idempotency_key"], row["request_hash"], row["kind"], row["payload"],
+                        JobStatus.QUEUED, row["total"], row["created"]))  # job_blobs keeps its rows
             db.execute("COMMIT")
         return True
 
@@ -279,6 +290,12 @@ class JobStore:
                 with contextlib.suppress(OSError):
                     if digest not in referenced and path.stat().st_mtime < cutoff:
                         path.unlink()
+
+
+def _request_hash(kind: str, payload: dict[str, Any]) -> str:
+    """What an idempotency key is bound to: the validated request (images included) and how to answer."""
+    text = json.dumps({"kind": kind, **payload}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _marks(values: tuple) -> str:
