@@ -51,6 +51,9 @@ def serve(
     keep_jobs_hours: Annotated[float | None, typer.Option(
         help="delete finished jobs (and their images) this many hours after they finished; default: keep all")
                                ] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="A1111 routes refuse fields kekong does not know (default: ignored and named in "
+        "info.kekong.warnings, as A1111 ignores them)")] = False,
 ) -> None:
     """Serve the API and the UI: `kekong serve`, then open http://127.0.0.1:7860/ui."""
     import uvicorn
@@ -68,7 +71,8 @@ def serve(
                           limits=Limits(max_steps, max_batch, max_side, max_body_mb * 2**20),
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
                           allowed_hosts=tuple(allowed_host or ()), allowed_origins=tuple(allow_origin or ()),
-                          max_queue=max_queue, keep_jobs_hours=keep_jobs_hours)
+                          max_queue=max_queue, keep_jobs_hours=keep_jobs_hours,
+                          strict=strict)
     config.check()
     if insecure and not config.loopback and not api_key:
         typer.echo(f"WARNING: listening on {host} with no API key — anyone who can reach this port can use it",

@@ -38,7 +38,7 @@ async def _generate(request: Request, payload: dict[str, Any], route: str, given
     """`payload`: every field, defaults filled in as A1111 does (and echoed back as `parameters`);
     `given`: the fields the client sent."""
     svc = services(request)
-    translated = translate(payload, route, svc.options, svc.config.urls, given, getattr(svc.config, "strict", False))
+    translated = translate(payload, route, svc.options, svc.config.urls, given, svc.config.strict)
     answer = {"send_maps": translated.send_maps, "unit_maps": translated.unit_maps}
     job, _ = svc.submit(translated.fields, route, answer)
     job = await svc.wait(job.id)

@@ -82,6 +82,7 @@ class ServerConfig:
     body_timeout_s: float = 30.0  # a request body not received in full by then is refused (408)
     max_queue: int = 64  # jobs queued or running at once; one more is refused with 429 and Retry-After
     keep_jobs_hours: float | None = None  # finished jobs older than this are deleted with their files
+    strict: bool = False  # A1111 routes refuse fields kekong does not know (by default: ignored, and named)
 
     @property
     def loopback(self) -> bool:
