@@ -71,12 +71,14 @@ def _is_binary(array: np.ndarray) -> bool:
 
 
 def _colour_count(array: np.ndarray) -> int:
-    """Distinct colours of a uint8 map (channels packed into one integer: a 1-D unique is ~40×
-    faster than np.unique(axis=0) over rows, 0.56 s on a 512² map)."""
-    channels = array.reshape(-1, array.shape[2] if array.ndim == 3 else 1).astype(np.uint64)
-    packed = np.zeros(len(channels), np.uint64)
-    for index in range(channels.shape[1]):
-        packed = (packed << np.uint64(8)) | channels[:, index]
+    """Distinct colours of a uint8 map (up to 4 channels packed into one uint32: a 1-D unique is
+    ~30× faster than np.unique(axis=0) over rows, which took 0.56 s on a 512² map)."""
+    pixels = array.reshape(-1, array.shape[2] if array.ndim == 3 else 1)
+    if pixels.shape[1] > 4:
+        return len(np.unique(pixels, axis=0))
+    packed = np.zeros(len(pixels), np.uint32)
+    for index in range(pixels.shape[1]):
+        packed = (packed << np.uint32(8)) | pixels[:, index]
     return int(np.unique(packed).size)
 
 
