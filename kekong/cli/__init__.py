@@ -256,6 +256,7 @@ from kekong.cli import score as cli_score  # noqa: E402
 from kekong.cli import serve as cli_serve  # noqa: E402
 from kekong.cli import train as cli_train  # noqa: E402
 from kekong.cli import verify as cli_verify  # noqa: E402
+from kekong.cli import warp as cli_warp  # noqa: E402
 
 app.command()(cli_generate.generate)
 app.command("grid", help="An X/Y/Z grid (A1111's X/Y/Z plot): generate's options plus --x/--y/--z AXIS:VALUES; "
@@ -265,6 +266,7 @@ app.command()(cli_score.score)
 app.command()(cli_generate.replay)
 app.command()(cli_generate.models)
 app.command()(cli_verify.verify)
+app.command()(cli_warp.warp)
 app.command()(cli_serve.serve)
 app.add_typer(cli_train.data_app, name="data")
 app.add_typer(cli_train.train_app, name="train")
