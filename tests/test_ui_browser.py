@@ -74,7 +74,7 @@ def test_pose_from_photo_drag_a_joint_and_generate(page, astronaut, tmp_path):
     assert after[3:] == before[3:]  # only the nose moved
     page.screenshot(path=str(ARTIFACTS / "2-joint-dragged.png"), full_page=True)
 
-    page.click("#pose-to-unit0")
+    page.click("#pose-to-unit")
     page.get_by_role("tab", name="Generate").click()
     page.wait_for_function("() => document.querySelector('#unit0-image img') !== null")
     page.fill("#prompt textarea", "a red star on a white background")

@@ -27,8 +27,8 @@ def test_widgets_become_a_valid_request():
     layer = np.zeros((64, 64, 4), np.uint8)
     layer[:32] = 255
     unit = (True, image, "canny", "kekong-shapes-outline [5a3230e5]", 0.8, 0.0, 0.7, "Balanced", "Just Resize", 256,
-            None)
-    disabled = (False, image, "none", "Automatic", 1, 0, 1, "Balanced", "Crop and Resize", 512, None)
+            None, False)
+    disabled = (False, image, "none", "Automatic", 1, 0, 1, "Balanced", "Crop and Resize", 512, None, False)
     fields = UI(None).fields("a red star", "", "Euler a", 10, 7, 3, 64, 64, 1,
                              {"background": image, "layers": [layer]}, 0.5, [unit, disabled, disabled])
     request = build_request(**fields)
