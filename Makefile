@@ -40,6 +40,7 @@ test: setup lint browser
 # Detector timings on one pinned core (mediapipe's own thread count can't be set).
 bench: setup
 	taskset -c 0 $(PY) benchmarks/detectors.py
+	taskset -c 0 $(PY) benchmarks/warp.py
 	$(PY) benchmarks/prompt_expand.py
 	$(PY) benchmarks/generation.py
 	# The fidelity score separates followed from ignored controls (AUC) and tracks the shapes IoU (Spearman).
