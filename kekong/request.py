@@ -30,6 +30,7 @@ from kekong.choices import (
     parse_union_type,
     split_sampler_name,
 )
+from kekong.detail_spec import DetailSpec
 from kekong.errors import ParameterError
 
 MAX_STEPS = 150  # sampling steps, either pass (a server's --max-steps can only lower it)
@@ -176,6 +177,8 @@ class GenerationRequest(_Strict):
     hr_scheduler: str = Field("", description="empty = the first pass's")
     hr_prompt: str = Field("", max_length=20_000, description="empty = the first pass's")
     hr_negative_prompt: str = Field("", max_length=20_000)
+    # the detailer (A1111's ADetailer, its argument names): faces / hands found and repainted after generation
+    detail: list[DetailSpec] = Field(default_factory=list, max_length=4)
 
     @field_validator("width", "height")
     @classmethod
