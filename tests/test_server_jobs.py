@@ -81,7 +81,7 @@ def test_job_requests_are_validated_before_queueing(client):
 
 def test_progress_preview_and_interrupt(client):
     job_id = client.post("/v1/jobs", json={"prompt": "a red star", **SLOW}).json()["id"]
-    deadline = time.time() + 60
+    deadline = time.time() + 240  # the model loads first (slow on a busy machine)
     progress = client.get("/sdapi/v1/progress").json()
     while progress["state"]["sampling_step"] < 2 and time.time() < deadline:
         time.sleep(0.05)
@@ -91,8 +91,9 @@ def test_progress_preview_and_interrupt(client):
     preview = decode(progress["current_image"])  # the latest step, without the VAE: latent size
     assert preview.size[0] > 0
     assert client.post("/sdapi/v1/interrupt").json()["interrupted"] == job_id
-    job = wait_for(client, job_id)
-    assert job["status"] == "cancelled" and "images" not in job
+    job = wait_for(client, job_id)  # as A1111: what was made so far (tests/test_server_interrupt.py)
+    assert job["status"] == "done" and job["stopped"] == ["interrupt"] and len(job["images"]) == 1
+    assert job["progress"]["step"] < 150
 
 
 def test_cancel_a_queued_job_and_retry_rules(client):

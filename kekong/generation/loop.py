@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import torch
@@ -29,6 +30,23 @@ from kekong.generation.units.base import Contribution, Sampling, Step, Unit, by_
 
 class Cancelled(Exception):
     """Generation was cancelled between steps; nothing was written."""
+
+
+class Stop(str, Enum):
+    """What a step callback may answer to end the batch now and keep it as far as it got (A1111)."""
+
+    BATCH = "skip"  # A1111's skip: this batch ends here, the next one goes on
+    ALL = "interrupt"  # A1111's interrupt: this batch ends here and no further batch runs
+
+
+class Stopped(Exception):
+    """A step callback answered a Stop: `latents` as they are after that step; the pipeline sets
+    `images` (those latents decoded) before it hands the exception on."""
+
+    def __init__(self, stop: Stop, latents: torch.Tensor) -> None:
+        super().__init__(stop.value)
+        self.stop, self.latents = stop, latents
+        self.images: list[Any] = []
 
 
 @dataclass
@@ -43,7 +61,7 @@ class StepInfo:
         return latents_to_rgb(self.latents)
 
 
-OnStep = Callable[[StepInfo], bool | None]  # return False to cancel
+OnStep = Callable[[StepInfo], "bool | Stop | None"]  # False: cancel (Cancelled); a Stop: Stopped
 
 
 @dataclass
@@ -174,6 +192,9 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
             if i < total - 1:
                 keep = scheduler.add_noise(blend.init_latents, blend.noise, timesteps[i + 1:i + 2])
             latents = (1 - blend.mask) * keep + blend.mask * latents
-        if on_step is not None and on_step(StepInfo(i + 1, total, latents)) is False:
+        answer = on_step(StepInfo(i + 1, total, latents)) if on_step is not None else None
+        if answer is False:
             raise Cancelled("cancelled")
+        if isinstance(answer, Stop):
+            raise Stopped(answer, latents)
     return latents

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from kekong.errors import ParameterError
 from kekong.server.a1111_models import Img2ImgRequest, Txt2ImgRequest
-from kekong.server.a1111_request import Translated, translate
+from kekong.server.a1111_request import Translated
 from kekong.server.services import Services
 from kekong.server.status import JobStatus
 
@@ -26,19 +26,20 @@ def services(request: Request) -> Services:
 
 @router.post("/txt2img")
 async def txt2img(request: Request, body: Txt2ImgRequest) -> Any:
-    return await _generate(request, body.model_dump(), "txt2img", body.model_fields_set)
+    return await _generate(request, body)
 
 
 @router.post("/img2img")
 async def img2img(request: Request, body: Img2ImgRequest) -> Any:
-    return await _generate(request, body.model_dump(), "img2img", body.model_fields_set)
+    return await _generate(request, body)
 
 
-async def _generate(request: Request, payload: dict[str, Any], route: str, given: set[str] | None = None) -> Any:
-    """`payload`: every field, defaults filled in as A1111 does (and echoed back as `parameters`);
-    `given`: the fields the client sent."""
+async def _generate(request: Request, body: Txt2ImgRequest | Img2ImgRequest) -> Any:
+    """The body's own translation (`to_request`) queued; answered with every field under A1111's
+    name, defaults filled in as A1111 does, as `parameters`."""
     svc = services(request)
-    translated = translate(payload, route, svc.options, svc.config.urls, given, svc.config.strict)
+    translated = body.to_request(svc.options, svc.config.urls, svc.config.strict)
+    route, payload = body.route, body.payload()
     answer = {"send_maps": translated.send_maps, "unit_maps": translated.unit_maps}
     job, _ = svc.submit(translated.fields, route, answer)
     job = await svc.wait(job.id)
@@ -85,7 +86,7 @@ def _info(job: Any, translated: Translated) -> dict[str, Any]:
         "index_of_first_image": 0, "infotexts": [i["infotext"] for i in items], "styles": [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.gmtime(job.created)),
         "clip_skip": request["clip_skip"], "is_using_inpainting_conditioning": False, "version": "kekong",
-        "kekong": {"job": job.id, "warnings": translated.warnings,
+        "kekong": {"job": job.id, "warnings": translated.warnings, "stopped": result.get("stopped", []),
                    "fidelity": [i.get("fidelity") for i in items]},  # per image: per unit, kekong.fidelity
     }
 
@@ -166,14 +167,26 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
     preview = None if skip_current_image else svc.preview_png()
     return {"progress": fraction, "eta_relative": eta,
             "current_image": base64.b64encode(preview).decode() if preview else None, "textinfo": None,
-            "state": {"skipped": False, "interrupted": running.cancel, "job": running.job_id,
+            "state": {"skipped": running.stop is not None and running.stop.value == "skip",
+                      "interrupted": running.cancel or (running.stop is not None and running.stop.value == "interrupt"),
+                      "job": running.job_id,
                       "job_count": queued + 1, "job_timestamp": "0", "job_no": 0,
                       "sampling_step": running.step, "sampling_steps": running.total}}
 
 
 @router.post("/interrupt")
 def interrupt(request: Request) -> dict[str, Any]:
+    """As A1111: the running generation stops at its next step and its request answers 200 with
+    the images made so far (the batch under way decoded where it stopped); `interrupted`: the
+    job's id, or null when nothing runs."""
     return {"interrupted": services(request).worker.interrupt()}
+
+
+@router.post("/skip")
+def skip(request: Request) -> dict[str, Any]:
+    """As A1111: the batch under way ends at its next step, kept as it is, and the next batch of the
+    request (n_iter) runs; `skipped`: the job's id, or null when nothing runs."""
+    return {"skipped": services(request).worker.skip()}
 
 
 @router.post("/png-info")

@@ -33,10 +33,13 @@ class Running:
     total: int = 0
     started: float = 0.0
     latents: Any = None  # the latest step's latents (a preview is decoded only when asked for)
-    cancel: bool = False
+    cancel: bool = False  # DELETE /v1/jobs/{id}: stop and keep nothing
+    stop: Any = None  # a generation.loop.Stop: end the batch now and keep it (A1111's skip / interrupt)
+    stopped: list[str] | None = None  # the Stops the generation obeyed, in order ("skip", "interrupt")
 
 
-Execute = Callable[[Job, Any, Path, Callable[[Any], bool]], dict[str, Any]]  # (job, request, out_dir, on_step)
+# (job, request, out_dir, on_step); on_step answers False (cancel), a generation.loop.Stop, or True
+Execute = Callable[[Job, Any, Path, Callable[[Any], Any]], dict[str, Any]]
 
 
 class Worker:
@@ -99,11 +102,26 @@ class Worker:
         return False
 
     def interrupt(self) -> str | None:
-        """Cancel whatever runs now (A1111's /interrupt); its id, or None when idle."""
+        """A1111's /interrupt: the running job stops at its next step and keeps what it has made
+        (the batch under way decoded as it is, no further batch); its id, or None when idle."""
+        from kekong.generation.loop import Stop
+
         running = self.running
         if running is None:
             return None
-        running.cancel = True
+        running.stop = Stop.ALL
+        return running.job_id
+
+    def skip(self) -> str | None:
+        """A1111's /skip: the batch under way ends at its next step, kept as it is, and the job
+        goes on with its next batch; the job's id, or None when idle."""
+        from kekong.generation.loop import Stop
+
+        running = self.running
+        if running is None:
+            return None
+        if running.stop is None:
+            running.stop = Stop.BATCH
         return running.job_id
 
     # -- the loop --------------------------------------------------------------------------
@@ -126,12 +144,14 @@ class Worker:
 
         self.running = Running(job.id, model=job.payload["request"].get("model"),
                                vae=job.payload["request"].get("vae"), total=job.total,
-                               started=time.time())
+                               started=time.time(), stopped=[])
         names: dict[str, str] = {}  # blob path → the fields it is (a message names those, not the path)
         try:
             fields, names = self.store.request_fields(job)
             request = build_request(**fields)  # the stored request, read back once
             result = self.execute(job, request, self.store.output_dir(job.id), self._on_step)
+            if self.running.stopped:
+                result = {**result, "stopped": self.running.stopped}  # some images are partial
             self.store.finish(job.id, JobStatus.DONE, result=result)
         except Cancelled:
             self.store.finish(job.id, JobStatus.CANCELLED, error="cancelled while running")
@@ -145,7 +165,7 @@ class Worker:
             self.running = None
             self._signal(job.id)
 
-    def _on_step(self, info: Any) -> bool:
+    def _on_step(self, info: Any) -> Any:
         running = self.running
         if running is None:
             return True
@@ -155,7 +175,15 @@ class Worker:
         if now - self._last_write >= self.progress_interval or running.step == running.total:
             self._last_write = now
             self.store.progress(running.job_id, running.step, running.total)
-        return not running.cancel
+        if running.cancel:
+            return False
+        stop = running.stop
+        if stop is not None:
+            running.stopped = [*(running.stopped or []), stop.value]
+            if stop.value == "skip":
+                running.stop = None  # one batch only
+            return stop
+        return True
 
     def _signal(self, job_id: str) -> None:
         """The job has finished: call (and forget) whoever waits for it."""
@@ -176,7 +204,7 @@ class Worker:
                 self._waiters.pop(job_id, None)
 
 
-def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any], bool]) -> dict[str, Any]:
+def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any], Any]) -> dict[str, Any]:
     """Generate a job's images from its request, stamp each into `out_dir`, and describe them."""
     from kekong.generation.pipeline import generate
     from kekong.io import save_image
