@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kekong.declaration import spec
+from kekong.detail_spec import from_adetailer_args
 from kekong.detect.extension_names import MODULE_ALIASES  # the extension's names and labels → kekong's detectors
 from kekong.errors import ParameterError
 from kekong.request import ControlUnit
@@ -265,8 +266,11 @@ def _scripts(scripts: Any, translated: Translated, urls: UrlPolicy) -> None:
                     translated.unit_maps[str(len(units))] = unit.pop("_save_map")
                     units.append(unit)
             translated.fields["controls"] = units
+        elif name.lower() == "adetailer":  # the detailer, under ADetailer's argument names
+            where = f"alwayson_scripts.{name}.args"
+            translated.fields["detail"] = [d.model_dump() for d in from_adetailer_args(args, where)]
         elif args:
-            raise ParameterError(f"alwayson_scripts.{name}: kekong runs only the ControlNet script; "
+            raise ParameterError(f"alwayson_scripts.{name}: kekong runs only the ControlNet and ADetailer scripts; "
                                  "leave this script out")
 
 
