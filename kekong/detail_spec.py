@@ -111,6 +111,26 @@ def detail_spec(raw: dict[str, Any] | str, where: str = "detail") -> DetailSpec:
         raise ParameterError(f"{where}: {problems}") from None
 
 
+def from_adetailer_args(args: Any, where: str = "alwayson_scripts.ADetailer.args") -> list[DetailSpec]:
+    """ADetailer's script args — [enabled, skip img2img, {tab 1}, {tab 2} …], the booleans optional —
+    as detailer passes; tabs whose ad_model is "None" or ad_tab_enable false are left out."""
+    if not isinstance(args, list):
+        raise ParameterError(f"{where}: expected a list ([true, false, {{\"ad_model\": …}}, …])")
+    flags = [a for a in args[:2] if isinstance(a, bool)]
+    if flags and not flags[0]:
+        return []
+    if len(flags) > 1 and flags[1]:
+        raise ParameterError(f"{where}[1]: ADetailer's skip img2img is not supported by kekong (send false)")
+    specs = []
+    for index, raw in enumerate(args[len(flags):], start=len(flags)):
+        if not isinstance(raw, dict):
+            raise ParameterError(f"{where}[{index}]: expected an object of ADetailer arguments")
+        if str(raw.get("ad_model", "None")) == "None" or raw.get("ad_tab_enable", True) is False:
+            continue
+        specs.append(detail_spec({k: v for k, v in raw.items() if k != "ad_tab_enable"}, f"{where}[{index}]"))
+    return specs
+
+
 def from_cli(text: str) -> DetailSpec:
     """`face`, `hand` or `face,key=value,…` (keys in ADetailer's names, `ad_` optional)."""
     name, *pairs = text.split(",")
@@ -173,15 +193,14 @@ def infotext_params(specs: list[DetailSpec]) -> dict[str, Any]:
     return params
 
 
-def from_infotext(params: dict[str, str]) -> tuple[list[dict[str, Any]], set[str]]:
-    """(detail field entries, keys read) from an infotext's ADetailer keys."""
+def from_infotext(params: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(detail field entries, ADetailer keys kekong has no field for) from an infotext's ADetailer keys."""
     by_key = {key: field for field, key in KEYS}
     specs: dict[int, dict[str, Any]] = {}
-    used = set()
+    unknown = []
     for key, value in params.items():
         if not key.startswith("ADetailer "):
             continue
-        used.add(key)
         base, n = key, 0
         for k in range(1, 16):
             if key.endswith(ordinal_suffix(k)):
@@ -189,4 +208,6 @@ def from_infotext(params: dict[str, str]) -> tuple[list[dict[str, Any]], set[str
                 break
         if base in by_key:
             specs.setdefault(n, {})[by_key[base]] = value
-    return [specs[n] for n in sorted(specs)], used
+        elif base != "ADetailer version":
+            unknown.append(key)
+    return [specs[n] for n in sorted(specs)], unknown
