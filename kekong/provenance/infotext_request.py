@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kekong.detail_spec import from_infotext as detail_from_infotext
 from kekong.errors import ParameterError
 from kekong.provenance.infotext import parse_controlnet, parse_infotext
 from kekong.request import GenerationRequest, build_request
@@ -64,7 +65,7 @@ def infotext_fields(text: str) -> InfotextRequest:
             fields[name] = _convert(key, value, kind)
         elif key in _SIZES:
             fields.update(zip(_SIZES[key], _size(key, value), strict=True))
-        elif not key.startswith("ControlNet") and key not in _CONSUMED:
+        elif not key.startswith(("ControlNet", "ADetailer ")) and key not in _CONSUMED:
             result.unused.append(f"{key}: {value}")
     fields.setdefault("rng", "GPU")  # A1111 writes RNG only when it is not its default, GPU
     if "hr_scale" in fields or "hr_resize_x" in fields:
@@ -75,6 +76,10 @@ def infotext_fields(text: str) -> InfotextRequest:
         fields["inpaint_only_masked"] = True
     _models(params, fields, result)
     fields["controls"] = [_unit(index, unit, result) for index, unit in enumerate(parse_controlnet(params))]
+    detail, unknown = detail_from_infotext(params)  # ADetailer's keys
+    result.unused += [f"{key}: {params[key]}" for key in unknown]
+    if detail:
+        fields["detail"] = detail
     return result
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kekong.detail_spec import infotext_params as detail_params
 from kekong.errors import ParameterError
 from kekong.io import encode_image, source_bytes, write_atomic
 from kekong.provenance.infotext import controlnet_entry, format_infotext
@@ -75,6 +76,7 @@ def infotext_params(generated) -> dict[str, Any]:
         sliders = get_detector(unit.unit.module).sliders if unit.unit.params else ()  # `none` and IP have none
         a, b = [*(unit.unit.params[slider.name] for slider in sliders), -1, -1][:2]
         params[f"ControlNet {unit.index}"] = controlnet_entry(unit.unit, unit.model_label, a, b)
+    params.update(detail_params(request.detail))  # ADetailer's keys
     if request.rng.value != "GPU":
         params["RNG"] = request.rng.value  # A1111 writes it when not its default (GPU)
     params["Version"] = "kekong"
