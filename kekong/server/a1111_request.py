@@ -21,14 +21,6 @@ from kekong.errors import ParameterError
 from kekong.request import ControlUnit
 from kekong.server.inputs import NO_URLS, UrlPolicy, image_field, model_name
 
-# A1111's API defaults where they differ from kekong's own.
-A1111_DEFAULTS = {"steps": 50, "sampler": "Euler", "width": 512, "height": 512}
-
-# Fields that never change the image.
-_NO_EFFECT = {"do_not_save_samples", "do_not_save_grid", "save_images", "comments", "force_task_id",
-              "override_settings_restore_afterwards", "image_cfg_scale", "send_images", "sampler_index",
-              "include_init_images", "seed_enable_extras"}  # the last: a UI checkbox the extension's payloads carry
-
 _NONE = (None, "", "None")
 # field → the values kekong accepts (the defaults, or values that do nothing)
 _DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
@@ -49,20 +41,6 @@ _WHY = {
     "disable_extra_networks": "<lora:…> tags in the prompt always apply",
 }
 
-_TXT2IMG_MAP = {"prompt": "prompt", "negative_prompt": "negative_prompt", "seed": "seed", "subseed": "subseed",
-                "subseed_strength": "subseed_strength", "seed_resize_from_w": "seed_resize_from_w",
-                "seed_resize_from_h": "seed_resize_from_h", "scheduler": "scheduler", "batch_size": "batch_size",
-                "n_iter": "batch_count", "steps": "steps", "cfg_scale": "cfg_scale", "width": "width",
-                "height": "height", "denoising_strength": "denoising_strength", "enable_hr": "enable_hr",
-                "hr_scale": "hr_scale", "hr_upscaler": "hr_upscaler", "hr_second_pass_steps": "hr_second_pass_steps",
-                "hr_resize_x": "hr_resize_x", "hr_resize_y": "hr_resize_y", "hr_sampler_name": "hr_sampler_name",
-                "hr_scheduler": "hr_scheduler", "hr_prompt": "hr_prompt", "hr_negative_prompt": "hr_negative_prompt"}
-_IMG2IMG_MAP = {"inpainting_fill": "inpainting_fill", "inpaint_full_res_padding": "only_masked_padding",
-                "resize_mode": "resize_mode"}
-_HANDLED = {"refiner_checkpoint", "refiner_switch_at", "sampler_name", "override_settings", "alwayson_scripts",
-            "init_images", "mask", "mask_blur", "styles", "infotext",
-            "mask_blur_x", "mask_blur_y", "inpaint_full_res", "inpainting_mask_invert", "eta"}
-
 # override_settings / options keys → request fields
 OPTION_FIELDS = {"sd_model_checkpoint": "model", "sd_vae": "vae", "CLIP_stop_at_last_layers": "clip_skip",
                  "randn_source": "rng"}
@@ -82,17 +60,12 @@ class Translated:
     strict: bool = False  # unknown unit fields refused too
 
 
-def translate(payload: Any, route: str, options: dict[str, Any], urls: UrlPolicy = NO_URLS,
-              given: set[str] | None = None, strict: bool = False) -> Translated:
-    """`route` is "txt2img" or "img2img"; `options` are the server's /sdapi/v1/options values;
-    `given`: the fields the client sent (an `infotext` fills only the others, as A1111 does).
-    Unknown fields are ignored and named in the warnings, as A1111 ignores them (`strict`: refused)."""
-    if not isinstance(payload, dict):
-        raise ParameterError("request body: expected a JSON object")
-    known = set(_TXT2IMG_MAP) | _HANDLED | _NO_EFFECT | set(_DEFAULT_ONLY)
-    if route == "img2img":
-        known |= set(_IMG2IMG_MAP)
-    unknown = sorted(set(payload) - known)
+def translate(body: Any, options: dict[str, Any], urls: UrlPolicy = NO_URLS, strict: bool = False) -> Translated:
+    """An A1111 request model (a1111_models; its fields declare the request fields they set) →
+    request fields. `options` are the server's /sdapi/v1/options values. Unknown fields are ignored
+    and named in the warnings, as A1111 ignores them (`strict`: refused); an `infotext` fills only
+    the request fields the client did not send, as A1111 does."""
+    route, payload, unknown = body.route, body.payload(), body.unknown()
     warnings = []
     if unknown and strict:
         raise ParameterError(f"unknown field(s) {', '.join(unknown)} for /sdapi/v1/{route} (this server is --strict)")
@@ -102,35 +75,28 @@ def translate(payload: Any, route: str, options: dict[str, Any], urls: UrlPolicy
         if key in payload and not _is_default(payload[key], accepted):
             raise ParameterError(f"{key}: {payload[key]!r} is not supported ({_WHY.get(key, 'not in kekong')}); "
                                  f"send the default or leave it out")
-    fields: dict[str, Any] = dict(A1111_DEFAULTS)
-    for key, target in {**_TXT2IMG_MAP, **(_IMG2IMG_MAP if route == "img2img" else {})}.items():
-        if payload.get(key) is not None:
-            fields[target] = payload[key]
-    fields["sampler"] = payload.get("sampler_name") or payload.get("sampler_index") or A1111_DEFAULTS["sampler"]
+    fields: dict[str, Any] = body.request_fields()
+    fields["sampler"] = body.sampler_name or body.sampler_index or type(body).model_fields["sampler_index"].default
     if not fields.get("enable_hr") and route == "txt2img":
         fields.pop("denoising_strength", None)  # only the hires pass reads it in txt2img
-    for key in ("hr_upscaler", "hr_sampler_name", "hr_scheduler"):
-        if fields.get(key) is None:
-            fields.pop(key, None)
-    refiner = model_name(payload.get("refiner_checkpoint"), "refiner_checkpoint")
+    refiner = model_name(body.refiner_checkpoint, "refiner_checkpoint")
     if refiner is not None:
         fields["refiner"] = refiner
-        if payload.get("refiner_switch_at") is not None:
-            fields["refiner_switch_at"] = payload["refiner_switch_at"]
+        if body.refiner_switch_at is not None:
+            fields["refiner_switch_at"] = body.refiner_switch_at
     _apply_options(fields, options, "options")
-    _apply_options(fields, payload.get("override_settings") or {}, "override_settings")
-    _check_eta(payload.get("eta"), fields["sampler"])
-    translated = Translated(fields, send_images=bool(payload.get("send_images", True)),
-                            include_init_images=bool(payload.get("include_init_images", False)), warnings=warnings,
-                            strict=strict)
-    if payload.get("infotext"):  # first, as A1111: the styles then apply to the prompt it gives
-        _apply_infotext(str(payload["infotext"]), fields, payload, given, translated)
-    _apply_styles(fields, payload.get("styles"))
+    _apply_options(fields, body.override_settings or {}, "override_settings")
+    _check_eta(body.eta, fields["sampler"])
+    translated = Translated(fields, send_images=bool(body.send_images), warnings=warnings, strict=strict,
+                            include_init_images=bool(getattr(body, "include_init_images", False)))
+    if body.infotext:  # first, as A1111: the styles then apply to the prompt it gives
+        _apply_infotext(str(body.infotext), fields, body.sent(), body.override_settings or {}, translated)
+    _apply_styles(fields, body.styles)
     if options.get("control_net_no_detectmap"):
         translated.send_maps = False
     if route == "img2img":
-        _img2img(payload, fields, urls)
-    _scripts(payload.get("alwayson_scripts") or {}, translated, urls)
+        _img2img(body, fields, urls)
+    _scripts(body.alwayson_scripts or {}, translated, urls)
     return translated
 
 
@@ -153,21 +119,17 @@ def _apply_styles(fields: dict[str, Any], names: Any) -> None:
         fields.get("prompt", ""), fields.get("negative_prompt", ""), names, read_styles(styles_file()))
 
 
-# request field → the A1111 field (or override setting) that sets it: an infotext fills it only when unsent
-_SENT_AS = {**{target: key for key, target in {**_TXT2IMG_MAP, **_IMG2IMG_MAP}.items()},
-            "sampler": "sampler_name", "refiner": "refiner_checkpoint", "refiner_switch_at": "refiner_switch_at",
-            "mask_blur": "mask_blur", "inpaint_only_masked": "inpaint_full_res"}
+# request field → the override setting that sets it: an infotext fills it only when that is not sent
 _SETTING_OF = {target: key for key, target in OPTION_FIELDS.items()}
 
 
-def _apply_infotext(text: str, fields: dict[str, Any], payload: dict[str, Any], given: set[str] | None,
+def _apply_infotext(text: str, fields: dict[str, Any], sent: set[str], overrides: dict[str, Any],
                     translated: Translated) -> None:
-    """A1111's `infotext` field: its parameters fill every field the client did not send."""
+    """A1111's `infotext` field: its parameters fill every request field the client did not send
+    (`sent`: request field names, from the model's declarations)."""
     from kekong.provenance.infotext_request import infotext_fields
 
     parsed = infotext_fields(text)
-    sent = set(payload) if given is None else set(given)
-    overrides = payload.get("override_settings") or {}
     for name, value in parsed.fields.items():
         if name == "controls":
             if value:
@@ -178,7 +140,7 @@ def _apply_infotext(text: str, fields: dict[str, Any], payload: dict[str, Any], 
         if setting is not None:
             if setting in overrides:
                 continue
-        elif _SENT_AS.get(name, name) in sent:
+        elif name in sent:
             continue
         if name in ("model", "vae", "refiner") and value is None:
             continue  # named but not found here: reported below
@@ -229,8 +191,9 @@ def _check_eta(eta: Any, sampler: str) -> None:
         raise ParameterError(f"eta: {eta} is not supported; kekong's ancestral and SDE samplers run with eta 1")
 
 
-def _img2img(payload: dict[str, Any], fields: dict[str, Any], urls: UrlPolicy) -> None:
-    images = payload.get("init_images")
+def _img2img(body: Any, fields: dict[str, Any], urls: UrlPolicy) -> None:
+    """The img2img fields that feed the request through a conversion (init image, mask and its blur)."""
+    images = body.init_images
     if not isinstance(images, list) or not images:
         raise ParameterError("init_images: img2img needs one base64 image")
     if len(images) > 1:
@@ -238,17 +201,17 @@ def _img2img(payload: dict[str, Any], fields: dict[str, Any], urls: UrlPolicy) -
                              "(use the job API once per image)")
     fields["init_image"] = image_field(images[0], "init_images[0]", urls)
     fields.setdefault("denoising_strength", 0.75)
-    if payload.get("mask"):
-        fields["mask"] = image_field(payload["mask"], "mask", urls)
-        blur_x, blur_y = payload.get("mask_blur_x", 4), payload.get("mask_blur_y", 4)
-        if payload.get("mask_blur") is not None:
-            blur_x = blur_y = payload["mask_blur"]
+    if body.mask:
+        fields["mask"] = image_field(body.mask, "mask", urls)
+        blur_x, blur_y = body.mask_blur_x, body.mask_blur_y
+        if body.mask_blur is not None:
+            blur_x = blur_y = body.mask_blur
         if blur_x != blur_y:
             raise ParameterError(f"mask_blur_x ({blur_x}) and mask_blur_y ({blur_y}) differ; kekong blurs the "
                                  "mask the same both ways")
         fields["mask_blur"] = blur_x
-        fields["inpaint_only_masked"] = bool(payload.get("inpaint_full_res", True))
-        fields["mask_invert"] = bool(payload.get("inpainting_mask_invert", 0))
+        fields["inpaint_only_masked"] = bool(body.inpaint_full_res)
+        fields["mask_invert"] = bool(body.inpainting_mask_invert)
 
 
 def _scripts(scripts: Any, translated: Translated, urls: UrlPolicy) -> None:
