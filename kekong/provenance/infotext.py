@@ -60,22 +60,27 @@ def format_infotext(prompt: str, negative: str, params: dict[str, Any]) -> str:
 _PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 
 
+def infotext_parts(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """A1111's first cut: (the prompt lines, the raw `key: value` pairs of the last line) — the
+    last line is the parameters line only when it holds at least three pairs."""
+    lines = text.strip().split("\n")
+    pairs = _PAIR.findall(lines[-1])
+    return (lines[:-1], pairs) if len(pairs) >= 3 else (lines, [])
+
+
 def parse_infotext(text: str) -> tuple[str, str, dict[str, str]]:
     """(prompt, negative prompt, {key: value}) — the inverse of format_infotext (A1111's parser)."""
-    lines = text.strip().split("\n")
-    last = lines[-1] if lines else ""
+    lines, pairs = infotext_parts(text)
     params: dict[str, str] = {}
-    if len(_PAIR.findall(last)) >= 3:
-        for key, value in _PAIR.findall(last):
-            if value.startswith('"') and value.endswith('"'):
-                import json
+    for key, value in pairs:
+        if value.startswith('"') and value.endswith('"'):
+            import json
 
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    value = value[1:-1]
-            params[key.strip()] = value.strip()
-        lines = lines[:-1]
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = value[1:-1]
+        params[key.strip()] = value.strip()
     prompt, negative, in_negative = [], [], False
     for line in lines:
         if line.startswith("Negative prompt:"):
