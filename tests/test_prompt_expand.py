@@ -45,7 +45,7 @@ def test_expansion_is_deterministic_for_a_seed_and_weighted():
     first = expand("a girl walking in the rain at night", seed=3)
     assert first.prompt == expand("a girl walking in the rain at night", seed=3).prompt
     assert first.prompt.startswith("a girl walking in the rain at night, ")
-    assert len(first.tags) == 12 and any(t["weight"] != 1.0 for t in first.tags)
+    assert 5 <= len(first.tags) <= 12 and any(t["weight"] != 1.0 for t in first.tags)
     assert expand("a girl walking in the rain at night", seed=4).prompt != first.prompt
     only = expand("a girl walking in the rain at night", seed=3, tags_only=True)
     assert not only.prompt.startswith("a girl")
