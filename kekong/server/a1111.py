@@ -191,26 +191,10 @@ def skip(request: Request) -> dict[str, Any]:
 
 @router.post("/png-info")
 def png_info(payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """The infotext (PNG `parameters` or EXIF UserComment), parsed, and the other text chunks."""
-    import io
+    """A1111's answer: the infotext, the image's other metadata and A1111's parameters dict."""
+    from kekong.server.png_info import png_info_answer
 
-    from PIL import Image
-
-    from kekong.provenance.infotext import parse_infotext
-    from kekong.provenance.verify import read_metadata
-    from kekong.server.inputs import field_bytes
-
-    raw = field_bytes(payload.get("image"), "image")
-    try:
-        with Image.open(io.BytesIO(raw)) as image:
-            items = {k: v for k, v in image.info.items() if isinstance(v, str)}
-    except Exception:  # PIL raises several types for non-images
-        raise ParameterError("image: not a readable image") from None
-    items.pop("parameters", None)
-    text = read_metadata(raw).get("parameters") or ""
-    prompt, negative, params = parse_infotext(text) if text else ("", "", {})
-    parameters = {"Prompt": prompt, "Negative prompt": negative, **params} if text else {}
-    return {"info": text, "items": items, "parameters": parameters}
+    return png_info_answer(payload.get("image"))
 
 
 @router.post("/interrogate")
