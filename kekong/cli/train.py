@@ -1,4 +1,4 @@
-"""`kekong data shapes`, `kekong train base|controlnet`, `kekong bench control`."""
+"""`kekong data shapes|figures`, `kekong train base|controlnet`, `kekong bench control|pose`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,20 @@ def data_shapes(
 
     write_dataset(out, count, size, seed)
     typer.echo(f"wrote {count} samples to {out} (prompt.json, source/, scribble/, target/)")
+
+
+@data_app.command("figures")
+def data_figures(
+    out: Annotated[Path, typer.Argument(help="folder to write (fill layout, plus pose/ JSON)")],
+    count: Annotated[int, typer.Option(min=1, max=1_000_000)] = 8_000,
+    size: Annotated[int, typer.Option(min=32, max=512)] = 64,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Synthetic people in OpenPose poses: pose maps as conditions, clothes, hair and background named."""
+    from kekong.train.figures import write_dataset
+
+    write_dataset(out, count, size, seed)
+    typer.echo(f"wrote {count} samples to {out} (prompt.json, source/, target/, pose/)")
 
 
 def _load_data(data: str, size: int, limit: int | None, detector: str | None, seed: int):
@@ -144,3 +158,28 @@ def bench_control(
         typer.echo(f"{row['name']:<14} IoU {row['iou']:.3f}  colour accuracy {row['colour_accuracy']:.3f}  "
                    f"(shape {row['shape_colour']:.3f}, background {row['background_colour']:.3f})  "
                    f"{row['ms_per_image']:.0f} ms/image")
+
+
+@bench_app.command("pose")
+def bench_pose(
+    base: Annotated[str, typer.Option(help="base model")] = "kekong-figures",
+    controlnet: Annotated[str | None, typer.Option(help="ControlNet (default: the base's openpose one)")] = None,
+    count: Annotated[int, typer.Option(min=1, max=10_000, help="held-out skeletons")] = 200,
+    detected: Annotated[int, typer.Option(min=0, max=10_000, help="samples with skeletons detected on photos")] = 40,
+    steps: Annotated[int, typer.Option(min=1, max=150)] = 20,
+    cfg: Annotated[float, typer.Option(min=1, max=30, help="CFG scale (2: kekong-figures' recommendation)")] = 2.0,
+    weight: Annotated[float, typer.Option(min=0, max=2, help="ControlNet weight")] = 1.0,
+    baseline: Annotated[bool, typer.Option(help="also run the base alone (chance)")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Figure-mask IoU, limb placement and colour accuracy on held-out and photo-detected skeletons."""
+    from kekong.train.pose_bench import run_bench
+
+    result = run_bench(base, controlnet, count, detected, steps, cfg, weight, baseline)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    for row in result["rows"]:
+        typer.echo(f"{row['set']:<9} {row['name']:<14} IoU {row['iou']:.3f}  limbs {row['limbs']:.3f}  "
+                   f"colour accuracy {row['colour_accuracy']:.3f} (shirt {row['shirt']:.3f}, lower "
+                   f"{row['lower']:.3f}, background {row['background']:.3f})  {row['ms_per_image']:.0f} ms/image")

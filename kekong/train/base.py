@@ -80,13 +80,13 @@ def build_unet(config: BaseConfig, sample_size: int):
         attention_head_dim=config.attention_heads, norm_num_groups=32)
 
 
-def load_text_encoder() -> tuple[Any, Any]:
-    """The frozen MiniLM encoder and its tokenizer, from the pip package (offline)."""
+def load_text_encoder(max_tokens: int = MAX_TOKENS) -> tuple[Any, Any]:
+    """The frozen MiniLM encoder and its tokenizer (a `max_tokens` window), from the pip package (offline)."""
     from transformers import AutoTokenizer, BertModel
 
     folder = _package_path(f"{TEXT_PACKAGE}:model")
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    tokenizer.model_max_length = MAX_TOKENS
+    tokenizer.model_max_length = max_tokens
     encoder = BertModel.from_pretrained(folder, local_files_only=True).eval().requires_grad_(False)
     return encoder, tokenizer
 
@@ -95,8 +95,10 @@ def as_base(name: str, path: Path, unet, vae, encoder, tokenizer):
     return BaseModel(ModelRef(name, path, name), unet, vae, [encoder], [tokenizer], dict(SCHEDULER_CONFIG))
 
 
-def train_vae(data: TrainingSet, settings: RunSettings, config: BaseConfig):
-    vae = build_vae(config)
+def train_vae(data: TrainingSet, settings: RunSettings, config: BaseConfig, vae=None):
+    """A new VAE, or `vae` trained on (in place) from where it is."""
+    vae = vae if vae is not None else build_vae(config)
+    vae.requires_grad_(True)
     torch.manual_seed(settings.seed)
 
     def loss_fn(step: int, micro: int) -> torch.Tensor:
@@ -123,18 +125,20 @@ def set_unit_scale(vae, data: TrainingSet, seed: int = 0) -> float:
     return 1.0 / std
 
 
-def encode_prompts(prompts: list[str]) -> PromptCache:
+def encode_prompts(prompts: list[str], max_tokens: int = MAX_TOKENS) -> PromptCache:
     """Every prompt's MiniLM embedding, encoded once for both training stages (≈ 1.7 min each)."""
-    encoder, tokenizer = load_text_encoder()
+    encoder, tokenizer = load_text_encoder(max_tokens)
     return PromptCache(as_base("prompts", Path("."), None, None, encoder, tokenizer), prompts)
 
 
 def train_unet(data: TrainingSet, settings: RunSettings, config: BaseConfig, vae, encoder, tokenizer,
                prompt_dropout: float = 0.1, validate_prompts: list[str] | None = None,
-               prompts: PromptCache | None = None):
+               prompts: PromptCache | None = None, unet=None):
+    """A new UNet, or `unet` trained on (in place) from where it is."""
     size = data.targets.shape[1] // 2 ** (len(config.vae_channels) - 1)
     torch.manual_seed(settings.seed)
-    unet = build_unet(config, size)
+    unet = unet if unet is not None else build_unet(config, size)
+    unet.requires_grad_(True)
     base = as_base("training", settings.out, unet, vae, encoder, tokenizer)
     latents = encode_latents(vae, data.targets)
     prompts = prompts if prompts is not None else PromptCache(base, data.prompts)
@@ -169,7 +173,8 @@ def sample_images(base, prompts: list[str], size: int, steps: int = 20, cfg: flo
     return images
 
 
-def save_base(folder: Path, unet, vae, controlnets: dict[str, str] | None = None, half: bool = False) -> Path:
+def save_base(folder: Path, unet, vae, controlnets: dict[str, str] | None = None, half: bool = False,
+              max_tokens: int = MAX_TOKENS, recommend: dict | None = None) -> Path:
     """A diffusers folder whose text encoder and tokenizer come from the MiniLM pip package
     (`half`: weights stored as float16, loaded back as float32 — halves what ships)."""
     import copy
@@ -185,7 +190,8 @@ def save_base(folder: Path, unet, vae, controlnets: dict[str, str] | None = None
         "tokenizer": ["transformers", "BertTokenizerFast"], "scheduler": ["diffusers", "PNDMScheduler"]}, indent=1))
     (folder / "kekong.json").write_text(json.dumps({
         "components": {"text_encoder": f"{TEXT_PACKAGE}:model", "tokenizer": f"{TEXT_PACKAGE}:model"},
-        "tokenizer_max_length": MAX_TOKENS, "controlnets": controlnets or {}}, indent=1))
+        "tokenizer_max_length": max_tokens, "controlnets": controlnets or {},
+        **({"recommended": recommend} if recommend else {})}, indent=1))
     return folder
 
 

@@ -1,7 +1,8 @@
-"""Retrain the shipped kekong-shapes model from nothing (`make shipped-model`): synthetic shapes →
+"""Retrain the shipped models from nothing (`make shipped-model`). First kekong-shapes: synthetic shapes →
 base (VAE + UNet, MiniLM text encoder) → outline ControlNet on the locked base (trained on crisp
 and scribbled outlines, so it serves both) → 400 more steps with the base UNet's decoder unlocked
-beside it → float16 folders in kekong/weights/, the ControlNet at strength 1.3. The shipped
+beside it → float16 folders in kekong/weights/, the ControlNet at strength 1.3. Then the pose model,
+kekong-figures + kekong-figures-openpose, warm-started from that base (kekong.train.shipped_figures). The shipped
 weights are this command's output: 41.8 min unbroken on a 2-core Xeon (2026-12-02); ≈ 60 min at
 the 2-core EPYC VM's measured stage rates (BENCHMARKS.md).
 
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 from kekong.models.refs import SHIPPED_DIR
+from kekong.train.bench import BENCH_CFG
 
 BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 # Detectors whose maps are white lines on black, like the outlines the ControlNet learnt from.
@@ -42,7 +44,7 @@ CONTROL_STRENGTH = 1.3
 
 def retrain(run: Path, install_weights: bool = True, samples: int = SAMPLES, vae_steps: int = VAE_STEPS,
             unet_steps: int = UNET_STEPS, control_steps: int = CONTROL_STEPS, decoder_steps: int = DECODER_STEPS,
-            progress: bool = True) -> dict:
+            progress: bool = True, figures: bool = True) -> dict:
     from kekong.models.load import load_base
     from kekong.train.base import encode_prompts, train_base
     from kekong.train.controlnet import train_controlnet
@@ -64,6 +66,11 @@ def retrain(run: Path, install_weights: bool = True, samples: int = SAMPLES, vae
     if install_weights:
         install(base, controlnet)
         (run / "retrain.json").write_text(json.dumps(timings))
+    if figures:
+        from kekong.train.shipped_figures import retrain_figures
+
+        timings["figures"] = retrain_figures(run / "figures", base, install_weights, progress=progress)
+        timings["minutes"] = round((time.time() - started) / 60, 1)
     return timings
 
 
@@ -84,7 +91,8 @@ def install(base, controlnet, strength: float = CONTROL_STRENGTH) -> None:
     target_base, target_control = SHIPPED_DIR / BASE_NAME, SHIPPED_DIR / CONTROL_NAME
     for folder in (target_base, target_control):
         shutil.rmtree(folder, ignore_errors=True)
-    save_base(target_base, base.unet, base.vae, {m: CONTROL_NAME for m in OUTLINE_MODULES}, half=True)
+    save_base(target_base, base.unet, base.vae, dict.fromkeys(OUTLINE_MODULES, CONTROL_NAME), half=True,
+              recommend={"cfg_scale": BENCH_CFG})
     scale_residuals(copy.deepcopy(controlnet), strength).half().save_pretrained(target_control)
     for config in [*target_base.glob("*/config.json"), target_control / "config.json"]:
         forget_source(config)
@@ -115,7 +123,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", type=Path, default=Path("runs/kekong-shapes"))
     parser.add_argument("--no-install", action="store_true", help="leave kekong/weights alone")
+    parser.add_argument("--only-figures", action="store_true",
+                        help="retrain only the pose model, from the shapes base already in kekong/weights")
     args = parser.parse_args()
+    if args.only_figures:
+        from kekong.models.load import load_base
+        from kekong.train.shipped_figures import retrain_figures
+
+        print(retrain_figures(args.run / "figures", load_base(BASE_NAME), not args.no_install,
+                              progress=sys.stderr.isatty()))
+        return
     print(retrain(args.run, install_weights=not args.no_install, progress=sys.stderr.isatty()))
 
 
