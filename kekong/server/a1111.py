@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from kekong.errors import ParameterError
 from kekong.server.a1111_models import Img2ImgRequest, Txt2ImgRequest
@@ -46,7 +47,7 @@ async def _generate(request: Request, body: Txt2ImgRequest | Img2ImgRequest) -> 
     if job.status != JobStatus.DONE:
         internal = (job.error or "").startswith("internal")
         status = 409 if job.status == JobStatus.CANCELLED else 500 if internal else 422
-        return JSONResponse({"error": job.status, "detail": job.error, "job": job.id}, status_code=status)
+        return JSONResponse({"error": str(job.status), "detail": job.error or "", "job": job.id}, status_code=status)
     return _response(svc, job, payload, translated)
 
 
@@ -189,23 +190,30 @@ def skip(request: Request) -> dict[str, Any]:
     return {"skipped": services(request).worker.skip()}
 
 
+class ImageRequest(BaseModel):
+    """A1111's PNGInfoRequest / InterrogateRequest; kekong needs the image (A1111 fails without one)."""
+
+    image: str = Field(description="the image: base64 or a data: URI")
+    model: str = Field("clip", description="/interrogate only: clip, or structure (offline)")
+
+
 @router.post("/png-info")
-def png_info(payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def png_info(payload: ImageRequest) -> dict[str, Any]:
     """A1111's answer: the infotext, the image's other metadata and A1111's parameters dict."""
     from kekong.server.png_info import png_info_answer
 
-    return png_info_answer(payload.get("image"))
+    return png_info_answer(payload.image)
 
 
 @router.post("/interrogate")
-def interrogate(payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def interrogate(payload: ImageRequest) -> dict[str, Any]:
     """A1111's `clip` model → kekong's CLIP interrogator (needs its weights); `structure` runs
     offline (pose, colours, kind of picture)."""
     from kekong.io import image_source, load_image
     from kekong.server.inputs import image_field
 
-    image = load_image(image_source(image_field(payload.get("image"), "image")))
-    model = str(payload.get("model") or "clip").lower()
+    image = load_image(image_source(image_field(payload.image, "image")))
+    model = (payload.model or "clip").lower()
     if model == "structure":
         from kekong.prompt.describe import describe_structure
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kekong import __version__
 from kekong.errors import KekongError, MissingWeightsError
@@ -38,7 +40,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app = FastAPI(title="kekong", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Controllable image generation: A1111-compatible routes, ControlNet routes and "
                               "kekong's job API.")
-    from kekong.server import a1111, a1111_extra, controlnet, jobs
+    from kekong.server import a1111, a1111_extra, controlnet, jobs, openapi
 
     app.include_router(a1111.router)
     app.include_router(a1111_extra.router)
@@ -46,6 +48,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(jobs.router)
     _error_handlers(app)
     _offline_docs(app)
+    openapi.install(app, config)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, Any]:
@@ -78,6 +81,13 @@ def _offline_docs(app: FastAPI) -> None:
 
 
 def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """404 for no such job, 409 for a job in the wrong state, 404/405 for no such route: the same
+        body as every other error (openapi.ErrorBody)."""
+        return JSONResponse({"error": HTTPStatus(error.status_code).phrase.lower(), "detail": str(error.detail)},
+                            status_code=error.status_code, headers=error.headers)
+
     @app.exception_handler(QueueFull)
     async def full(request: Request, error: QueueFull) -> JSONResponse:
         return JSONResponse({"error": "queue full", "detail": str(error)}, status_code=429,

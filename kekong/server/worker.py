@@ -104,22 +104,22 @@ class Worker:
     def interrupt(self) -> str | None:
         """A1111's /interrupt: the running job stops at its next step and keeps what it has made
         (the batch under way decoded as it is, no further batch); its id, or None when idle."""
-        from kekong.generation.loop import Stop
-
         running = self.running
         if running is None:
             return None
+        from kekong.generation.loop import Stop  # loaded already: a job runs
+
         running.stop = Stop.ALL
         return running.job_id
 
     def skip(self) -> str | None:
         """A1111's /skip: the batch under way ends at its next step, kept as it is, and the job
         goes on with its next batch; the job's id, or None when idle."""
-        from kekong.generation.loop import Stop
-
         running = self.running
         if running is None:
             return None
+        from kekong.generation.loop import Stop  # loaded already: a job runs
+
         if running.stop is None:
             running.stop = Stop.BATCH
         return running.job_id
