@@ -88,8 +88,8 @@ def generate(
     refiner_switch_at: Annotated[float | None, option("refiner_switch_at")] = None,
     prediction_type: Annotated[str | None, option("prediction_type")] = None,
     control: Annotated[list[str] | None, typer.Option(
-        "--control", "-c", help="MODULE:PATH[,key=value…] (repeatable); keys: model, weight, start, end, "
-        "mode, resize, res, mask, pixel_perfect, or detector parameters")] = None,
+        "--control", "-c", help="MODULE:PATH, or MODULE:PATH,key=value,… (repeatable); keys: model, weight, "
+        "start, end, mode, resize, res, mask, pixel_perfect, or detector parameters")] = None,
     seed: Annotated[int | None, option("seed")] = None,
     subseed: Annotated[int | None, option("subseed")] = None,
     subseed_strength: Annotated[float | None, option("subseed_strength")] = None,
@@ -118,6 +118,9 @@ def generate(
     batch_count: Annotated[int | None, option("batch_count")] = None,
     clip_skip: Annotated[int | None, option("clip_skip")] = None,
     lora: Annotated[list[str] | None, typer.Option(help="PATH[:WEIGHT] (repeatable)")] = None,
+    detail: Annotated[list[str] | None, typer.Option(
+        "--detail", help="fix faces or hands after generating (ADetailer): face or hand, then ,key=value "
+        "pairs with ADetailer's names, e.g. face,prompt=smiling or hand,denoising_strength=0.5 (repeatable)")] = None,
     init: Annotated[str | None, option("init_image", "--init", help="init image (img2img / inpaint)")] = None,
     strength: Annotated[float | None, option("denoising_strength", "--strength")] = None,
     resize_mode: Annotated[str | None, option("resize_mode", help="init image: just (stretch), crop (cover) or fill "
@@ -155,6 +158,7 @@ def generate(
     """Generate images following a prompt and control images:
     `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`.
     With --x/--y/--z (or as `kekong grid`), an X/Y/Z grid of images into --out-dir."""
+    from kekong.detail_spec import from_cli
     from kekong.request import build_request
 
     if request_file is not None:
@@ -173,7 +177,8 @@ def generate(
             mask_invert=mask_invert, inpaint_only_masked=only_masked, only_masked_padding=padding,
             inpainting_fill=fill, controls=[parse_control(s) for s in control] if control else None,
             enable_hr=hires, hr_scale=hr_scale, hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps,
-            hr_sampler_name=hr_sampler, hr_prompt=hr_prompt)
+            hr_sampler_name=hr_sampler, hr_prompt=hr_prompt,
+            detail=[from_cli(text).model_dump() for text in detail] if detail else None)
         if seed_resize_from is not None:
             fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from",
                                                                                     seed_resize_from)
