@@ -19,36 +19,55 @@ MAX_UNITS = 8  # control units in one request
 MIN_RES, MAX_RES, DEFAULT_RES = 64, 2048, 512  # processor resolution (a detector's short side)
 
 
-# --- samplers: A1111's names → the diffusers scheduler (by class name: no diffusers import here) ---
+# --- samplers and schedule types: A1111 1.10's lists (sd_samplers_kdiffusion, sd_samplers_timesteps,
+# sd_samplers_lcm, sd_schedulers), in A1111's order ---
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    scheduler_class: str
+    """How kekong runs one of A1111's samplers: a k-diffusion `algorithm` (kekong's port,
+    generation/k_samplers.py; every k-diffusion schedule type) or a diffusers `scheduler_class`
+    with `options` (class by name: no diffusers import here)."""
+
+    algorithm: str = ""
+    scheduler_class: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     default_schedule: str = "Uniform"  # what A1111's "Automatic" picks for this sampler
+    discard_penultimate: bool = False  # A1111 samples one more level and drops the next-to-last σ
+    schedules: tuple[str, ...] | None = None  # the schedule types it takes; None: every k-diffusion one
+    why_not: str = ""  # why it takes no other schedule type (the refusal names it)
 
 
+_AUTOMATIC_ONLY = "chooses its own noise levels between the model's σ_min and σ_max"
 SAMPLERS: dict[str, SamplerSpec] = {
-    "DPM++ 2M": SamplerSpec("DPMSolverMultistepScheduler",
-                            {"algorithm_type": "dpmsolver++", "solver_order": 2}, "Karras"),
-    "DPM++ SDE": SamplerSpec("DPMSolverSDEScheduler", {}, "Karras"),
-    "DPM++ 2M SDE": SamplerSpec("DPMSolverMultistepScheduler",
-                                {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}, "Karras"),
-    "Euler a": SamplerSpec("EulerAncestralDiscreteScheduler"),
-    "Euler": SamplerSpec("EulerDiscreteScheduler"),
-    "LMS": SamplerSpec("LMSDiscreteScheduler"),
-    "Heun": SamplerSpec("HeunDiscreteScheduler"),
-    "DPM2": SamplerSpec("KDPM2DiscreteScheduler", {}, "Karras"),
-    "DPM2 a": SamplerSpec("KDPM2AncestralDiscreteScheduler", {}, "Karras"),
-    "DDIM": SamplerSpec("DDIMScheduler", {"set_alpha_to_one": False}),
-    "PLMS": SamplerSpec("PNDMScheduler", {"skip_prk_steps": True}),
-    "UniPC": SamplerSpec("UniPCMultistepScheduler"),
-    "LCM": SamplerSpec("LCMScheduler"),
+    "DPM++ 2M": SamplerSpec("dpmpp_2m", default_schedule="Karras"),
+    "DPM++ SDE": SamplerSpec("dpmpp_sde", default_schedule="Karras"),
+    "DPM++ 2M SDE": SamplerSpec("dpmpp_2m_sde", default_schedule="Exponential"),
+    "DPM++ 2M SDE Heun": SamplerSpec("dpmpp_2m_sde_heun", default_schedule="Exponential"),
+    "DPM++ 2S a": SamplerSpec("dpmpp_2s_ancestral", default_schedule="Karras"),
+    "DPM++ 3M SDE": SamplerSpec("dpmpp_3m_sde", default_schedule="Exponential", discard_penultimate=True),
+    "Euler a": SamplerSpec("euler_ancestral"),
+    "Euler": SamplerSpec("euler"),
+    "LMS": SamplerSpec("lms"),
+    "Heun": SamplerSpec("heun"),
+    "DPM2": SamplerSpec("dpm_2", default_schedule="Karras", discard_penultimate=True),
+    "DPM2 a": SamplerSpec("dpm_2_ancestral", default_schedule="Karras", discard_penultimate=True),
+    "DPM fast": SamplerSpec("dpm_fast", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
+    "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
+    "Restart": SamplerSpec("restart", default_schedule="Karras"),
+    "DDIM": SamplerSpec(scheduler_class="DDIMScheduler", options={"set_alpha_to_one": False}),
+    "DDIM CFG++": SamplerSpec(scheduler_class="DDIMCFGPlusPlusScheduler", options={"set_alpha_to_one": False}),
+    "PLMS": SamplerSpec(scheduler_class="PNDMScheduler", options={"skip_prk_steps": True}),
+    "UniPC": SamplerSpec(scheduler_class="UniPCMultistepScheduler"),
+    "LCM": SamplerSpec(scheduler_class="LCMScheduler", schedules=("Automatic", "Uniform"),
+                       why_not="keeps LCMScheduler's own timesteps (which ignore the spacing SGM Uniform sets)"),
 }
 SAMPLER_NAMES = tuple(SAMPLERS)
 
-# Schedule type → the scheduler option that gives it (None: the scheduler's own spacing).
-SCHEDULES: dict[str, tuple[str, Any] | None] = {
+SCHEDULE_TYPES = ("Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal",
+                  "Align Your Steps", "Simple", "Normal", "DDIM", "Beta")
+# The schedule types the diffusers-run samplers (DDIM, PLMS, UniPC, LCM) take, as the scheduler
+# option that gives each (None: the scheduler's own spacing).
+DIFFUSERS_SCHEDULES: dict[str, tuple[str, Any] | None] = {
     "Automatic": None,
     "Uniform": None,
     "Karras": ("use_karras_sigmas", True),
@@ -56,7 +75,6 @@ SCHEDULES: dict[str, tuple[str, Any] | None] = {
     "Beta": ("use_beta_sigmas", True),
     "SGM Uniform": ("timestep_spacing", "trailing"),
 }
-SCHEDULE_TYPES = tuple(SCHEDULES)
 
 
 def split_sampler_name(sampler: str, schedule: str = "Automatic") -> tuple[str, str]:

@@ -185,6 +185,8 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
                           mid_block_additional_residual=given.mid, return_dict=False, **kwargs)[0]
         for kind, members in kinds:
             kind.after_unet(members, step)
+        if getattr(scheduler, "needs_uncond", False):  # DDIM CFG++ steps back along the unconditional prediction
+            scheduler.uncond = noise_pred[:batch] if cfg else None
         noise_pred = guidance.combine(noise_pred, batch)
         latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
         if blend is not None:

@@ -148,6 +148,8 @@ def _timesteps(scheduler, request: GenerationRequest, from_image: bool) -> torch
     if run < 1:
         raise ParameterError(f"denoising strength {request.denoising_strength} with {request.steps} steps "
                              "leaves no step to run; raise one of them")
+    if hasattr(scheduler, "begin_at"):  # a k-diffusion sampler: from the (steps - run)-th noise level
+        return scheduler.begin_at(request.steps - run)
     start = (request.steps - run) * scheduler.order
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(start)
@@ -198,7 +200,8 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
     config = base.scheduler_config
     if request.prediction_type is not None:
         config = {**config, "prediction_type": request.prediction_type.value}
-    scheduler = make_scheduler(request.sampler, request.scheduler, config, seeds[0])
+    sdxl = getattr(base, "family", "") == "sdxl"  # Align Your Steps has an SDXL table
+    scheduler = make_scheduler(request.sampler, request.scheduler, config, seeds, sdxl=sdxl)
     timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]

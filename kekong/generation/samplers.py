@@ -1,21 +1,24 @@
-"""A1111's sampler and schedule-type names → diffusers schedulers.
+"""A1111's sampler and schedule-type names → the scheduler that runs them.
 
 A1111 1.10 names a sampler and a schedule type separately ("DPM++ 2M" + "Karras"); older
 infotexts and API clients send one combined name ("DPM++ 2M Karras"), which is split here.
-The names are declared in kekong.choices; this module maps them onto diffusers.
+The names are declared in kekong.choices. The k-diffusion samplers run as kekong's ports of
+k-diffusion (generation/k_samplers.py) with A1111's noise levels (generation/schedules.py);
+DDIM, DDIM CFG++, PLMS, UniPC and LCM run as diffusers schedulers.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 # The name tables live in the leaf kekong.choices; re-exported here for existing imports.
 from kekong.choices import (  # noqa: F401
+    DIFFUSERS_SCHEDULES,
     SAMPLER_NAMES,
     SAMPLERS,
     SCHEDULE_TYPES,
-    SCHEDULES,
     SamplerSpec,
     split_sampler_name,
 )
@@ -27,17 +30,45 @@ def resolved_schedule(sampler: str, schedule: str) -> str:
     return SAMPLERS[sampler].default_schedule if schedule == "Automatic" else schedule
 
 
-def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], seed: int | None = None) -> Any:
-    """A fresh diffusers scheduler for `sampler`/`schedule` from the base model's scheduler config.
-    `seed` seeds the Brownian noise of DPM++ SDE (diffusers otherwise draws it from torch's global
-    generator, so the same seed would give another image each run; A1111 seeds it with the image's)."""
+def check_schedule(sampler: str, schedule: str) -> None:
+    """Refuse, by name, a schedule type the sampler would not honour."""
+    spec = SAMPLERS[sampler]
+    if spec.schedules is not None and schedule not in spec.schedules:
+        raise ParameterError(f"sampler {sampler!r} takes no {schedule} schedule type: it {spec.why_not}; "
+                             f"use {' or '.join(spec.schedules)}")
+    if not spec.algorithm and schedule not in DIFFUSERS_SCHEDULES:
+        raise ParameterError(f"sampler {sampler!r} does not support the {schedule} schedule type (it takes "
+                             f"{', '.join(s for s in DIFFUSERS_SCHEDULES if s != 'Automatic')})")
+
+
+def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], seed: int | Sequence[int] | None = None,
+                   sdxl: bool = False) -> Any:
+    """A fresh scheduler for `sampler`/`schedule` from the base model's scheduler config.
+    `seed`: the images' seeds (one Brownian tree per image for the SDE samplers, as A1111 seeds
+    them; one int seeds one tree for the batch); `sdxl` picks Align Your Steps' SDXL table."""
+    check_schedule(sampler, schedule)
+    spec = SAMPLERS[sampler]
+    config = {k: v for k, v in base_config.items() if not k.startswith("_")}
+    if spec.algorithm:
+        from kekong.generation.k_scheduler import KDiffusionScheduler
+
+        if spec.algorithm == "dpm_adaptive":
+            raise ParameterError("sampler 'DPM adaptive' is not in kekong yet: it picks its number of steps "
+                                 "while it runs, which kekong's loop cannot follow; use 'DPM fast'")
+        return KDiffusionScheduler(spec.algorithm, resolved_schedule(sampler, schedule), config,
+                                   spec.discard_penultimate, seed, sdxl)
+    return _diffusers_scheduler(spec, sampler, resolved_schedule(sampler, schedule), config)
+
+
+def _diffusers_scheduler(spec: SamplerSpec, sampler: str, schedule: str, config: dict[str, Any]) -> Any:
     import diffusers
 
-    spec = SAMPLERS[sampler]
-    cls = getattr(diffusers, spec.scheduler_class)
+    if spec.scheduler_class == "DDIMCFGPlusPlusScheduler":
+        from kekong.generation.ddim_cfgpp import DDIMCFGPlusPlusScheduler as cls
+    else:
+        cls = getattr(diffusers, spec.scheduler_class)
     options = dict(spec.options)
-    schedule = resolved_schedule(sampler, schedule)
-    option = SCHEDULES[schedule]
+    option = DIFFUSERS_SCHEDULES[schedule]
     accepted = inspect.signature(cls.__init__).parameters
     for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"):
         if key in accepted:
@@ -46,8 +77,5 @@ def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], see
         if option[0] not in accepted:
             raise ParameterError(f"sampler {sampler!r} does not support the {schedule} schedule type")
         options[option[0]] = option[1]
-    if seed is not None and "noise_sampler_seed" in accepted:
-        options["noise_sampler_seed"] = seed
-    config = {k: v for k, v in base_config.items() if not k.startswith("_")}
     # Options another scheduler's config carries that this one lacks are ignored by from_config.
     return cls.from_config({**config, **options})
