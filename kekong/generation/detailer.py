@@ -44,7 +44,11 @@ class Region:
 
 
 def find_regions(image: np.ndarray, spec: DetailSpec) -> list[Region]:
-    """Faces or hands in an RGB image, above the confidence threshold."""
+    """Faces or hands in an RGB image, at or above the confidence threshold."""
+    return [r for r in _detect(image, spec) if r.confidence >= spec.ad_confidence]
+
+
+def _detect(image: np.ndarray, spec: DetailSpec) -> list[Region]:
     h, w = image.shape[:2]
     if spec.finds == "face":
         result = _face_detector(1 if spec.ad_model == "mediapipe_face_full" else 0, spec.ad_confidence).process(image)
