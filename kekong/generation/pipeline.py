@@ -21,7 +21,7 @@ from kekong.generation.control import detect_units, load_units
 from kekong.generation.defaults import with_model_defaults
 from kekong.generation.detailer import check as check_detail
 from kekong.generation.detailer import detail_all
-from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, denoise
+from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, Stop, Stopped, denoise
 from kekong.generation.samplers import make_scheduler
 from kekong.generation.text import encode_schedules
 from kekong.generation.units.base import Sampling, Unit, applied
@@ -98,12 +98,18 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
             seeds = [first if varied else (first + k) % 2**32 for k in range(request.batch_size)]
             subseeds = [(request.subseed + batch * request.batch_size + k) % 2**32 for k in range(request.batch_size)] \
                 if request.subseed_strength else None
-            images = run_batch(model, request, units, seeds, prepared, on_step, subseeds, hires_units)
+            stopped = None
+            try:
+                images = run_batch(model, request, units, seeds, prepared, on_step, subseeds, hires_units)
+            except Stopped as stop:  # skip / interrupt: this batch as far as it got
+                images, stopped = stop.images, stop.stop
             for k, image in enumerate(images):
                 prompt, negative = prompts_for(request, seeds[k])
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
                                          model, described, prompt, negative, subseeds[k] if subseeds else None,
                                          model.vae_ref))
+            if stopped is Stop.ALL:
+                break
     if request.detail:  # the detailer (ADetailer): faces / hands repainted, each region a request of its own
         detail_all(results, generate)
     return results
@@ -160,19 +166,27 @@ def _timesteps(scheduler, request: GenerationRequest, from_image: bool) -> torch
 def run_batch(base, request: GenerationRequest, units: list[Unit], seeds: list[int],
               prepared: inpaint_inputs.InpaintInputs | None, on_step: OnStep | None,
               subseeds: list[int] | None = None, hires_units: list[Unit] | None = None) -> list[np.ndarray]:
-    """One batch: sample (and, with hires fix, upscale and sample again), decode, paste back."""
-    latents = sample(base, request, units, seeds, prepared, on_step, subseeds)
-    if request.enable_hr:
-        from kekong.generation import hires
+    """One batch: sample (and, with hires fix, upscale and sample again), decode, paste back.
+    A step callback's Stop raises Stopped with the batch decoded as far as it got."""
+    stopped = None
+    try:
+        latents = sample(base, request, units, seeds, prepared, on_step, subseeds)
+        if request.enable_hr:
+            from kekong.generation import hires
 
-        second = hires.second_pass(request)
-        start = hires.upscale(base, latents, (second.height, second.width), request.hr_upscaler,
-                              lambda lat: _decode(base, lat), lambda image: _encode_image(base, image, None))
-        latents = sample(base, second, hires_units or [], seeds, None, on_step, subseeds, start,
-                         base_steps=request.steps)  # prompt edits count on from the first pass
+            second = hires.second_pass(request)
+            start = hires.upscale(base, latents, (second.height, second.width), request.hr_upscaler,
+                                  lambda lat: _decode(base, lat), lambda image: _encode_image(base, image, None))
+            latents = sample(base, second, hires_units or [], seeds, None, on_step, subseeds, start,
+                             base_steps=request.steps)  # prompt edits count on from the first pass
+    except Stopped as stop:
+        latents, stopped = stop.latents, stop
     images = _decode(base, latents)
     if prepared is not None and request.mask is not None:
         images = [inpaint_inputs.paste(image, prepared) for image in images]
+    if stopped is not None:
+        stopped.images = images
+        raise stopped
     return images
 
 
