@@ -100,7 +100,7 @@ class Stepping:
             for step in range(1, self.steps + 1):
                 self.started.set()
                 time.sleep(0.005)
-                answer = on_step(SimpleNamespace(step=step, total=self.steps, latents=None))
+                answer = on_step(SimpleNamespace(step=step, total=self.steps, latents=None, denoised=None, shown=None))
                 if answer is False:
                     from kekong.generation.loop import Cancelled
 
