@@ -1,10 +1,15 @@
 """Image → prompt (`kekong prompt describe`; A1111's "interrogate").
 
 Always available offline — a structural description from kekong's own detectors: how many
-people, the framing (close-up / upper body / cowboy shot / full body, from which keypoints are
-in frame), pose words (standing, sitting, arms raised…), the dominant colours, and whether the
-picture is line art or a photo. With caption and CLIP models on disk, the CLIP-interrogator
-method (`kekong.prompt.interrogate`) adds a caption and CLIP-ranked tags.
+people (bodies, else faces; "no humans" only when neither is found),
+the framing (close-up / upper body / cowboy shot / full body, from which keypoints are
+in frame), pose words (standing, sitting, arms raised, looking at viewer or to the side), the
+dominant colours (named from hue, saturation and lightness; none for a greyscale picture, which
+is called greyscale), and whether the picture is line art, a photo or an illustration — said only
+when the measures agree (sensor noise and flat areas), so a picture it cannot tell gets no kind
+rather than a wrong one. It names no subject it has no detector for (a cat is not called one).
+With caption and CLIP models on disk, the CLIP-interrogator method (`kekong.prompt.interrogate`)
+adds a caption and CLIP-ranked tags.
 """
 
 from __future__ import annotations
@@ -14,19 +19,16 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from kekong.colours import delta_e, lab
 from kekong.detect import run
 from kekong.detect.openpose.keypoints import PoseResult
+from kekong.detect.openpose.mediapipe_pose import detect_faces
+from kekong.io import as_rgb
 
-# colour name → RGB, for naming dominant colours (CSS values)
-COLOUR_NAMES = {
-    "white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "silver": (192, 192, 192),
-    "red": (220, 20, 60), "dark red": (139, 0, 0), "orange": (255, 140, 0), "yellow": (255, 215, 0),
-    "beige": (245, 222, 179), "brown": (139, 69, 19), "olive": (128, 128, 0), "green": (34, 139, 34),
-    "dark green": (0, 100, 0), "teal": (0, 128, 128), "cyan": (0, 206, 209), "light blue": (135, 206, 235),
-    "blue": (30, 80, 220), "navy": (0, 0, 128), "purple": (128, 0, 128), "pink": (255, 105, 180),
-    "skin tone": (224, 172, 105),
-}
+MIN_SHARE = 0.1  # a colour covering less of the picture is not named
+GREY_SATURATION = 0.04  # mean saturation below this: a greyscale picture
+# (hue upper bound in degrees, name): the chromatic names, in hue order
+HUES = ((10, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (200, "teal"), (255, "blue"),
+        (290, "purple"), (345, "pink"), (361, "red"))
 
 
 @dataclass
@@ -40,12 +42,15 @@ class Description:
 
 
 def describe_structure(image: np.ndarray) -> Description:
-    """Tags about people, framing, pose, colours and kind of picture, from detectors only."""
+    """Tags about people, framing, pose, colours and kind of picture, from detectors only.
+    `image` is uint8 HxW, HxWx1, HxWx3 or HxWx4."""
+    image = as_rgb(image)
     pose = PoseResult.from_json(run("openpose", image).data)
     people = pose.people
     tags: list[str] = []
-    data: dict = {"people": len(people)}
-    tags += {0: ["no humans"], 1: ["solo", "one person"], 2: ["two people"]}.get(len(people), ["group of people"])
+    count = len(people) or len(detect_faces(image))  # a face without a body is a person too
+    data: dict = {"people": count}
+    tags += {0: ["no humans"], 1: ["solo", "one person"], 2: ["two people"]}.get(count, ["group of people"])
     if people:
         main = max(people, key=_size)
         framing = frame(main)
@@ -54,11 +59,19 @@ def describe_structure(image: np.ndarray) -> Description:
         words = pose_words(main)
         data["pose"] = words
         tags += words
-    colours = dominant_colours(image)
+    grey = is_greyscale(image)
+    if people and not grey:
+        clothes = clothes_colour(image, max(people, key=_size))
+        if clothes:
+            data["clothes"] = clothes
+            tags.append(f"{clothes} clothes")
+    colours = [] if grey else dominant_colours(image)
     data["colours"] = colours
     kind = picture_kind(image)
     data["kind"] = kind
-    tags += [kind] + ([f"{colours[0]} and {colours[1]}"] if len(colours) > 1 else colours[:1])
+    tags += [kind] if kind else []
+    tags += ["greyscale"] if grey else [" and ".join([", ".join(colours[:-1]), colours[-1]]) if len(colours) > 1
+                                        else colours[0]] if colours else []
     return Description(tags, data)
 
 
@@ -103,45 +116,118 @@ def pose_words(person) -> list[str]:
         torso = abs(np.mean([h[1] for h in hips]) - neck[1])
         drop = np.mean([k[1] for k in knees]) - np.mean([h[1] for h in hips])
         words.append("sitting" if drop < 0.35 * torso else "standing")
-    eyes = [person.point(i) for i in (14, 15)]
-    if nose is not None and all(e is not None for e in eyes):
-        low, high = sorted([eyes[0][0], eyes[1][0]])
-        if low <= nose[0] <= high:
-            words.append("looking at viewer")
-    elif nose is not None:
-        words.append("looking to the side")
-    return words
+    facing = facing_words(person)
+    return words + facing
+
+
+def facing_words(person) -> list[str]:
+    """'looking at viewer' when the nose sits well inside the ears (or eyes), 'profile' when it is
+    outside them; nothing when the head's points are not there to tell."""
+    nose = person.point(0)
+    if nose is None:
+        return []
+    for pair in ((16, 17), (14, 15)):
+        points = [person.point(i) for i in pair]
+        if all(p is not None for p in points):
+            low, high = sorted([points[0][0], points[1][0]])
+            if high - low < 1e-3:
+                continue
+            where = (nose[0] - low) / (high - low)
+            if 0.25 <= where <= 0.75:
+                return ["looking at viewer"]
+            return ["profile"] if where < 0 or where > 1 else ["looking to the side"]
+    return []
 
 
 def dominant_colours(image: np.ndarray, count: int = 3) -> list[str]:
-    """Names of the largest colour clusters, largest first (repeats merged)."""
+    """Names of the largest colour clusters covering at least MIN_SHARE of the picture, largest
+    first (clusters with one name added up)."""
+    image = as_rgb(image)
     small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA).reshape(-1, 3).astype(np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
     cv2.setRNGSeed(0)
     _, labels, centres = cv2.kmeans(small, 5, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
-    sizes = np.bincount(labels.ravel(), minlength=len(centres))
-    names: list[str] = []
+    sizes = np.bincount(labels.ravel(), minlength=len(centres)) / len(labels)
+    shares: dict[str, float] = {}
     for index in np.argsort(-sizes):
         name = colour_name(centres[index])
-        if name not in names:
-            names.append(name)
-    return names[:count]
+        shares[name] = shares.get(name, 0.0) + float(sizes[index])
+    ranked = sorted(shares, key=lambda n: -shares[n])
+    return [n for n in ranked if shares[n] >= MIN_SHARE][:count]
 
 
 def colour_name(rgb: np.ndarray) -> str:
-    table = list(COLOUR_NAMES.items())
-    distances = delta_e(lab(np.array([c for _, c in table], np.float32)), lab(np.asarray(rgb, np.float32)))
-    return table[int(np.argmin(distances))][0]
+    """A plain colour name from hue, saturation and value: black, grey and white when there is
+    little colour; brown for dark or dull reds, oranges and yellows."""
+    r, g, b = (float(c) / 255 for c in rgb)
+    high, low = max(r, g, b), min(r, g, b)
+    chroma = high - low
+    if high < 0.2:
+        return "black"
+    if chroma < 0.12 or chroma / high < 0.2:
+        return "white" if high >= 0.75 else "grey"
+    if high == r:
+        hue = (60 * (g - b) / chroma) % 360
+    elif high == g:
+        hue = 60 * (b - r) / chroma + 120
+    else:
+        hue = 60 * (r - g) / chroma + 240
+    name = next(n for limit, n in HUES if hue < limit)
+    dull = high < 0.6 or chroma / high < 0.45
+    if (name in ("orange", "yellow") and dull) or (name == "red" and high < 0.45):
+        return "brown"
+    return name
 
 
-def picture_kind(image: np.ndarray) -> str:
-    """"lineart" (few grey levels, mostly paper), "photo" (many colours, smooth) or "illustration"."""
-    small = cv2.resize(image, (128, 128), interpolation=cv2.INTER_AREA)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    saturation = hsv[:, :, 1].mean() / 255
-    paper = max((grey > 200).mean(), (grey < 55).mean())
-    if saturation < 0.1 and paper > 0.6:
+def clothes_colour(image: np.ndarray, person) -> str | None:
+    """The colour of the torso (shoulders down to the hips, or 1.5 shoulder widths), when one
+    colour covers most of it."""
+    shoulders = [person.point(i) for i in (2, 5)]
+    if any(p is None for p in shoulders):
+        return None
+    height, width = image.shape[:2]
+    left, right = sorted([shoulders[0][0], shoulders[1][0]])
+    top = max(shoulders[0][1], shoulders[1][1])
+    hips = [person.point(i)[1] for i in (8, 11) if person.point(i) is not None]
+    bottom = max(hips) if hips else top + 1.5 * (right - left) * width / height
+    box = image[int(top * height):int(min(bottom, 1) * height), int(left * width):int(right * width)]
+    if box.shape[0] < 8 or box.shape[1] < 8:
+        return None
+    pixels = cv2.resize(box, (32, 32), interpolation=cv2.INTER_AREA).reshape(-1, 3)
+    names = [colour_name(p) for p in pixels]
+    best = max(set(names), key=names.count)
+    return best if names.count(best) >= 0.4 * len(names) else None
+
+
+def is_greyscale(image: np.ndarray) -> bool:
+    small = cv2.resize(as_rgb(image), (128, 128), interpolation=cv2.INTER_AREA)
+    return float(cv2.cvtColor(small, cv2.COLOR_RGB2HSV)[:, :, 1].mean()) / 255 < GREY_SATURATION
+
+
+def picture_kind(image: np.ndarray) -> str | None:
+    """"lineart" (mostly paper, flat), "illustration" (large flat areas, little noise), "photo"
+    (sensor noise, almost no flat area), or None when the measures disagree."""
+    image = as_rgb(image)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (128, 128), interpolation=cv2.INTER_AREA)
+    paper = max((small > 200).mean(), (small < 55).mean())
+    flat = flat_share(grey)
+    if is_greyscale(image) and paper > 0.6 and flat > 0.3:
         return "lineart"
-    colours = len(np.unique(small.reshape(-1, 3) // 8, axis=0))
-    return "photo" if colours > 400 else "illustration"  # flat-coloured pictures use few hundred at most
+    if flat >= 0.3:
+        return "illustration"
+    if flat < 0.15 and noise_level(grey) >= 0.5:
+        return "photo"
+    return None
+
+
+def flat_share(grey: np.ndarray) -> float:
+    """Share of pixels whose 3×3 neighbourhood is one exact value (flat fills, not photos)."""
+    kernel = np.ones((3, 3), np.uint8)
+    return float((cv2.dilate(grey, kernel) == cv2.erode(grey, kernel)).mean())
+
+
+def noise_level(grey: np.ndarray) -> float:
+    """Noise sigma by Immerkær's Laplacian-difference estimate (photos ≳ 0.5 grey levels)."""
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    return float(np.sqrt(np.pi / 2) / 6 * np.abs(cv2.filter2D(grey.astype(np.float32), -1, kernel)).mean())
