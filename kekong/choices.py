@@ -35,6 +35,7 @@ class SamplerSpec:
     discard_penultimate: bool = False  # A1111 samples one more level and drops the next-to-last σ
     schedules: tuple[str, ...] | None = None  # the schedule types it takes; None: every k-diffusion one
     why_not: str = ""  # why it takes no other schedule type (the refusal names it)
+    unavailable: str = ""  # why kekong does not run it yet (named, so it is refused with a reason)
 
 
 _AUTOMATIC_ONLY = "chooses its own noise levels between the model's σ_min and σ_max"
@@ -52,7 +53,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "DPM2": SamplerSpec("dpm_2", default_schedule="Karras", discard_penultimate=True),
     "DPM2 a": SamplerSpec("dpm_2_ancestral", default_schedule="Karras", discard_penultimate=True),
     "DPM fast": SamplerSpec("dpm_fast", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
-    "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
+    "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY,
+                                unavailable="it picks its number of steps while it runs, which kekong's loop "
+                                            "cannot follow yet; use 'DPM fast'"),
     "Restart": SamplerSpec("restart", default_schedule="Karras"),
     "DDIM": SamplerSpec(scheduler_class="DDIMScheduler", options={"set_alpha_to_one": False}),
     "DDIM CFG++": SamplerSpec(scheduler_class="DDIMCFGPlusPlusScheduler", options={"set_alpha_to_one": False}),
@@ -75,6 +78,20 @@ DIFFUSERS_SCHEDULES: dict[str, tuple[str, Any] | None] = {
     "Beta": ("use_beta_sigmas", True),
     "SGM Uniform": ("timestep_spacing", "trailing"),
 }
+
+
+def check_schedule(sampler: str, schedule: str) -> None:
+    """Refuse, by name, a sampler kekong does not run or a schedule type it would not honour
+    (both names already known)."""
+    spec = SAMPLERS[sampler]
+    if spec.unavailable:
+        raise ParameterError(f"sampler {sampler!r} is not in kekong yet: {spec.unavailable}")
+    if spec.schedules is not None and schedule not in spec.schedules:
+        raise ParameterError(f"sampler {sampler!r} takes no {schedule} schedule type: it {spec.why_not}; "
+                             f"use {' or '.join(spec.schedules)}")
+    if not spec.algorithm and schedule not in DIFFUSERS_SCHEDULES:
+        raise ParameterError(f"sampler {sampler!r} does not support the {schedule} schedule type (it takes "
+                             f"{', '.join(s for s in DIFFUSERS_SCHEDULES if s != 'Automatic')})")
 
 
 def split_sampler_name(sampler: str, schedule: str = "Automatic") -> tuple[str, str]:

@@ -27,6 +27,7 @@ from kekong.choices import (
     PredictionType,
     ResizeMode,
     RngSource,
+    check_schedule,
     parse_union_type,
     split_sampler_name,
 )
@@ -211,6 +212,7 @@ class GenerationRequest(_Strict):
             raise ValueError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
         if schedule not in SCHEDULE_TYPES:
             raise ValueError(f"unknown schedule type {self.scheduler!r}; known: {', '.join(SCHEDULE_TYPES)}")
+        check_schedule(sampler, schedule)
         self.__dict__["sampler"], self.__dict__["scheduler"] = sampler, schedule
         if self.mask is not None and self.init_image is None:
             raise ValueError("a mask needs an init image (inpainting repaints part of an image)")
@@ -265,6 +267,7 @@ def _request_rules(request: GenerationRequest) -> None:
                 raise ValueError(f"unknown hires sampler {request.hr_sampler_name!r}")
             if schedule not in SCHEDULE_TYPES:
                 raise ValueError(f"unknown hires schedule type {request.hr_scheduler!r}")
+            check_schedule(sampler, schedule)
         if request.hr_resize_x and request.hr_resize_y:
             check_side("hr_resize_x", request.hr_resize_x)
             check_side("hr_resize_y", request.hr_resize_y)

@@ -420,3 +420,13 @@ def test_compvis_samplers_use_a1111s_timesteps(sampler):
 def test_a_schedule_type_a_sampler_would_not_honour_is_refused(sampler, schedule, message):
     with pytest.raises(ParameterError, match=message):
         make_scheduler(sampler, schedule, SD15)
+
+
+def test_the_request_refuses_them_before_any_model_loads():
+    from kekong.request import GenerationRequest
+
+    with pytest.raises(ValueError, match="sampler 'LCM' takes no SGM Uniform schedule type"):
+        GenerationRequest(prompt="x", sampler="LCM", scheduler="sgm_uniform")
+    with pytest.raises(ValueError, match="sampler 'DPM fast' takes no Karras"):
+        GenerationRequest(prompt="x", sampler="DPM fast Karras")
+    assert GenerationRequest(prompt="x", sampler="Euler a Karras").scheduler == "Karras"

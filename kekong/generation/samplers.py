@@ -20,6 +20,7 @@ from kekong.choices import (  # noqa: F401
     SAMPLERS,
     SCHEDULE_TYPES,
     SamplerSpec,
+    check_schedule,
     split_sampler_name,
 )
 from kekong.errors import ParameterError
@@ -28,17 +29,6 @@ from kekong.errors import ParameterError
 def resolved_schedule(sampler: str, schedule: str) -> str:
     """The schedule type actually used: "Automatic" becomes the sampler's default."""
     return SAMPLERS[sampler].default_schedule if schedule == "Automatic" else schedule
-
-
-def check_schedule(sampler: str, schedule: str) -> None:
-    """Refuse, by name, a schedule type the sampler would not honour."""
-    spec = SAMPLERS[sampler]
-    if spec.schedules is not None and schedule not in spec.schedules:
-        raise ParameterError(f"sampler {sampler!r} takes no {schedule} schedule type: it {spec.why_not}; "
-                             f"use {' or '.join(spec.schedules)}")
-    if not spec.algorithm and schedule not in DIFFUSERS_SCHEDULES:
-        raise ParameterError(f"sampler {sampler!r} does not support the {schedule} schedule type (it takes "
-                             f"{', '.join(s for s in DIFFUSERS_SCHEDULES if s != 'Automatic')})")
 
 
 def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], seed: int | Sequence[int] | None = None,
@@ -52,9 +42,6 @@ def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], see
     if spec.algorithm:
         from kekong.generation.k_scheduler import KDiffusionScheduler
 
-        if spec.algorithm == "dpm_adaptive":
-            raise ParameterError("sampler 'DPM adaptive' is not in kekong yet: it picks its number of steps "
-                                 "while it runs, which kekong's loop cannot follow; use 'DPM fast'")
         return KDiffusionScheduler(spec.algorithm, resolved_schedule(sampler, schedule), config,
                                    spec.discard_penultimate, seed, sdxl)
     return _diffusers_scheduler(spec, sampler, resolved_schedule(sampler, schedule), config)
