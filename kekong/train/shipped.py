@@ -29,6 +29,7 @@ from pathlib import Path
 
 from kekong.models.refs import SHIPPED_DIR
 from kekong.train.bench import BENCH_CFG
+from kekong.train.stages import forget_source, tune_decoder
 
 BASE_NAME, CONTROL_NAME = "kekong-shapes", "kekong-shapes-outline"
 # Detectors whose maps are white lines on black, like the outlines the ControlNet learnt from.
@@ -74,14 +75,6 @@ def retrain(run: Path, install_weights: bool = True, samples: int = SAMPLES, vae
     return timings
 
 
-def tune_decoder(base, controlnet, data, settings, prompts) -> None:
-    """The last stage: the ControlNet goes on training with base.unet's decoder unlocked (both in place)."""
-    from kekong.train.controlnet import train_controlnet
-
-    train_controlnet(base, data, settings, prompts=prompts, timestep_bias="uniform", unlock_decoder=True,
-                     unlock_after=0.0, controlnet=controlnet)
-
-
 def install(base, controlnet, strength: float = CONTROL_STRENGTH) -> None:
     """Write both as float16 folders into kekong/weights/ (the base names its ControlNet per module),
     the ControlNet's residuals scaled by `strength`."""
@@ -110,13 +103,6 @@ def scale_residuals(controlnet, strength: float):
             conv.weight.mul_(strength)
             conv.bias.mul_(strength)
     return controlnet
-
-
-def forget_source(config: Path) -> None:
-    """diffusers records where a model was loaded from (`_name_or_path`): a path on the training machine."""
-    fields = json.loads(config.read_text())
-    fields.pop("_name_or_path", None)
-    config.write_text(json.dumps(fields, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:

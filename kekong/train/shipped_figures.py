@@ -49,7 +49,7 @@ def retrain_figures(run: Path, shapes_base, install_weights: bool = True, sample
     from kekong.train.base import BaseConfig, encode_prompts, load_text_encoder, save_base, train_unet, train_vae
     from kekong.train.controlnet import train_controlnet
     from kekong.train.runner import RunSettings
-    from kekong.train.shipped import tune_decoder
+    from kekong.train.stages import tune_decoder
 
     started, stages = time.time(), {}
     data = figures_set(samples, SIZE, seed=0)
@@ -94,7 +94,7 @@ def install(base, controlnet) -> None:
     """Both as float16 folders in kekong/weights/ (the ControlNet unscaled: weight 1 is its own)."""
     from kekong.models.load import CACHE
     from kekong.train.base import save_base
-    from kekong.train.shipped import forget_source
+    from kekong.train.stages import forget_source
 
     target_base, target_control = SHIPPED_DIR / BASE_NAME, SHIPPED_DIR / CONTROL_NAME
     for folder in (target_base, target_control):
