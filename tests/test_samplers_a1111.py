@@ -227,3 +227,20 @@ def test_align_your_steps_uses_the_sdxl_table_for_sdxl():
     assert torch.allclose(scheduler.sigmas, sdxl)
     assert not torch.allclose(align_your_steps(10, MODEL, sdxl=True)[1], sdxl[1])
 
+
+# --- previews show the predicted clean latents (A1111's live preview) ---
+
+def test_step_previews_show_the_predicted_clean_latents():
+    steps, shown = 5, []
+    scheduler = make_scheduler("Euler", "Karras", SD15)
+    scheduler.set_timesteps(steps)
+    guidance = Guidance([(1.0, [(steps, Conditioning(COND))])], [(steps, Conditioning(UNCOND))], 5.0, steps)
+    start = X * 1.0
+    final = denoise(Denoiser(), scheduler, start, scheduler.timesteps, guidance, [], [torch.Generator()] * 2,
+                    on_step=lambda info: shown.append((info.latents, info.shown)))
+    sigma = scheduler.sigmas[0]
+    model_in = torch.cat([start] * 2) / (sigma ** 2 + 1) ** 0.5
+    uncond, cond = Denoiser()(model_in, scheduler.timesteps[0], torch.cat([UNCOND, COND]))[0].chunk(2)
+    assert torch.allclose(shown[0][1], start - sigma * (uncond + 5.0 * (cond - uncond)), atol=1e-4)
+    assert not torch.allclose(shown[0][1], shown[0][0])  # not the noisy latents
+    assert torch.allclose(shown[-1][1], final, atol=1e-5)  # Euler's last step lands on its estimate

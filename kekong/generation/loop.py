@@ -54,11 +54,17 @@ class StepInfo:
     step: int  # 1-based
     total: int
     latents: torch.Tensor
+    denoised: torch.Tensor | None = None  # the sampler's clean-latent estimate, where it gives one
+
+    @property
+    def shown(self) -> torch.Tensor:
+        """What a preview decodes: the predicted clean latents, as A1111 previews them, else the latents."""
+        return self.denoised if self.denoised is not None else self.latents
 
     def preview(self) -> Any:
         from kekong.generation.preview import latents_to_rgb
 
-        return latents_to_rgb(self.latents)
+        return latents_to_rgb(self.shown)
 
 
 OnStep = Callable[[StepInfo], "bool | Stop | None"]  # False: cancel (Cancelled); a Stop: Stopped
@@ -188,13 +194,14 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
         if getattr(scheduler, "needs_uncond", False):  # DDIM CFG++ steps back along the unconditional prediction
             scheduler.uncond = noise_pred[:batch] if cfg else None
         noise_pred = guidance.combine(noise_pred, batch)
-        latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
+        out = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)
+        latents, denoised = out[0], (out[1] if len(out) > 1 else None)  # (prev_sample, pred_original_sample)
         if blend is not None:
             keep = blend.init_latents
             if i < total - 1:
                 keep = scheduler.add_noise(blend.init_latents, blend.noise, timesteps[i + 1:i + 2])
             latents = (1 - blend.mask) * keep + blend.mask * latents
-        answer = on_step(StepInfo(i + 1, total, latents)) if on_step is not None else None
+        answer = on_step(StepInfo(i + 1, total, latents, denoised)) if on_step is not None else None
         if answer is False:
             raise Cancelled("cancelled")
         if isinstance(answer, Stop):

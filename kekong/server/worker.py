@@ -170,7 +170,7 @@ class Worker:
         if running is None:
             return True
         running.step += 1
-        running.latents = info.latents
+        running.latents = info.shown  # the predicted clean latents where the sampler gives them (A1111)
         now = time.time()
         if now - self._last_write >= self.progress_interval or running.step == running.total:
             self._last_write = now
