@@ -92,14 +92,15 @@ def manifest_expected(watermark: dict[str, Any], metadata: dict[str, Any]) -> st
 
 
 def _watermark(pixels) -> dict[str, Any]:
-    from kekong.provenance import marks, watermark
+    from kekong.provenance import marks, watermark, watermark_null
 
     height, width = pixels.shape[:2]
     if min(height, width) < watermark.MIN_SIDE:
         return {"found": False, "too_small": True,
                 "note": f"{width}x{height} is too small to carry a reliable mark (below {watermark.MIN_SIDE} px)"}
     reading = watermark.read(pixels)
-    result: dict[str, Any] = {"found": reading.found, "confidence": round(reading.confidence, 1)}
+    result: dict[str, Any] = {"found": reading.found, "confidence": round(reading.confidence, 1),
+                              **watermark_null.describe(reading.found, reading.confidence)}
     if reading.found and reading.mark_id is not None:
         result["id"] = marks.format_id(reading.mark_id)
         result["made_here"] = marks.look_up(reading.mark_id)
@@ -193,9 +194,11 @@ def describe(verdict: Verdict) -> str:
     elif mark.get("found"):
         made = mark.get("made_here")
         where = f" → made on this machine as {made['path']}" if made else " (not made on this machine)"
-        lines.append(f"  watermark: kekong id {mark['id']} (confidence {mark['confidence']}){where}")
+        chance = f", false-positive probability {mark['false_positive_text']}" if "false_positive_text" in mark else ""
+        lines.append(f"  watermark: kekong id {mark['id']} (confidence {mark['confidence']}{chance}){where}")
     else:
-        lines.append(f"  watermark: no kekong mark found (detail: pattern match {mark.get('confidence', 0)}, "
+        share = f" — {mark['null_text']}" if "null_text" in mark else ""
+        lines.append(f"  watermark: no kekong mark found (detail: pattern match {mark.get('confidence', 0)}{share}; "
                      f"no id decoded)")
     meta = verdict.metadata
     if meta.get("parameters"):

@@ -28,10 +28,12 @@ Design (every number below was tuned on the attack suite in benchmarks/watermark
   plain reading fails, so a mark read plainly costs nothing more.
 - False positives: each decoded hypothesis passes the CRC + version check with probability 2^-24.
   The plain reading decodes at most MAX_HYPOTHESES (10); the mirrored/turned folds and the
-  turned/stretched lattices are decoded only when their pilot peak reaches PILOT_BAR (7; on 700
-  unmarked images the best peak's median was 4.4, its 99th percentile 7.7–9.4 and periodic synthetic
-  textures reached 11, so there the CRC alone decides), at most 10 + 4 near + 2 far more. With ≤ 26
-  decodes per image the design rate is < 1.5e-6 per image.
+  turned/stretched lattices are decoded only when their pilot peak reaches PILOT_BAR (7), at most
+  10 + 4 near + 2 far more. With ≤ 26 decodes per image the design rate is < 1.5e-6 per image.
+  A pilot peak is not small on unmarked images (the best of ten guesses; periodic textures fold
+  onto themselves as a mark does and reach 11): what a reading's peak means is measured, not
+  assumed — watermark_null turns it into the share of unmarked images that reach it, or for a
+  found id a false-positive probability, from benchmarks/watermark_null.py's unmarked images.
 """
 
 from __future__ import annotations
@@ -190,7 +192,7 @@ def embed(image: np.ndarray, mark_id: int) -> np.ndarray:
 class Reading:
     found: bool
     mark_id: int | None
-    confidence: float  # pilot correlation peak in standard deviations (≥ 6: clear)
+    confidence: float  # pilot correlation peak in standard deviations; what it means: watermark_null
     period: tuple[float, float]  # tile period found, pixels (y, x)
 
 
