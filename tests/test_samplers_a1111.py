@@ -244,3 +244,10 @@ def test_step_previews_show_the_predicted_clean_latents():
     assert torch.allclose(shown[0][1], start - sigma * (uncond + 5.0 * (cond - uncond)), atol=1e-4)
     assert not torch.allclose(shown[0][1], shown[0][0])  # not the noisy latents
     assert torch.allclose(shown[-1][1], final, atol=1e-5)  # Euler's last step lands on its estimate
+
+
+def test_a_zero_terminal_snr_model_is_refused_for_k_diffusion_samplers():
+    from kekong.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="zero terminal SNR"):
+        make_scheduler("Euler", "Automatic", {**SD15, "rescale_betas_zero_snr": True})

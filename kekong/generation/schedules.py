@@ -55,6 +55,11 @@ class ModelSigmas:
 
 def alphas_cumprod(config: dict[str, Any]) -> np.ndarray:
     """ᾱ_t for a diffusers scheduler config (the beta schedules SD-family models use), float64."""
+    if config.get("rescale_betas_zero_snr"):
+        from kekong.errors import ParameterError
+
+        raise ParameterError("the model's scheduler config rescales its betas to zero terminal SNR (σ_max is "
+                             "infinite), which k-diffusion's samplers cannot start from; use DDIM, PLMS, UniPC or LCM")
     count = int(config.get("num_train_timesteps", 1000))
     start, end = float(config.get("beta_start", 0.00085)), float(config.get("beta_end", 0.012))
     kind = config.get("beta_schedule", "scaled_linear")
