@@ -9,6 +9,8 @@ kekong-shapes model (64 px, Lanczos-upscaled). Exact payload recovery counts: ke
     python benchmarks/watermark.py            # the full sweep (≈ 10 minutes on 2 cores)
     python benchmarks/watermark.py --quick    # a smaller sample
     python benchmarks/watermark.py --speed    # only: reading a 1024² unmarked vs marked image
+    python benchmarks/watermark.py --quick --fp 100 --sizes "" --photos astronaut,camera,grass --generated 2
+                                              # a small sample on a busy machine
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
 
 
-def photos(size: int) -> dict[str, np.ndarray]:
+def photos(size: int, names: tuple[str, ...] = PHOTOS) -> dict[str, np.ndarray]:
     from skimage import data
 
-    return {name: square(getattr(data, name)(), size) for name in PHOTOS}
+    return {name: square(getattr(data, name)(), size) for name in names}
 
 
 def generated(size: int, count: int) -> dict[str, np.ndarray]:
@@ -57,6 +59,27 @@ def generated(size: int, count: int) -> dict[str, np.ndarray]:
         [image] = kekong.generate(prompt=prompt, steps=20, cfg_scale=5, seed=index)
         out[f"generated {index}"] = square(image.image, size)
     return out
+
+
+def line_art(seed: int, size: int, strokes: tuple[int, int] = (6, 14), widths: tuple[int, int] = (1, 4)) -> np.ndarray:
+    """Black anti-aliased strokes and circles on white (as tests/test_watermark_line_art.py draws)."""
+    rng = np.random.default_rng(seed)
+    canvas = np.full((512, 512), 255, np.uint8)
+    for _ in range(int(rng.integers(*strokes))):
+        start = rng.integers(0, 512, 2)
+        points = np.clip(start + np.cumsum(rng.integers(-90, 91, (int(rng.integers(2, 8)), 2)), 0), 0, 511)
+        cv2.polylines(canvas, [points.reshape(-1, 1, 2).astype(np.int32)], bool(rng.random() < 0.3), 0,
+                      int(rng.integers(*widths)), cv2.LINE_AA)
+    for _ in range(int(rng.integers(2, 8))):
+        centre = tuple(int(v) for v in rng.integers(0, 512, 2))
+        cv2.circle(canvas, centre, int(rng.integers(10, 100)), 0, int(rng.integers(1, 4)), cv2.LINE_AA)
+    return square(canvas, size)
+
+
+def line_arts(size: int, count: int = 4) -> dict[str, np.ndarray]:
+    """Half sparse (ink on ~4% of the page), half dense (~11%)."""
+    return {f"line art {seed}": line_art(seed, size, *(((6, 14), (1, 4)) if seed % 2 == 0 else ((14, 30), (1, 6))))
+            for seed in range(count)}
 
 
 # ---------------------------------------------------------------- attacks
@@ -93,6 +116,7 @@ def noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarr
 def attacks(rng: np.random.Generator) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     return {
         "none": lambda i: i,
+        "JPEG 75": lambda i: jpeg(i, 75),
         "JPEG 50": lambda i: jpeg(i, 50),
         "resize 50%": lambda i: resize(i, 0.5),
         "crop 80% (random offset)": lambda i: crop(i, 0.8, rng),
@@ -102,6 +126,8 @@ def attacks(rng: np.random.Generator) -> dict[str, Callable[[np.ndarray], np.nda
         "contrast −20%": lambda i: scale_values(i, contrast=0.8),
         "noise σ=5": lambda i: noise(i, 5, rng),
         "resize 75% + JPEG 75": lambda i: jpeg(resize(i, 0.75), 75),
+        "screenshot 125% (bilinear)": lambda i: np.asarray(Image.fromarray(i).resize(
+            (round(i.shape[1] * 1.25), round(i.shape[0] * 1.25)), Image.BILINEAR)),
         "flip": lambda i: np.ascontiguousarray(i[:, ::-1]),
         "rotate 2°": lambda i: rotate(i, 2),
         "rotate 5°": lambda i: rotate(i, 5),
@@ -155,6 +181,16 @@ class Imwatermark:
         except Exception:  # some methods fail outright on resized images: a failed recovery
             return False
         return [int(b) for b in found] == self.bits(payload)
+
+
+def imwatermark_methods() -> tuple[str, ...]:
+    """invisible-watermark's methods that can run here (rivaGan needs onnxruntime)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("(rivaGan left out: onnxruntime is not installed)\n")
+        return ("dwtDct", "dwtDctSvd")
+    return ("dwtDct", "dwtDctSvd", "rivaGan")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -265,17 +301,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--speed", action="store_true", help="only time reading an unmarked vs a marked image")
     parser.add_argument("--runs", type=int, default=5, help="reads of each for --speed")
+    parser.add_argument("--fp", type=int, help="unmarked images for the false-positive count (default 3000, 300 quick)")
+    parser.add_argument("--sizes", default="1024,384,256", help="other sizes kekong is run at (comma-separated)")
+    parser.add_argument("--photos", default=",".join(PHOTOS), help="which scikit-image photos (comma-separated)")
+    parser.add_argument("--generated", type=int, default=8, help="how many generated images at 512²")
     args = parser.parse_args()
     if args.speed:
         print_read_speed(args.runs)
         return
     payloads, rival_payloads, fp_count = (1, 1, 300) if args.quick else (5, 1, 3000)
+    fp_count = args.fp if args.fp is not None else fp_count
     started = time.perf_counter()
 
-    images_512 = {**photos(512), **generated(512, 8)}
-    print(f"## 512×512: {len(images_512)} images ({len(PHOTOS)} photos, 8 generated)\n")
+    chosen = tuple(name for name in args.photos.split(",") if name)
+    images_512 = {**photos(512, chosen), **generated(512, args.generated)}
+    print(f"## 512×512: {len(images_512)} images ({len(chosen)} photos: {', '.join(chosen)}; "
+          f"{args.generated} generated)\n")
     results, quality = {}, {}
-    for method in [Kekong(), *(Imwatermark(m) for m in ("dwtDct", "dwtDctSvd", "rivaGan"))]:
+    for method in [Kekong(), *(Imwatermark(m) for m in imwatermark_methods())]:
         wins, psnrs = robustness(method, images_512, payloads if isinstance(method, Kekong) else rival_payloads, 1)
         results[method.name], quality[method.name] = wins, psnrs
     print(table(results))
@@ -288,8 +331,18 @@ def main() -> None:
     print("\nkekong misses by image: " + ("; ".join(f"{a}: {', '.join(sorted(set(m)))}" for a, m in misses.items()
                                                     if m) or "none"))
 
-    for size in (1024, 384, 256):
-        images = {**photos(size), **generated(size, 4)}
+    drawings = line_arts(512)
+    print(f"\n## Line art, 512×512: {len(drawings)} drawings (black strokes on white, 2 sparse, 2 dense)\n")
+    art_results, art_psnr = {}, []
+    for method in [Kekong(), *(Imwatermark(m) for m in ("dwtDct", "dwtDctSvd"))]:
+        wins, psnrs = robustness(method, drawings, payloads if isinstance(method, Kekong) else rival_payloads, 4)
+        art_results[method.name] = wins
+        art_psnr += psnrs if isinstance(method, Kekong) else []
+    print(table(art_results))
+    print(f"\nkekong PSNR on line art: min {min(art_psnr):.1f}, median {statistics.median(art_psnr):.1f} dB")
+
+    for size in [int(v) for v in args.sizes.split(",") if v]:
+        images = {**photos(size), **generated(size, 4), **line_arts(size, 2)}
         wins, psnrs = robustness(Kekong(), images, 1 if size != 1024 else 2, 2)
         print(f"\n## kekong at {size}×{size} ({len(images)} images; PSNR min {min(psnrs):.1f} dB)\n")
         print(table({Kekong.name: wins}))
