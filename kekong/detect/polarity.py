@@ -5,6 +5,9 @@ edge, M-LSD, kekong-shapes-outline). Such a map is accepted and gives a blob; th
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -50,3 +53,24 @@ def warn_if_inverted(image: np.ndarray, model_name: str, index: int) -> str | No
     if message:
         log.warning(message)
     return message
+
+
+class _Collect(logging.Handler):
+    def __init__(self, thread: int) -> None:
+        super().__init__(logging.WARNING)
+        self.thread, self.messages = thread, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+@contextmanager
+def collected_warnings() -> Iterator[list[str]]:
+    """The polarity warnings this thread logs inside the block (for an API answer's warnings)."""
+    handler = _Collect(threading.get_ident())
+    log.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        log.removeHandler(handler)

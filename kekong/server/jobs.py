@@ -139,6 +139,7 @@ def describe(job: Job, svc: Services) -> dict[str, Any]:
                             for i, item in enumerate(job.result["images"])]
         answer["maps"] = [{"url": f"/v1/jobs/{job.id}/maps/{i}", "unit": item["unit"], "module": item["module"]}
                           for i, item in enumerate(job.result["maps"])]
+        answer["warnings"] = job.result.get("warnings", [])  # e.g. a ready map of the wrong polarity
         if job.result.get("stopped"):  # /sdapi/v1/skip or /interrupt: an image is as far as it got
             answer["stopped"] = job.result["stopped"]
     return answer

@@ -212,7 +212,10 @@ def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any
 
     answer = job.payload.get("answer", {})
     layers = Layers(**answer.get("layers", {}))
-    results = generate(request, on_step=on_step)
+    from kekong.detect.polarity import collected_warnings
+
+    with collected_warnings() as warnings:  # e.g. a ready map of the wrong polarity
+        results = generate(request, on_step=on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
     for generated in results:
@@ -235,7 +238,7 @@ def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any
                 path = save_image(unit.detected, out_dir / f"map-{unit.index}.png")
                 maps.append({"file": path.name, "unit": unit.index, "module": unit.unit.module})
     first = results[0] if results else None
-    return {"images": images, "maps": maps,
+    return {"images": images, "maps": maps, "warnings": warnings,
             "request": (first.request if first else request).model_dump(
                 mode="json", exclude={"init_image", "mask", "controls"}),
             "model": {"name": first.base.name, "hash": first.base.hash} if first else None,
