@@ -11,11 +11,13 @@ from typing import Annotated
 
 import typer
 
+from kekong.cli.help_width import keep_help_whole
 from kekong.errors import KekongError, ParameterError
 
 app = typer.Typer(help="kekong (可控): controllable image generation with ControlNet.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 pose_app = typer.Typer(help="OpenPose JSON tools.", no_args_is_help=True)
+keep_help_whole()  # flag names and long words whole at 80 columns
 app.add_typer(pose_app, name="pose")
 
 

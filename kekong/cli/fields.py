@@ -32,7 +32,7 @@ def help_text(field: FieldSpec, help: str | None = None) -> str:
         notes.append(field.bounds_text())
     if field.default not in (None, "", [], {}) and "default" not in text:
         notes.append(f"default: {field.default}")
-    return text + (f" [{'; '.join(notes)}]" if notes else "")
+    return text + (f" ({'; '.join(notes)})" if notes else "")  # not [..]: rich reads that as markup
 
 
 def given(**values: Any) -> dict[str, Any]:

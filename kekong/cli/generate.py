@@ -120,7 +120,7 @@ def generate(
     lora: Annotated[list[str] | None, typer.Option(help="PATH[:WEIGHT] (repeatable)")] = None,
     detail: Annotated[list[str] | None, typer.Option(
         "--detail", help="fix faces or hands after generating (ADetailer): face or hand, then ,key=value "
-        "pairs with ADetailer's names, e.g. face,prompt=smiling or hand,denoising_strength=0.5 (repeatable)")] = None,
+        "pairs with ADetailer's names (denoising_strength, prompt, …), e.g. face,prompt=smiling (repeatable)")] = None,
     init: Annotated[str | None, option("init_image", "--init", help="init image (img2img / inpaint)")] = None,
     strength: Annotated[float | None, option("denoising_strength", "--strength")] = None,
     resize_mode: Annotated[str | None, option("resize_mode", help="init image: just (stretch), crop (cover) or fill "
