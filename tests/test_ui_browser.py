@@ -96,7 +96,7 @@ def test_pose_from_photo_drag_a_joint_and_generate(page, astronaut, tmp_path):
     page.wait_for_function("() => document.querySelector('#unit0-image img') !== null")
     page.fill("#prompt textarea", "a red star on a white background")
     page.click("#generate")
-    page.wait_for_selector("#gallery img")
+    page.wait_for_selector("#gallery img", timeout=GENERATION_MS)
     assert "done" in page.input_value("#status textarea")
     page.screenshot(path=str(ARTIFACTS / "3-generated.png"), full_page=True)
 
