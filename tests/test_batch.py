@@ -43,9 +43,10 @@ def test_prompts_file_times_control_images(setup, tmp_path):
                   "--batch-dir", str(setup / "photos"), "--prompts-file", str(setup / "prompts.txt"),
                   "--out-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["00000-a.png", "00000-b.png", "00001-a.png",
-                                                             "00001-b.png"]
-    prompt, _, params = parse_infotext(read_png_text(tmp_path / "00001-b.png")["parameters"])
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["00000-a-red-star-a.png", "00000-a-red-star-b.png",
+                                                             "00001-a-blue-circle-a.png",
+                                                             "00001-a-blue-circle-b.png"]
+    prompt, _, params = parse_infotext(read_png_text(tmp_path / "00001-a-blue-circle-b.png")["parameters"])
     assert prompt == "a blue circle" and "ControlNet 0" in params
 
 
@@ -68,3 +69,16 @@ def test_batch_mistakes_are_named(setup, tmp_path, args, message):
     save_image(np.zeros((8, 8, 3), np.uint8), tmp_path / "x.png")
     done = kekong("generate", "x", *common(setup), *args, cwd=tmp_path)
     assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("prompt", "name"), [
+    ("a blue circle", "a-blue-circle"),
+    ("(masterpiece:1.2), a girl <lora:style:0.8>, [rain]", "masterpiece-a-girl-rain"),
+    ("a very long prompt about a knight fighting a dragon in a castle at night", "a-very-long-prompt-about-a-knight"),
+    ("一个女孩在雨夜里走路", "一个女孩在雨夜里走路"),
+    ("((( )))", ""),
+])
+def test_prompt_lines_become_file_names(prompt, name):
+    from kekong.generation.batch import slug
+
+    assert slug(prompt) == name and len(slug(prompt)) <= 40

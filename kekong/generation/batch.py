@@ -4,12 +4,28 @@ image in a folder (as the init image or as a control unit's image), per prompt l
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from kekong.errors import ParameterError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+SLUG_LENGTH = 40
+
+
+def slug(prompt: str, length: int = SLUG_LENGTH) -> str:
+    """A prompt as a file-name part: words joined by '-', without A1111 syntax (weights, LoRA and
+    embedding tags, brackets), cut at a word within `length` characters."""
+    text = re.sub(r"<[^>]*>", " ", prompt)  # <lora:name:0.8>
+    text = re.sub(r":\s*-?\d+(\.\d+)?", " ", text)  # (word:1.2)
+    words = re.findall(r"\w+", text.lower())
+    out = ""
+    for word in words:
+        if len(out) + len(word) + 1 > length:
+            break
+        out = f"{out}-{word}" if out else word
+    return out or (words[0][:length] if words else "")
 
 
 def read_prompts(path: Path) -> list[str]:
@@ -46,7 +62,7 @@ def jobs(fields: dict[str, Any], prompts: list[str] | None, images: list[Path] |
             name_parts = []
             if prompt is not None:
                 job["prompt"] = prompt
-                name_parts.append(f"{p_index:05d}")
+                name_parts += [f"{p_index:05d}", slug(prompt)] if slug(prompt) else [f"{p_index:05d}"]
             if image is not None:
                 if target is None:
                     job["init_image"] = str(image)
