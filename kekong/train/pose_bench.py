@@ -117,6 +117,8 @@ def run_bench(base_ref: str | None, controlnet_ref: str | None, count: int, dete
     sets = {"held-out": held_out(count, size, seed), "detected": detected_set(detected, size, seed)}
     rows = []
     for set_name, samples in sets.items():
+        if not samples:
+            continue
         for name, use_control in (("controlnet", True), ("no controlnet", False))[:2 if baseline else 1]:
             scores, start = [], time.perf_counter()
             for index, sample in enumerate(samples):
