@@ -44,6 +44,7 @@ from kekong.train.skeletons import (
     R_SHOULDER,
     R_WRIST,
     SHOULDER,
+    THIGH,
     TORSO,
     Skeleton,
     extent,
@@ -234,7 +235,7 @@ def _draw_person(canvas: np.ndarray, figure: Figure, up: int, masks: tuple[np.nd
     torso = _torso(s)
     if figure.lower_kind == "skirt" and torso is not None:
         hips, flare = torso[2:], (torso[3] - torso[2]) * 0.35
-        down = np.array([0.0, 0.62 * THIGH_SHARE * h])
+        down = np.array([0.0, 0.62 * THIGH * h])  # most of the way down the thighs
         skirt = np.array([hips[0], hips[1], hips[1] + down + flare, hips[0] + down - flare])
         paint(lambda c, v: cv2.fillConvexPoly(c, np.round(skirt * up).astype(np.int32), v, cv2.LINE_AA), lower,
               lower_mask)
@@ -259,9 +260,6 @@ def _draw_person(canvas: np.ndarray, figure: Figure, up: int, masks: tuple[np.nd
         hair_centre = tuple(np.round((head + np.array([back * 0.15 * r, -0.12 * r])) * up).astype(int))
         axes = (round(r * 1.05 * up), round(r * 0.8 * up))
         paint(lambda c, v: cv2.ellipse(c, hair_centre, axes, 0, 180, 360, v, -1, cv2.LINE_AA), hair)
-
-
-THIGH_SHARE = 0.24  # the skirt reaches most of the way down the thighs
 
 
 def draw(figures: list[Figure], background: str, size: int) -> FigureSample:
@@ -345,7 +343,7 @@ def _place_detected(rng: np.random.Generator, size: int, count: int, index: int,
 
 def write_dataset(folder: Path, count: int, size: int = 64, seed: int = 0) -> Path:
     """The fill layout: source/ (pose maps), target/, prompt.json (JSON lines), pose/ (OpenPose JSON)."""
-    from kekong.io import save_image
+    from kekong.io import save_image, write_atomic
 
     folder = Path(folder)
     for sub in ("source", "target", "pose"):
@@ -360,7 +358,5 @@ def write_dataset(folder: Path, count: int, size: int = 64, seed: int = 0) -> Pa
         (folder / "pose" / f"{name}.json").write_text(json.dumps(sample.pose().to_json()))
         lines.append(json.dumps({"source": f"source/{name}.png", "target": f"target/{name}.png",
                                  "prompt": sample.prompt, "pose": f"pose/{name}.json"}))
-    tmp = folder / ".prompt.json.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(folder / "prompt.json")
+    write_atomic(folder / "prompt.json", ("\n".join(lines) + "\n").encode())
     return folder

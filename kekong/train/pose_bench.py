@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from kekong.colours import delta_e, lab
-from kekong.train.figures import HAIR, FigureSample, draw, random_sample
+from kekong.train.figures import HAIR, FigureSample, random_sample
 from kekong.train.shapes import colour_of
 from kekong.train.skeletons import LIMBS
 
@@ -68,6 +68,12 @@ def _colour_right(pixels: np.ndarray, mask: np.ndarray, rgb: tuple[int, int, int
     return bool(delta_e(pixels[inner].mean(axis=0), lab(rgb)) <= COLOUR_TOLERANCE)
 
 
+def _mean(values: list[bool | None]) -> float:
+    """The share of True among the parts that could be scored (NaN when none could)."""
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else float("nan")
+
+
 def score(image: np.ndarray, sample: FigureSample) -> dict[str, float]:
     region = figure_region(image, sample)
     iou = float(np.logical_and(region, sample.mask).sum() / max(np.logical_or(region, sample.mask).sum(), 1))
@@ -79,10 +85,8 @@ def score(image: np.ndarray, sample: FigureSample) -> dict[str, float]:
                                                                              strict=True)]
     outside = ~cv2.dilate(sample.mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     background = _colour_right(pixels, outside, colour_of(sample.background))
-    mean = lambda values: float(np.mean([v for v in values if v is not None])) if any(  # noqa: E731
-        v is not None for v in values) else float("nan")
     return {"iou": iou, "limbs": float(np.mean(placed)) if placed else float("nan"),
-            "shirt": mean(shirts), "lower": mean(lowers), "background": float(background)}
+            "shirt": _mean(shirts), "lower": _mean(lowers), "background": float(background)}
 
 
 def held_out(count: int, size: int, seed: int = HELD_OUT_SEED) -> list[FigureSample]:
@@ -133,5 +137,3 @@ def run_bench(base_ref: str | None, controlnet_ref: str | None, count: int, dete
     return {"base": base.name, "controlnet": ref.name, "seed": seed, "steps": steps, "cfg": cfg, "weight": weight,
             "size": size, "rows": rows}
 
-
-__all__ = ["draw", "run_bench", "score"]

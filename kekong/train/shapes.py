@@ -176,7 +176,7 @@ def random_sample(rng: np.random.Generator, size: int = 64, two_shapes: float = 
 
 def write_dataset(folder: Path, count: int, size: int = 64, seed: int = 0) -> Path:
     """The fill layout: source/ (conditions), target/, prompt.json (JSON lines), plus scribble/."""
-    from kekong.io import save_image
+    from kekong.io import save_image, write_atomic
 
     folder = Path(folder)
     for sub in ("source", "scribble", "target"):
@@ -191,7 +191,5 @@ def write_dataset(folder: Path, count: int, size: int = 64, seed: int = 0) -> Pa
         save_image(sample.target, folder / "target" / name)
         lines.append(json.dumps({"source": f"source/{name}", "target": f"target/{name}", "prompt": sample.prompt,
                                  "scribble": f"scribble/{name}"}))
-    tmp = folder / ".prompt.json.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(folder / "prompt.json")
+    write_atomic(folder / "prompt.json", ("\n".join(lines) + "\n").encode())
     return folder

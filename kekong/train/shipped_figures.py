@@ -53,6 +53,7 @@ def retrain_figures(run: Path, shapes_base, install_weights: bool = True, sample
 
     started, stages = time.time(), {}
     data = figures_set(samples, SIZE, seed=0)
+    prompts = encode_prompts(data.prompts, MAX_TOKENS)  # once, for every stage
     stages["data"] = time.time() - started
     model = run / "base" / "model"
     if not (model / "unet" / "config.json").is_file():
@@ -65,7 +66,6 @@ def retrain_figures(run: Path, shapes_base, install_weights: bool = True, sample
             vae.save_pretrained(vae_folder)
         stages["vae"] = time.time() - started - sum(stages.values())
         vae.requires_grad_(False)
-        prompts = encode_prompts(data.prompts, MAX_TOKENS)
         encoder, tokenizer = load_text_encoder(MAX_TOKENS)
         unet = UNet2DConditionModel.from_config(shapes_base.unet.config)
         unet.load_state_dict(shapes_base.unet.state_dict())
@@ -74,7 +74,6 @@ def retrain_figures(run: Path, shapes_base, install_weights: bool = True, sample
         save_base(model, unet, vae, max_tokens=MAX_TOKENS)
         stages["unet"] = time.time() - started - sum(stages.values())
     base = load_base(str(model))
-    prompts = encode_prompts(data.prompts, MAX_TOKENS)
     settings = RunSettings(run / "controlnet-run", control_steps, batch_size=32, lr=3e-4, validate_every=250,
                            progress=progress)
     controlnet = train_controlnet(base, data, settings, prompts=prompts, timestep_bias="cubic")
