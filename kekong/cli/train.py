@@ -14,13 +14,18 @@ data_app = typer.Typer(help="Training datasets.", no_args_is_help=True)
 train_app = typer.Typer(help="Train a base model or a ControlNet (resumable).", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks of trained models.", no_args_is_help=True)
 
+# The options every synthetic dataset writer takes.
+Count = Annotated[int, typer.Option(min=1, max=1_000_000, help="samples to write")]
+Size = Annotated[int, typer.Option(min=32, max=512, help="image size in pixels")]
+Seed = Annotated[int, typer.Option(help="the generator's seed (held-out sets use other seeds)")]
+
 
 @data_app.command("shapes")
 def data_shapes(
     out: Annotated[Path, typer.Argument(help="folder to write (fill layout)")],
-    count: Annotated[int, typer.Option(min=1, max=1_000_000)] = 20_000,
-    size: Annotated[int, typer.Option(min=32, max=512)] = 64,
-    seed: Annotated[int, typer.Option()] = 0,
+    count: Count = 20_000,
+    size: Size = 64,
+    seed: Seed = 0,
 ) -> None:
     """Synthetic shapes: outlines and scribbles as conditions, colours named in the prompt."""
     from kekong.train.shapes import write_dataset
@@ -32,9 +37,9 @@ def data_shapes(
 @data_app.command("figures")
 def data_figures(
     out: Annotated[Path, typer.Argument(help="folder to write (fill layout, plus pose/ JSON)")],
-    count: Annotated[int, typer.Option(min=1, max=1_000_000)] = 8_000,
-    size: Annotated[int, typer.Option(min=32, max=512)] = 64,
-    seed: Annotated[int, typer.Option()] = 0,
+    count: Count = 8_000,
+    size: Size = 64,
+    seed: Seed = 0,
 ) -> None:
     """Synthetic people in OpenPose poses: pose maps as conditions, clothes, hair and background named."""
     from kekong.train.figures import write_dataset
