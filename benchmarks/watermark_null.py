@@ -14,9 +14,10 @@ Two statistics per image: `plain`, the reading's confidence (the best pilot peak
 deviations, over the plain period guesses: what verify reports), and `gated`, the best pilot peak
 among the mirrored, turned and stretched folds, which are decoded only at watermark.PILOT_BAR.
 
-    nice -n 19 python benchmarks/watermark_null.py            # 3000 images (≈ 4 min of one core's time)
+    nice -n 19 python benchmarks/watermark_null.py            # 3000 images (≈ 6 min of one core at 0.12 s a read)
     python benchmarks/watermark_null.py --count 200           # a quick look
     nice -n 19 python benchmarks/watermark_null.py --write    # also rewrite the table verify uses
+    python benchmarks/watermark_null.py --write --resume      # go on from a cut run's --json
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def photos() -> dict[str, np.ndarray]:
     from skimage import data
     from sklearn.datasets import load_sample_images
 
-    found = {name: rgb(getattr(data, name)()) for name in PHOTOS}
+    # binary_blobs draws afresh unless seeded: seeded, every run (and --resume) sees the same images
+    seeded = {"binary_blobs": lambda: data.binary_blobs(rng=22)}
+    found = {name: rgb(seeded.get(name, getattr(data, name))()) for name in PHOTOS}
     for name, image in zip(("china", "flower"), load_sample_images().images, strict=True):
         found[name] = rgb(image)
     return found
@@ -304,20 +307,39 @@ PERCENTILES = {{"median": {plain["median"]}, "p99": {plain["p99"]}, "p99.9": {pl
     path.write_text(text)
 
 
+def finished(rows: list[dict], seconds: list[float], seed: int) -> dict:
+    """The summary of `rows`, with where and when they were measured."""
+    result = summary(rows)
+    result.update(date=datetime.date.today().isoformat(), machine=f"{platform.machine()}, {platform.processor() or ''}"
+                  .strip(", "), seed=seed, median_read_s=round(statistics.median(seconds), 3),
+                  source=f"seed {seed}: photos, textures and synthetic patterns, cropped, resized, "
+                         "flipped, turned, greyed, noised, JPEG")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--json", type=Path, default=Path("/tmp/watermark_null.json"), help="every image's numbers")
-    parser.add_argument("--write", action="store_true", help=f"rewrite {TABLE.name} from this run")
+    parser.add_argument("--write", action="store_true",
+                        help=f"rewrite {TABLE.name} from this run (also every 500 images once 1000 are read)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --json (same --seed) and read only the images after them")
     parser.add_argument("--from-json", type=Path, help="summarise (and --write) the rows of an earlier run's --json")
     args = parser.parse_args()
     started = time.perf_counter()
     rows, seconds = [], []
-    if args.from_json:
-        rows = json.loads(args.from_json.read_text())["rows"]
+    if args.from_json or (args.resume and args.json.exists()):
+        saved = json.loads((args.from_json or args.json).read_text())
+        if args.resume and saved.get("seed", args.seed) != args.seed:
+            raise SystemExit(f"{args.json} holds rows of seed {saved['seed']}, not {args.seed}")
+        rows = saved["rows"][:args.count]
         seconds = [row.get("seconds", float("nan")) for row in rows]
+    done = len(rows)
     for index, (category, name, image, edits) in enumerate(draw(0 if args.from_json else args.count, args.seed)):
+        if index < done:  # drawn again only to keep the generator's sequence (the rows are saved)
+            continue
         begin = time.perf_counter()
         numbers = measure(image)
         seconds.append(time.perf_counter() - begin)
@@ -325,14 +347,13 @@ def main() -> None:
                      "seconds": round(seconds[-1], 3), **numbers})
         if (index + 1) % 100 == 0:  # progress, and every image's numbers so far (a long run can be cut short)
             print(f"{index + 1} images, {time.perf_counter() - started:.0f} s", flush=True)
-            args.json.write_text(json.dumps({"rows": rows}))
-    result = summary(rows)
-    result.update(date=datetime.date.today().isoformat(), machine=f"{platform.machine()}, {platform.processor() or ''}"
-                  .strip(", "), seed=args.seed, median_read_s=round(statistics.median(seconds), 3),
-                  source=f"seed {args.seed}: photos, textures and synthetic patterns, cropped, resized, "
-                         "flipped, turned, greyed, noised, JPEG")
+            args.json.write_text(json.dumps({"seed": args.seed, "rows": rows}))
+        if args.write and (index + 1) % 500 == 0 and index + 1 >= 1000 and index + 1 < args.count:
+            write_table(finished(rows, seconds, args.seed))  # a cut run still leaves a usable table
+            print(f"wrote {TABLE} ({index + 1} images so far)", flush=True)
+    result = finished(rows, seconds, args.seed)
     if not args.from_json:
-        args.json.write_text(json.dumps({"summary": result, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"seed": args.seed, "summary": result, "rows": rows}, indent=1))
     print(json.dumps(result, indent=1))
     if args.write:
         write_table(result)

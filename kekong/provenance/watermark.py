@@ -8,7 +8,9 @@ Design (every number below was tuned on the attack suite in benchmarks/watermark
   several chips scattered across the tile.
 - A chip is CHIP×CHIP pixels (4 px per 512 px of the short side, so a resize to half of a big
   image still leaves 4-pixel chips), added to the luminance (R, G and B alike), stronger where the image is
-  busy and weaker where it is flat, at an overall strength that keeps PSNR near 38.7 dB. On white or
+  busy and weaker where it is flat, at an overall strength that keeps PSNR near 38.7 dB. On flat
+  colour and smooth gradients no chip changes a pixel by more than FLAT_MAX (2) levels, so a levels
+  stretch shows grain, not blocks (tests/test_watermark_flat.py). On white or
   black only one sign of chip lands (the other clips): there the energy follows what the reader keeps
   (open white rather than the edges beside a line, which its whitening discounts) and the strength is
   raised until the change that lands has the planned RMS — line art and white backgrounds read as
@@ -112,11 +114,15 @@ def _chip_pixels(height: int, width: int) -> int:
     return CHIP * max(1, min(height, width) // 512)
 
 
-def _activity(luma: np.ndarray, chip: int) -> np.ndarray:
-    """Local busyness, normalised to mean 1: the mark hides better in texture than in flat sky."""
+def _detail_level(luma: np.ndarray, chip: int) -> np.ndarray:
+    """The mean size of the fine detail around each pixel, in levels, plus 2 (2 on flat colour)."""
     detail = np.abs(luma - cv2.GaussianBlur(luma, (0, 0), chip))
-    local = cv2.GaussianBlur(detail, (0, 0), 2 * chip) + 2.0
-    weight = np.clip(local / local.mean(), 0.4, 2.0)
+    return cv2.GaussianBlur(detail, (0, 0), 2 * chip) + 2.0
+
+
+def _activity(level: np.ndarray) -> np.ndarray:
+    """Local busyness (`_detail_level`), normalised to RMS 1: the mark hides better in texture than in flat sky."""
+    weight = np.clip(level / level.mean(), 0.4, 2.0)
     return weight / np.sqrt(np.mean(weight**2))
 
 
@@ -134,19 +140,32 @@ def _saturated(luma: np.ndarray, chip: int) -> np.ndarray:
     return cv2.GaussianBlur(ends, (0, 0), 4 * chip)
 
 
-def _weight(luma: np.ndarray, chip: int) -> np.ndarray:
+def _weight(luma: np.ndarray, chip: int) -> tuple[np.ndarray, np.ndarray]:
     """Where the mark's energy goes (RMS 1): busy areas hide it. Among white or black — line art,
     white backgrounds — the busy parts are edges, which the reader discounts, so there the
-    energy follows what the reader keeps instead (photos without such areas are unchanged)."""
-    weight = _activity(luma, chip) * _reader_gain(luma, chip) ** _saturated(luma, chip)
-    return weight / np.sqrt(np.mean(weight**2))
+    energy follows what the reader keeps instead (photos without such areas are unchanged).
+    With it, the most a chip may change each pixel (`_ceiling`)."""
+    level, saturated = _detail_level(luma, chip), _saturated(luma, chip)
+    weight = _activity(level) * _reader_gain(luma, chip) ** saturated
+    return weight / np.sqrt(np.mean(weight**2)), _ceiling(level, saturated)
 
 
-def _add(image: np.ndarray, amplitudes: np.ndarray, chip: int, weight: np.ndarray) -> np.ndarray:
+FLAT_MAX = 2.0  # levels a chip may change flat colour or a gradient by (±3 showed as blocks under a levels stretch)
+
+
+def _ceiling(level: np.ndarray, saturated: np.ndarray) -> np.ndarray:
+    """The most a chip may change each pixel, in levels: FLAT_MAX on flat colour and smooth gradients,
+    where a bigger step shows as a blocky pattern once the levels are stretched, and more in
+    proportion to the detail around it that hides the step. Among white or black (line art, white
+    backgrounds) only one sign of chip lands at all, and there it is not bounded."""
+    return FLAT_MAX * (level / 2.0) / np.maximum(1.0 - saturated, 1e-3)
+
+
+def _add(image: np.ndarray, amplitudes: np.ndarray, chip: int, weight: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     pattern = np.kron(amplitudes, np.ones((chip, chip)))
     reps = (-(-height // pattern.shape[0]), -(-width // pattern.shape[1]))
-    delta = np.tile(pattern, reps)[:height, :width].astype(np.float32) * weight
+    delta = np.clip(np.tile(pattern, reps)[:height, :width].astype(np.float32) * weight, -ceiling, ceiling)
     return np.clip(np.round(image[..., :3].astype(np.float32) + delta[..., None]), 0, 255).astype(np.uint8)
 
 
@@ -163,25 +182,26 @@ def embed(image: np.ndarray, mark_id: int) -> np.ndarray:
     chips' share goes to the ones that can be made."""
     height, width = image.shape[:2]
     chip = _chip_pixels(height, width)
-    weight, chips = _weight(_luma(image), chip), tile(mark_id)
+    (weight, ceiling), chips = _weight(_luma(image), chip), tile(mark_id)
     rgb = image[..., :3].astype(np.float32)
+    planned = float(np.sqrt(np.mean(np.minimum(STRENGTH * weight, ceiling) ** 2)))  # what lands where nothing clips
 
     def landed(strength: float) -> tuple[float, np.ndarray]:
-        marked = _add(image, strength * chips, chip, weight)
+        marked = _add(image, strength * chips, chip, weight, ceiling)
         return float(np.sqrt(np.mean((marked - rgb) ** 2))), marked
 
     change, out = landed(STRENGTH)
-    if change < 0.98 * STRENGTH:  # bisect for the most strength whose change stays within STRENGTH
+    if change < 0.98 * planned:  # bisect for the most strength whose change stays within the planned one
         low, high = STRENGTH, MAX_BOOST * STRENGTH
         for _ in range(7):
             middle = float(np.sqrt(low * high))
             change, marked = landed(middle)
-            if change <= STRENGTH:
+            if change <= planned:
                 low, out = middle, marked
             else:
                 high = middle
-    elif change > 1.01 * STRENGTH:  # rounding lifted it (many small changes rounded up): scale back
-        change, out = landed(STRENGTH * STRENGTH / change)
+    elif change > 1.01 * planned:  # rounding lifted it (many small changes rounded up): scale back
+        change, out = landed(STRENGTH * planned / change)
     return np.concatenate([out, image[..., 3:]], axis=-1) if image.shape[-1] == 4 else out
 
 
