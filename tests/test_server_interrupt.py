@@ -83,6 +83,21 @@ def test_skip_ends_the_batch_under_way_and_the_next_batch_runs_in_full(full):
     assert skipped[1].seed == images[1].seed
 
 
+def test_a_stopped_image_records_the_step_it_stopped_at(full):
+    from kekong.provenance.stamp import describe
+
+    images, _ = full
+    stopped = run(stop_at(0, 2, Stop.ALL))[0]
+    skipped = run(stop_at(0, 1, Stop.BATCH))
+    assert stopped.stopped == {"stop": "interrupt", "step": 2, "of": 3, "pass": "first"}
+    infotext, recipe = describe(stopped)
+    assert "Steps: 3," in infotext and "Stopped at step: 2 of 3 (interrupt)" in infotext  # the schedule, then the stop
+    assert recipe["image"]["stopped"] == stopped.stopped and recipe["request"]["steps"] == 3
+    assert "Stopped at step: 1 of 3 (skip)" in describe(skipped[0])[0]
+    assert skipped[1].stopped is None and "Stopped" not in describe(skipped[1])[0]  # the next batch ran in full
+    assert images[0].stopped is None and "stopped" not in describe(images[0])[1]["image"]
+
+
 class Stepping:
     """A fake generation: `batches` batches of `steps` steps, each step a few ms, that obeys
     on_step as the pipeline does and writes one PNG per batch it kept (its value: the step)."""

@@ -40,13 +40,20 @@ class Stop(str, Enum):
 
 
 class Stopped(Exception):
-    """A step callback answered a Stop: `latents` as they are after that step; the pipeline sets
-    `images` (those latents decoded) before it hands the exception on."""
+    """A step callback answered a Stop: `latents` as they are after that step (`step` of the
+    pass's `total`); the pipeline sets `images` (those latents decoded) and `hires` (stopped in the
+    second pass) before it hands the exception on."""
 
-    def __init__(self, stop: Stop, latents: torch.Tensor) -> None:
+    def __init__(self, stop: Stop, latents: torch.Tensor, step: int = 0, total: int = 0) -> None:
         super().__init__(stop.value)
-        self.stop, self.latents = stop, latents
+        self.stop, self.latents, self.step, self.total = stop, latents, step, total
         self.images: list[Any] = []
+        self.hires = False
+
+    def record(self) -> dict[str, Any]:
+        """What an image stopped here records (recipe `image.stopped`, infotext `Stopped at step`)."""
+        where = "hires" if self.hires else "first"
+        return {"stop": self.stop.value, "step": self.step, "of": self.total, "pass": where}
 
 
 @dataclass
@@ -205,5 +212,5 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
         if answer is False:
             raise Cancelled("cancelled")
         if isinstance(answer, Stop):
-            raise Stopped(answer, latents)
+            raise Stopped(answer, latents, i + 1, total)
     return latents

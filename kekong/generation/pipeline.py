@@ -47,6 +47,7 @@ class Generated:
     subseed: int | None = None  # this image's variation seed, when variation is on
     vae: object | None = None  # the ModelRef of a VAE chosen apart from the base model
     fidelity: list[dict] | None = None  # per unit, once scored (kekong.fidelity.score_generated)
+    stopped: dict | None = None  # skipped / interrupted: Stopped.record() (the step it stopped at)
 
 
 def resolve_seed(seed: int) -> int:
@@ -98,16 +99,16 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
             seeds = [first if varied else (first + k) % 2**32 for k in range(request.batch_size)]
             subseeds = [(request.subseed + batch * request.batch_size + k) % 2**32 for k in range(request.batch_size)] \
                 if request.subseed_strength else None
-            stopped = None
+            stopped, record = None, None
             try:
                 images = run_batch(model, request, units, seeds, prepared, on_step, subseeds, hires_units)
             except Stopped as stop:  # skip / interrupt: this batch as far as it got
-                images, stopped = stop.images, stop.stop
+                images, stopped, record = stop.images, stop.stop, stop.record()
             for k, image in enumerate(images):
                 prompt, negative = prompts_for(request, seeds[k])
                 results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
                                          model, described, prompt, negative, subseeds[k] if subseeds else None,
-                                         model.vae_ref))
+                                         model.vae_ref, stopped=record))
             if stopped is Stop.ALL:
                 break
     if request.detail:  # the detailer (ADetailer): faces / hands repainted, each region a request of its own
@@ -168,12 +169,13 @@ def run_batch(base, request: GenerationRequest, units: list[Unit], seeds: list[i
               subseeds: list[int] | None = None, hires_units: list[Unit] | None = None) -> list[np.ndarray]:
     """One batch: sample (and, with hires fix, upscale and sample again), decode, paste back.
     A step callback's Stop raises Stopped with the batch decoded as far as it got."""
-    stopped = None
+    stopped, in_hires = None, False
     try:
         latents = sample(base, request, units, seeds, prepared, on_step, subseeds)
         if request.enable_hr:
             from kekong.generation import hires
 
+            in_hires = True  # a Stop from here on is in the hires pass
             second = hires.second_pass(request)
             start = hires.upscale(base, latents, (second.height, second.width), request.hr_upscaler,
                                   lambda lat: _decode(base, lat), lambda image: _encode_image(base, image, None))
@@ -181,6 +183,7 @@ def run_batch(base, request: GenerationRequest, units: list[Unit], seeds: list[i
                              base_steps=request.steps)  # prompt edits count on from the first pass
     except Stopped as stop:
         latents, stopped = stop.latents, stop
+        stop.hires = in_hires
     images = _decode(base, latents)
     if prepared is not None and request.mask is not None:
         images = [inpaint_inputs.paste(image, prepared) for image in images]

@@ -160,6 +160,8 @@ def build_recipe(generated, record_paths: bool = False) -> dict[str, Any]:
         "inputs": inputs,
         "environment": environment(),
     }
+    if getattr(generated, "stopped", None):  # skipped / interrupted: the step it stopped at, of the steps asked for
+        recipe["image"]["stopped"] = generated.stopped
     if generated.fidelity is not None:
         recipe["fidelity"] = generated.fidelity  # per unit: how well the image followed it (kekong.fidelity)
     if record_paths:

@@ -77,6 +77,10 @@ def infotext_params(generated) -> dict[str, Any]:
         a, b = [*(unit.unit.params[slider.name] for slider in sliders), -1, -1][:2]
         params[f"ControlNet {unit.index}"] = controlnet_entry(unit.unit, unit.model_label, a, b)
     params.update(detail_params(request.detail))  # ADetailer's keys
+    stopped = getattr(generated, "stopped", None)
+    if stopped:  # /skip or /interrupt: `Steps` stays the schedule asked for; this says where sampling ended
+        where = " of the hires pass" if stopped["pass"] == "hires" else ""
+        params["Stopped at step"] = f"{stopped['step']} of {stopped['of']}{where} ({stopped['stop']})"
     if request.rng.value != "GPU":
         params["RNG"] = request.rng.value  # A1111 writes it when not its default (GPU)
     params["Version"] = "kekong"
