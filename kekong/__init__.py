@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from kekong import lean_imports as _lean_imports
+
+_lean_imports.install()
+
 
 def generate(request=None, /, on_step=None, **fields):
     """Generate images: `kekong.generate(prompt="a red star", controls=[{"module": "canny", "image": "p.png"}])`.
