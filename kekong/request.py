@@ -33,6 +33,7 @@ from kekong.choices import (
 )
 from kekong.detail_spec import DetailSpec
 from kekong.errors import ParameterError
+from kekong.repose_spec import ReposeSpec
 
 MAX_STEPS = 150  # sampling steps, either pass (a server's --max-steps can only lower it)
 
@@ -180,6 +181,8 @@ class GenerationRequest(_Strict):
     hr_negative_prompt: str = Field("", max_length=20_000)
     # the detailer (A1111's ADetailer, its argument names): faces / hands found and repainted after generation
     detail: list[DetailSpec] = Field(default_factory=list, max_length=4)
+    # re-pose: a photo warped to an edited pose, the areas it uncovered inpainted (the warp makes init image and mask)
+    repose: ReposeSpec | None = None
 
     @field_validator("width", "height")
     @classmethod
@@ -216,8 +219,10 @@ class GenerationRequest(_Strict):
         self.__dict__["sampler"], self.__dict__["scheduler"] = sampler, schedule
         if self.mask is not None and self.init_image is None:
             raise ValueError("a mask needs an init image (inpainting repaints part of an image)")
+        if self.repose is not None:
+            _repose_rules(self)
         _request_rules(self)
-        if self.init_image is None:
+        if self.init_image is None and self.repose is None:
             for index, unit in enumerate(self.controls):
                 if unit.enabled and unit.image is None:
                     raise ValueError(f"control unit {index} has no image (and there is no init image)")
@@ -225,6 +230,8 @@ class GenerationRequest(_Strict):
 
     @property
     def mode(self) -> str:
+        if self.repose is not None:
+            return "inpaint"  # the warped photo, its uncovered areas repainted
         if self.init_image is None:
             return "txt2img"
         return "inpaint" if self.mask is not None else "img2img"
@@ -256,10 +263,10 @@ def _request_rules(request: GenerationRequest) -> None:
     from kekong.sizes import check_hires, check_side
 
     run_steps = []  # (steps, what) of each pass that starts from an image: denoising_strength applies
-    if request.init_image is not None:
+    if request.init_image is not None or request.repose is not None:
         run_steps.append((request.steps, "steps"))
     if request.enable_hr:
-        if request.init_image is not None:
+        if request.init_image is not None or request.repose is not None:
             raise ValueError("hires fix is for txt2img; img2img already starts from an image")
         if request.hr_sampler_name:
             sampler, schedule = split_sampler_name(request.hr_sampler_name, request.hr_scheduler or "Automatic")
@@ -285,6 +292,22 @@ def _request_rules(request: GenerationRequest) -> None:
         if unit.enabled and _takes_mask(unit.module) and (request.mask is None or not on_init):
             raise ValueError(f"control unit {index}: an {unit.module} unit works on the init image with the "
                              "request's inpaint mask (send init_image and mask, and no unit image)")
+
+
+def _repose_rules(request: GenerationRequest) -> None:
+    """A re-pose makes its own init image and mask (the warped photo, its uncovered areas); its pose unit
+    reads the edited skeleton."""
+    spec = request.repose
+    if request.init_image is not None or request.mask is not None:
+        raise ValueError("repose makes the init image and mask itself (the warped photo and the areas the warp "
+                         "uncovered): send the photo as repose.image, and no init_image or mask")
+    if spec.pose_unit is not None:
+        if spec.pose_unit >= len(request.controls):
+            raise ValueError(f"repose.pose_unit {spec.pose_unit}: there are {len(request.controls)} control units")
+        unit = request.controls[spec.pose_unit]
+        if unit.image is not None or unit.module != "none":
+            raise ValueError(f"repose.pose_unit {spec.pose_unit}: the pose unit reads the edited skeleton as a "
+                             "ready map (module none, no image of its own)")
 
 
 def _takes_mask(module: str) -> bool:

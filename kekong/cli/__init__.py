@@ -254,6 +254,7 @@ def demo(out: Annotated[Path, typer.Option(help="folder for the results")] = Pat
 # the commands register on `app` defined above
 from kekong.cli import generate as cli_generate  # noqa: E402
 from kekong.cli import prompt as cli_prompt  # noqa: E402
+from kekong.cli import repose as cli_repose  # noqa: E402
 from kekong.cli import score as cli_score  # noqa: E402
 from kekong.cli import serve as cli_serve  # noqa: E402
 from kekong.cli import train as cli_train  # noqa: E402
@@ -269,6 +270,7 @@ app.command()(cli_generate.replay)
 app.command()(cli_generate.models)
 app.command()(cli_verify.verify)
 app.command()(cli_warp.warp)
+app.command()(cli_repose.repose)
 app.command()(cli_serve.serve)
 app.add_typer(cli_train.data_app, name="data")
 app.add_typer(cli_train.train_app, name="train")

@@ -153,7 +153,7 @@ def pass_request(request: GenerationRequest, spec: DetailSpec, n: int, seed: int
     strength, no control units, no hires pass, one image at the native size (or ADetailer's own)."""
     size = (spec.ad_inpaint_width, spec.ad_inpaint_height) if spec.ad_use_inpaint_width_height else (None, None)
     fields = request.model_dump(exclude={"detail", "controls", "enable_hr", "batch_size", "batch_count",
-                                         "init_image", "mask", "width", "height"})
+                                         "init_image", "mask", "width", "height", "repose"})
     fields["loras"] = [*fields["loras"], *({"path": name, "weight": weight}
                                            for name, weight in extract_loras(request.prompt)[1])]  # <lora:…> tags
     fields.update(

@@ -16,6 +16,7 @@ import torch
 from kekong.detect.resolution import ResizeMode
 from kekong.errors import ParameterError
 from kekong.generation import inpaint as inpaint_inputs
+from kekong.generation import repose
 from kekong.generation.checks import check_compatible
 from kekong.generation.control import detect_units, load_units
 from kekong.generation.defaults import with_model_defaults
@@ -69,6 +70,7 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
                                          request.subseed})
     check_compatible(request, base)  # sizes derived from the native size, files, text encoder, schedulers
     check_detail(request)
+    recorded, request = request, repose.expand(request, base)  # a re-pose runs as the inpaint of its warped photo
     loras = [*request.loras, *prompt_loras(request)]
     units = load_units(base, request.active_units)
     if request.vae is not None:
@@ -106,7 +108,7 @@ def generate(request: GenerationRequest, on_step: OnStep | None = None) -> list[
                 images, stopped, record = stop.images, stop.stop, stop.record()
             for k, image in enumerate(images):
                 prompt, negative = prompts_for(request, seeds[k])
-                results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, request,
+                results.append(Generated(image, seeds[k], batch * request.batch_size + k, first, k, recorded,
                                          model, described, prompt, negative, subseeds[k] if subseeds else None,
                                          model.vae_ref, stopped=record))
             if stopped is Stop.ALL:
@@ -197,7 +199,8 @@ def steps_per_batch(request: GenerationRequest) -> int:
     """Denoising steps one batch runs (a progress bar's total)."""
     from kekong.generation.hires import second_pass
 
-    steps = max(1, int(request.steps * request.denoising_strength)) if request.init_image else request.steps
+    from_image = request.init_image or request.repose
+    steps = max(1, int(request.steps * request.denoising_strength)) if from_image else request.steps
     if request.enable_hr:
         steps += max(1, int(second_pass(request).steps * request.denoising_strength))
     return steps

@@ -19,7 +19,7 @@ from typing import Any
 from kekong.errors import MissingWeightsError, ParameterError
 from kekong.provenance.recipe import LOCAL_PATHS_KEY, get_field
 
-_WHAT = {"init_image": "init image", "mask": "mask"}
+_WHAT = {"init_image": "init image", "mask": "mask", "repose.image": "photo to re-pose"}
 
 
 def describe_field(field: str) -> str:

@@ -47,6 +47,8 @@ def cpu_name() -> str:
 def input_fields(request: Any) -> list[tuple[str, str]]:
     """(field, reference) of every input image the request names, fields as `controls.0.image`."""
     fields = [("init_image", request.init_image), ("mask", request.mask)]
+    if getattr(request, "repose", None) is not None:
+        fields.append(("repose.image", request.repose.image))  # the photo a re-pose warps
     for index, unit in enumerate(request.controls):
         fields += [(f"controls.{index}.image", unit.image), (f"controls.{index}.mask", unit.mask)]
     return [(name, reference) for name, reference in fields if reference]

@@ -19,6 +19,7 @@ from kekong.errors import ParameterError
 from kekong.io import encode_image, source_bytes, write_atomic
 from kekong.provenance.infotext import controlnet_entry, format_infotext
 from kekong.provenance.recipe import build_recipe, local_paths, lora_refs, publishable
+from kekong.repose_spec import infotext_params as repose_params
 
 RECIPE_KEY = "kekong-recipe"
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -43,6 +44,7 @@ def infotext_params(generated) -> dict[str, Any]:
     from kekong.models.hashes import short_hash
 
     request = generated.request
+    from_image, masked = request.init_image or request.repose, request.mask or request.repose
     params: dict[str, Any] = {
         "Steps": request.steps, "Sampler": request.sampler,
         "Schedule type": resolved_schedule(request.sampler, request.scheduler),
@@ -57,11 +59,11 @@ def infotext_params(generated) -> dict[str, Any]:
         if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None,
         "Batch size": request.batch_size if request.batch_size > 1 else None,
         "Batch pos": generated.batch_position if request.batch_size > 1 else None,
-        "Denoising strength": float(request.denoising_strength) if request.init_image or request.enable_hr else None,
+        "Denoising strength": float(request.denoising_strength) if from_image or request.enable_hr else None,
         "Clip skip": request.clip_skip if request.clip_skip != 1 else None,
-        "Mask blur": request.mask_blur if request.mask else None,
-        "Inpaint area": "Only masked" if request.mask and request.inpaint_only_masked else None,
-        "Masked area padding": request.only_masked_padding if request.mask and request.inpaint_only_masked else None,
+        "Mask blur": request.mask_blur if masked else None,
+        "Inpaint area": "Only masked" if masked and request.inpaint_only_masked else None,
+        "Masked area padding": request.only_masked_padding if masked and request.inpaint_only_masked else None,
         "Lora hashes": _lora_hashes(request),
     }
     if request.enable_hr:
@@ -81,6 +83,8 @@ def infotext_params(generated) -> dict[str, Any]:
     if stopped:  # /skip or /interrupt: `Steps` stays the schedule asked for; this says where sampling ended
         where = " of the hires pass" if stopped["pass"] == "hires" else ""
         params["Stopped at step"] = f"{stopped['step']} of {stopped['of']}{where} ({stopped['stop']})"
+    if request.repose is not None:
+        params.update(repose_params(request.repose))
     if request.rng.value != "GPU":
         params["RNG"] = request.rng.value  # A1111 writes it when not its default (GPU)
     params["Version"] = "kekong"

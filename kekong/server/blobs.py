@@ -34,6 +34,8 @@ def image_fields(request: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any],
         if isinstance(unit, dict):
             yield f"controls[{index}].image", unit, "image"
             yield f"controls[{index}].mask", unit, "mask"
+    if isinstance(request.get("repose"), dict):
+        yield "repose.image", request["repose"], "image"  # the photo a re-pose warps
 
 
 def suffix(data: bytes) -> str:

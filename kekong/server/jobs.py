@@ -31,7 +31,8 @@ def submit(request: Request, body: GenerationRequest,
     svc = services(request)
     fields = with_checked_images(with_model_defaults(body), svc)  # the job holds the values it runs with
     answer = {"layers": {"metadata": metadata, "watermark": watermark, "c2pa": c2pa}}
-    job, created = svc.submit(fields, "generate", answer, idempotency_key)
+    kind = "repose" if body.repose is not None else "generate"  # a re-pose: warp, then inpaint (request.repose)
+    job, created = svc.submit(fields, kind, answer, idempotency_key)
     return JSONResponse(describe(job, svc), status_code=202 if created else 200,
                         headers={"Location": f"/v1/jobs/{job.id}"})
 
@@ -45,6 +46,8 @@ def with_checked_images(body: GenerationRequest, svc: Services) -> dict[str, Any
         for key in ("image", "mask"):
             if unit[key] is not None:
                 unit[key] = image_field(unit[key], f"controls[{index}].{key}", svc.config.urls)
+    if fields["repose"] is not None:
+        fields["repose"]["image"] = image_field(fields["repose"]["image"], "repose.image", svc.config.urls)
     return fields
 
 

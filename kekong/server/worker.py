@@ -240,6 +240,6 @@ def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any
     first = results[0] if results else None
     return {"images": images, "maps": maps, "warnings": warnings,
             "request": (first.request if first else request).model_dump(
-                mode="json", exclude={"init_image", "mask", "controls"}),
+                mode="json", exclude={"init_image": True, "mask": True, "controls": True, "repose": {"image"}}),
             "model": {"name": first.base.name, "hash": first.base.hash} if first else None,
             "vae": first.vae.name if first is not None and first.vae is not None else None}
