@@ -111,3 +111,20 @@ def test_grid_and_score_from_the_command_line(tmp_path):
     assert json.loads(followed.stdout)[0]["value"] > json.loads(ignored.stdout)[0]["value"] + 0.3
     refused = cli("grid", "a red star", "--x", "Steps:1,500")
     assert refused.returncode != 0 and "grid cell Steps=500" in refused.stderr
+
+
+def test_nothing_axes_written_back_and_seeds_fixed_as_a1111():
+    from kekong.generation.grid import axis_text, fix_seeds
+
+    base = {"prompt": "a red star", "seed": -1}
+    nothing = parse_axis("Nothing")
+    assert nothing.values == ("",)
+    cells = plan(base, [nothing, parse_axis("Steps:2,3")])  # A1111's X=Nothing, Y=Steps: one column
+    assert [c.position for c in cells] == [(0, 0, 0), (0, 1, 0)] and [c.request.steps for c in cells] == [2, 3]
+    for text in ('Prompt S/R:red,"dark, blue"', "CFG Scale:0.5,1.25", "[ControlNet 1] Weight:0,1", "Nothing"):
+        axis = parse_axis(text)
+        assert parse_axis(axis_text(axis)) == axis
+    fields, [seeds] = fix_seeds(base, [parse_axis("Seed:-1,7,-1")])
+    assert fields["seed"] != -1 and seeds.values[1] == 7 and -1 not in seeds.values
+    kept = plan(base, [parse_axis("Seed:-1,7")], fixed_seeds=False)  # "Keep -1 for seeds"
+    assert [c.request.seed for c in kept] == [-1, 7]

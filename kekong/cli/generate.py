@@ -199,12 +199,12 @@ def generate(
 
 def run_grid(fields: dict[str, Any], axes_text: list[str], folder: Path, layers: Layers, score: bool) -> None:
     """Plan every cell (all checked first), generate them with one progress bar, write the grid."""
-    from kekong.generation.grid import parse_axis, plan, run
+    from kekong.generation.grid import fix_seeds, parse_axis, plan, run
     from kekong.generation.pipeline import generate as run_one
     from kekong.generation.pipeline import steps_per_batch
     from kekong.provenance.grid_record import write_grid
 
-    axes = [parse_axis(text) for text in axes_text]
+    fields, axes = fix_seeds(fields, [parse_axis(text) for text in axes_text])  # the sheet names the seeds drawn
     cells = plan(fields, axes)
     typer.echo(f"grid: {' × '.join(str(len(a.values)) for a in axes)} = {len(cells)} cells into {folder}")
 

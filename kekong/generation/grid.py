@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import re
 import secrets
 from collections.abc import Callable
@@ -41,13 +42,16 @@ class AxisType:
     kind: type  # int, float or str
 
 
+NOTHING = AxisType("Nothing", "", str)  # A1111's placeholder: one value that changes nothing
 _TYPES = [
-    AxisType("Prompt S/R", "prompt", str), AxisType("Seed", "seed", int), AxisType("Steps", "steps", int),
+    NOTHING, AxisType("Prompt S/R", "prompt", str), AxisType("Seed", "seed", int), AxisType("Steps", "steps", int),
     AxisType("CFG Scale", "cfg_scale", float), AxisType("Sampler", "sampler", str),
     AxisType("Schedule type", "scheduler", str), AxisType("Denoising", "denoising_strength", float),
     AxisType("Checkpoint name", "model", str), AxisType("VAE", "vae", str),
     AxisType("Var. seed", "subseed", int), AxisType("Var. strength", "subseed_strength", float),
     AxisType("Clip skip", "clip_skip", int), AxisType("Hires steps", "hr_second_pass_steps", int),
+    AxisType("Hires sampler", "hr_sampler_name", str), AxisType("Hires upscaler", "hr_upscaler", str),
+    AxisType("Refiner switch at", "refiner_switch_at", float), AxisType("RNG source", "rng", str),
     AxisType("[ControlNet] Weight", "unit.weight", float),
     AxisType("[ControlNet] Guidance Start", "unit.start", float),
     AxisType("[ControlNet] Guidance End", "unit.end", float),
@@ -81,6 +85,8 @@ def parse_axis(text: str) -> Axis:
     match = _UNIT_AXIS.fullmatch(key)
     if match:
         unit, key = int(match.group(1) or 0), f"[controlnet] {match.group(2)}"
+    if key == "nothing":
+        return Axis(NOTHING, ("",))
     if not sep or key not in AXIS_TYPES:
         known = ", ".join(t.name for t in _TYPES)
         raise ParameterError(f"axis {text!r}: expected AXIS:VALUES with AXIS one of: {known}")
@@ -91,6 +97,27 @@ def parse_axis(text: str) -> Axis:
     if axis_type.name == "Prompt S/R" and len(parsed) < 2:
         raise ParameterError("axis Prompt S/R: the first value is searched for, the others replace it: give 2+")
     return Axis(axis_type, parsed, unit)
+
+
+def axis_text(axis: Axis) -> str:
+    """The axis written back as `AXIS:VALUES` (CSV-quoted), so parse_axis gives it again."""
+    if axis.type is NOTHING:
+        return NOTHING.name
+    stream = io.StringIO()
+    csv.writer(stream).writerow([f"{v:g}" if isinstance(v, float) else str(v) for v in axis.values])
+    return f"{axis.label}:{stream.getvalue().strip()}"
+
+
+def fix_seeds(fields: dict[str, Any], axes: list[Axis]) -> tuple[dict[str, Any], list[Axis]]:
+    """A1111's fixed seeds (the X/Y/Z plot's default, unless "Keep -1 for seeds"): a seed of -1 is
+    drawn once for every cell, and each -1 on a Seed or Var. seed axis is drawn once for its row
+    or column."""
+    fields = copy.deepcopy(fields)
+    if fields.get("seed", -1) == -1:
+        fields["seed"] = secrets.randbelow(2**32)
+    drawn = [Axis(a.type, tuple(secrets.randbelow(2**32) if v == -1 else v for v in a.values), a.unit)
+             if a.type.name in ("Seed", "Var. seed") else a for a in axes]
+    return fields, drawn
 
 
 def expand(text: str, kind: type, name: str = "axis") -> list[Any]:
@@ -154,16 +181,15 @@ class Cell:
     request: GenerationRequest
 
 
-def plan(fields: dict[str, Any], axes: list[Axis]) -> list[Cell]:
-    """Every cell's request, built and validated before any runs (z slowest, then y, then x)."""
+def plan(fields: dict[str, Any], axes: list[Axis], fixed_seeds: bool = True) -> list[Cell]:
+    """Every cell's request, built and validated before any runs (z slowest, then y, then x).
+    `fixed_seeds` (A1111's default): see fix_seeds; False keeps -1, each cell draws its own."""
     if not 1 <= len(axes) <= 3:
         raise ParameterError("a grid has one to three axes (x, y, z)")
     shape = [len(a.values) for a in axes] + [1] * (3 - len(axes))
     if shape[0] * shape[1] * shape[2] > MAX_CELLS:
         raise ParameterError(f"{' × '.join(map(str, shape[:len(axes)]))} cells; a grid has at most {MAX_CELLS}")
-    fields = copy.deepcopy(fields)
-    if fields.get("seed", -1) == -1:
-        fields["seed"] = secrets.randbelow(2**32)  # one seed for every cell, unless the seed is an axis
+    fields, axes = fix_seeds(fields, axes) if fixed_seeds else (copy.deepcopy(fields), axes)
     cells = []
     for z in range(shape[2]):
         for y in range(shape[1]):
@@ -184,6 +210,8 @@ def plan(fields: dict[str, Any], axes: list[Axis]) -> list[Cell]:
 
 def _apply(fields: dict[str, Any], axis: Axis, value: Any) -> None:
     field = axis.type.field
+    if axis.type is NOTHING:
+        return
     if axis.type.name == "Prompt S/R":
         search = axis.values[0]
         prompt, negative = fields.get("prompt", ""), fields.get("negative_prompt", "")

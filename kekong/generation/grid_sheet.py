@@ -49,7 +49,8 @@ def contact_sheet(images: Sequence[np.ndarray], shape: tuple[int, int, int], x_l
     size = max(MIN_FONT_PX, cell_w // 10)
     font, line_px = _font(size), int(size * 1.25)
     columns = [_wrapped(label, font, cell_w - 2) for label in x_labels]
-    heading = (f"columns: {titles[0]}" if titles else "") + (f"; rows: {titles[1]}" if len(titles) > 1 else "")
+    named = [f"{kind}: {title}" for kind, title in zip(("columns", "rows"), titles, strict=False) if title]
+    heading = "; ".join(named)  # an axis without a title (A1111's Nothing) is left out
     top = line_px * (max(len(lines) for lines in columns) + (1 if heading else 0)) + GAP
     left_width = max(cell_w, 4 * size * 2) if y_labels else 0
     rows = [_wrapped(label, font, left_width - 2) for label in y_labels] if y_labels else []

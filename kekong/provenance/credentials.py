@@ -106,19 +106,21 @@ class Ingredient:
     """An input image: the control map or photo a generation used."""
 
     title: str
-    relationship: str  # "parentOf" (the init image of img2img/inpaint) or "inputTo" (control images)
+    relationship: str  # "parentOf" (img2img's init image), "inputTo" (control images), "componentOf" (grid cells)
     data: bytes
     mime: str = "image/png"
 
 
 def sign_image(encoded: bytes, mime: str, *, title: str, edited: bool, ingredients: list[Ingredient],
-               assertion: dict[str, Any], thumbnails: bool = False) -> bytes:
+               assertion: dict[str, Any], thumbnails: bool = False, composite: bool = False) -> bytes:
     """The image file `encoded` (PNG, JPEG or WebP) with an embedded, signed C2PA manifest.
 
     txt2img is `c2pa.created` with digital source type trainedAlgorithmicMedia; img2img and
     inpaint (`edited`) are `c2pa.opened` on the init image + `c2pa.edited` with
     compositeWithTrainedAlgorithmicMedia. Ingredients are recorded by hash (in our assertion) and
-    title; their thumbnails — which would embed the user's photo — only when asked."""
+    title; their thumbnails — which would embed the user's photo — only when asked. `composite`: a
+    sheet made of generated images (the X/Y/Z grid; its ingredients are `componentOf`) is
+    `c2pa.created` with compositeWithTrainedAlgorithmicMedia."""
     import hashlib
 
     import c2pa
@@ -130,7 +132,8 @@ def sign_image(encoded: bytes, mime: str, *, title: str, edited: bool, ingredien
         actions = [{"action": "c2pa.opened", "softwareAgent": agent, "parameters": {"ingredientIds": ["parent"]}},
                    {"action": "c2pa.edited", "digitalSourceType": COMPOSITE, "softwareAgent": agent}]
     else:
-        actions = [{"action": "c2pa.created", "digitalSourceType": TRAINED, "softwareAgent": agent}]
+        actions = [{"action": "c2pa.created", "digitalSourceType": COMPOSITE if composite else TRAINED,
+                    "softwareAgent": agent}]
     hashes = [{"title": i.title, "relationship": i.relationship, "sha256": hashlib.sha256(i.data).hexdigest()}
               for i in ingredients]
     manifest = {"claim_generator_info": [agent], "title": title, "format": mime,

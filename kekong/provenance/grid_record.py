@@ -1,7 +1,9 @@
 """Writing an X/Y/Z grid: each cell stamped as any kekong image (infotext, recipe, watermark, C2PA),
-the contact sheet carrying the first cell's infotext (as A1111's grid does) and a `kekong-grid`
-chunk naming every cell by file and sha256, a `grid.json` + `grid.csv` of every cell's parameters
-and fidelity scores, and for a numeric X axis a plot of the scores against it."""
+and the contact sheet stamped too: the first cell's infotext plus A1111's `Script: X/Y/Z plot`,
+`X Type`/`X Values` keys (as A1111's grid does), a `kekong-grid` chunk naming every cell by file
+and sha256, its own watermark (registered to that list) and a C2PA manifest whose ingredients are
+the cells (`componentOf`). Beside it a `grid.json` + `grid.csv` of every cell's parameters and
+fidelity scores, and for a numeric X axis a plot of the scores against it."""
 
 from __future__ import annotations
 
@@ -12,10 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kekong.generation.grid import Axis, Cell
+import numpy as np
+
+from kekong.generation.grid import NOTHING, Axis, Cell, axis_text
 from kekong.generation.grid_sheet import contact_sheet, label
 from kekong.io import encode_image, write_atomic
-from kekong.provenance.stamp import Layers, describe, stamp
+from kekong.provenance.infotext import format_infotext
+from kekong.provenance.stamp import Layers, infotext_params, stamp
+
+GRID_KEY = "kekong-grid"  # the sheet's PNG chunk: the axes and every cell by file and sha256
+MAX_C2PA_CELLS = 64  # cells embedded as C2PA ingredients (with their own manifests); all are in GRID_KEY
 
 
 def cell_name(cell: Cell) -> str:
@@ -23,33 +31,105 @@ def cell_name(cell: Cell) -> str:
 
 
 def write_grid(cells: list[Cell], results: list[Any], axes: list[Axis], out_dir: Path,
-               layers: Layers | None = None) -> dict[str, Any]:
-    """Write the grid into `out_dir`; returns its summary (also grid.json)."""
+               layers: Layers | None = None, sub_grids: bool = False) -> dict[str, Any]:
+    """Write the grid into `out_dir`; returns its summary (also grid.json). A result of None is a
+    cell that was not made (the run was interrupted): blank on the sheet, as A1111 leaves it.
+    `sub_grids`: one sheet per Z value too (`grid-z<i>.png`, A1111's "Include Sub Grids")."""
     layers = layers or Layers()
     out_dir.mkdir(parents=True, exist_ok=True)
+    made = [g for g in results if g is not None]
     rows = []
     for cell, generated in zip(cells, results, strict=True):
+        values = {axis.label: _plain(value) for axis, value in zip(axes, cell.values, strict=True)}
+        if generated is None:
+            rows.append({"file": None, "sha256": None, "position": list(cell.position), "seed": None, **values,
+                         "fidelity": None, "missing": "not made: the grid was interrupted"})
+            continue
         path = stamp(generated, out_dir / f"{cell_name(cell)}.png", layers=layers)
         rows.append({"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                     "position": list(cell.position), "seed": generated.seed,
-                     **{axis.label: _plain(value) for axis, value in zip(axes, cell.values, strict=True)},
+                     "position": list(cell.position), "seed": generated.seed, **values,
                      "fidelity": generated.fidelity})
+    blank = np.zeros_like(made[0].image)
+    images = [g.image if g is not None else blank for g in results]
     shape = tuple(len(a.values) for a in axes) + (1,) * (3 - len(axes))
     labels = [[label(axis, v) for v in axis.values] for axis in axes] + [[]] * (3 - len(axes))
-    sheet = contact_sheet([g.image for g in results], shape, labels[0], labels[1],
-                          [f"{axes[2].label}: {v}" for v in labels[2]], [a.label for a in axes[:2]])
+    titles = [a.label if a.type is not NOTHING else "" for a in axes[:2]]
+    z_labels = [f"{axes[2].label}: {v}" for v in labels[2]] if len(axes) > 2 and axes[2].type is not NOTHING else []
     summary = {"axes": [{"name": a.label, "values": [_plain(v) for v in a.values]} for a in axes],
                "cells": rows, "sheet": "grid.png"}
-    infotext, _ = describe(results[0])
-    pnginfo = {"parameters": infotext, "kekong-grid": json.dumps(summary)} if layers.metadata else None
-    write_atomic(out_dir / "grid.png", encode_image(sheet, "PNG", pnginfo))
+    files = [out_dir / row["file"] for row in rows if row["file"]]
+    sheet = contact_sheet(images, shape, labels[0], labels[1], z_labels, titles)
+    summary["provenance"] = stamp_sheet(sheet, out_dir / "grid.png", layers, grid_infotext(made[0], axes), summary,
+                                        files)
+    if sub_grids:
+        per_z = shape[0] * shape[1]
+        summary["sub_grids"] = []
+        for z in range(shape[2]):
+            name = f"grid-z{z}.png"
+            part = contact_sheet(images[z * per_z:(z + 1) * per_z], (shape[0], shape[1], 1), labels[0], labels[1],
+                                 [], titles)
+            first = next((g for g in results[z * per_z:(z + 1) * per_z] if g is not None), made[0])
+            stamp_sheet(part, out_dir / name, layers, grid_infotext(first, axes[:2]),
+                        {**summary, "sheet": name, "z": z}, files[z * per_z:(z + 1) * per_z])
+            summary["sub_grids"].append(name)
     write_atomic(out_dir / "grid.json", json.dumps(summary, indent=1).encode())
-    write_atomic(out_dir / "grid.csv", _csv(rows, axes))
-    plot = _plot(rows, axes[0])
+    write_atomic(out_dir / "grid.csv", _csv([r for r in rows if r["file"]], axes))
+    plot = _plot([r for r in rows if r["file"]], axes[0])
     if plot is not None:
         write_atomic(out_dir / "fidelity.png", plot)
         summary["plot"] = "fidelity.png"
     return summary
+
+
+def grid_infotext(first: Any, axes: list[Axis]) -> str:
+    """A1111's grid infotext: the first cell's, plus `Script: X/Y/Z plot` and each axis's type and
+    values (`Fixed X Values` for a seed axis, as A1111 writes the seeds it drew)."""
+    params = infotext_params(first)
+    params.pop("Version", None)
+    params["Script"] = "X/Y/Z plot"
+    for letter, axis in zip("XYZ", axes, strict=False):
+        if axis.type is NOTHING:
+            continue
+        params[f"{letter} Type"] = axis.type.name
+        params[f"{letter} Values"] = axis_text(axis).partition(":")[2]
+        if axis.type.name in ("Seed", "Var. seed"):
+            params[f"Fixed {letter} Values"] = ", ".join(str(v) for v in axis.values)
+    params["Version"] = "kekong"
+    request = first.request
+    return format_infotext(request.prompt, request.negative_prompt, params)
+
+
+def stamp_sheet(sheet: np.ndarray, path: Path, layers: Layers, infotext: str, summary: dict[str, Any],
+                cells: list[Path]) -> dict[str, Any]:
+    """Write a contact sheet with the provenance layers every kekong image gets: the infotext and
+    the `kekong-grid` chunk, a watermark registered to the grid's summary, a C2PA manifest with the
+    cells as ingredients. Returns its provenance record (as a recipe's `provenance`)."""
+    from kekong.provenance import marks, watermark
+
+    record: dict[str, Any] = {"metadata": layers.metadata, "c2pa": layers.c2pa, "watermark": "off"}
+    if layers.watermark:
+        height, width = sheet.shape[:2]
+        if min(height, width) < watermark.MIN_SIDE:
+            record["watermark"] = f"not embedded: {width}x{height} is below {watermark.MIN_SIDE} px"
+        else:
+            mark_id = marks.register(None, str(path.resolve()), {"grid": summary} if layers.metadata else None,
+                                     c2pa=layers.c2pa)
+            sheet = watermark.embed(sheet, mark_id)
+            record["watermark"] = marks.format_id(mark_id)
+    chunk = {**summary, "provenance": record}
+    pnginfo = {"parameters": infotext, GRID_KEY: json.dumps(chunk)} if layers.metadata else None
+    encoded = encode_image(sheet, "PNG", pnginfo, name=str(path))
+    if layers.c2pa:
+        from kekong.provenance.credentials import Ingredient, sign_image
+
+        ingredients = [Ingredient(f"grid cell {cell.name}", "componentOf", cell.read_bytes())
+                       for cell in cells[:MAX_C2PA_CELLS]]
+        assertion = {"layers": {"metadata": layers.metadata, "watermark": record["watermark"] != "off", "c2pa": True},
+                     "watermark": record["watermark"], "grid": chunk if layers.metadata else None}
+        encoded = sign_image(encoded, "image/png", title=path.name, edited=False, composite=True,
+                             ingredients=ingredients, assertion=assertion)
+    write_atomic(path, encoded)
+    return record
 
 
 def _plain(value: Any) -> Any:

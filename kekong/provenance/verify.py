@@ -114,6 +114,7 @@ def read_metadata(data: bytes) -> dict[str, Any]:
 
     from PIL import Image
 
+    from kekong.provenance.grid_record import GRID_KEY
     from kekong.provenance.stamp import RECIPE_KEY
 
     try:
@@ -125,14 +126,19 @@ def read_metadata(data: bytes) -> dict[str, Any]:
     parameters = text.get("parameters")
     if parameters is None and 0x9286 in exif.get_ifd(0x8769):  # EXIF UserComment, as A1111 writes JPEG/WebP
         parameters = _user_comment(exif.get_ifd(0x8769)[0x9286])
-    recipe = None
-    if RECIPE_KEY in text:
-        try:
-            recipe = json.loads(text[RECIPE_KEY])
-        except ValueError:
-            recipe = None
-    return {"parameters": parameters, "recipe": recipe,
-            "layers": (recipe or {}).get("provenance")}
+    recipe, grid = _json_chunk(text, RECIPE_KEY), _json_chunk(text, GRID_KEY)
+    answer = {"parameters": parameters, "recipe": recipe, "layers": (recipe or grid or {}).get("provenance")}
+    if grid is not None:  # an X/Y/Z contact sheet: the cells it is made of
+        answer["grid_cells"] = [cell.get("file") for cell in grid.get("cells", []) if isinstance(cell, dict)]
+    return answer
+
+
+def _json_chunk(text: dict[str, str], key: str) -> Any:
+    try:
+        value = json.loads(text[key]) if key in text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _user_comment(value: Any) -> str | None:
@@ -206,6 +212,10 @@ def describe(verdict: Verdict) -> str:
         lines.append(f"  parameters: {first[:100]}{'…' if len(first) > 100 else ''}")
     if meta.get("recipe"):
         lines.append(f"  recipe: kekong recipe v{meta['recipe'].get('kekong_recipe')}; layers {meta.get('layers')}")
+    if meta.get("grid_cells") is not None:
+        cells = meta["grid_cells"]
+        named = ", ".join(str(c) for c in cells[:4]) + (", …" if len(cells) > 4 else "")
+        lines.append(f"  grid: an X/Y/Z contact sheet of {len(cells)} cell(s) ({named})")
     if not meta.get("parameters") and not meta.get("recipe"):
         lines.append("  parameters: none")
     sdxl = verdict.sdxl_watermark
