@@ -22,6 +22,7 @@ from kekong.detect.resolution import (
 )
 from kekong.errors import ParameterError
 from kekong.io import as_rgb
+from kekong.sizes import check_detector_work
 
 __all__ = ["DETECTORS", "DetectResult", "Detector", "get", "list_detectors", "run"]
 
@@ -72,7 +73,8 @@ def run(
 
     Parameters are validated against the detector's declaration before any work. The map
     comes back at the processor resolution (short side = res); fitting it to a generation
-    size is `resolution.fit_to_target`'s job.
+    size is `resolution.fit_to_target`'s job. A detector with a `min_res` sees the image at no less
+    than that (pose at 256) and draws its map at the processor resolution.
     """
     detector = get(name)
     values = detector.validate(params)
@@ -88,7 +90,9 @@ def run(
     if not detector.uses_resolution:
         return _as_result(detector.fn(image, **values))
     resolution = processor_resolution(image.shape[:2], res, pixel_perfect, target_hw, resize_mode)
-    work, remove_pad = resize_short_side(image, resolution, pad=detector.pad64)
+    if resolution < detector.min_res:  # detect where the model works, draw at the processor resolution
+        values["out_hw"] = check_detector_work(image.shape[:2], resolution)
+    work, remove_pad = resize_short_side(image, max(resolution, detector.min_res), pad=detector.pad64)
     if detector.takes_mask:
         mask_work, _ = resize_short_side(values["mask"], resolution, pad=detector.pad64)
         values["mask"] = mask_work

@@ -85,6 +85,9 @@ class Detector:
     uses_resolution: bool = True  # runs at the processor resolution
     takes_mask: bool = False  # needs an inpaint mask beside the image
     structured: bool = False  # returns structured data beside the map (OpenPose JSON), for --json
+    # Detection runs at no less than this short side; below it the detector is given `out_hw`, the size the
+    # processor resolution gives, and draws its map there (pose keypoints scale; a 128 px image loses them).
+    min_res: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

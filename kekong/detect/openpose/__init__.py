@@ -27,10 +27,19 @@ VARIANTS = {  # name → (body, hands, face, what it draws)
 }
 
 
+# mediapipe's pose model misplaces and invents people on images much smaller than this (at 128 px a
+# second person appeared in the astronaut's helmet): detection runs at ≥ 256 px and the keypoints,
+# normalised, are drawn at the processor resolution (what pixel perfect picks for a small target).
+POSE_MIN_RES = 256
+
+
 def _make(body: bool, hands: bool, face: bool):
-    def run(image: np.ndarray, max_people: int = 4, min_visibility: float = 0.5) -> DetectResult:
+    def run(image: np.ndarray, max_people: int = 4, min_visibility: float = 0.5,
+            out_hw: tuple[int, int] | None = None) -> DetectResult:
         pose = detect_pose(image, body=body, hands=hands, face=face,
                            max_people=max_people, min_visibility=min_visibility)
+        if out_hw is not None:
+            pose = PoseResult(people=pose.people, width=out_hw[1], height=out_hw[0])
         drawn = draw_pose(pose, body=body, hands=hands, face=face)
         return DetectResult(drawn, pose.to_json())
 
@@ -41,7 +50,7 @@ for _name, (_body, _hands, _face, _what) in VARIANTS.items():
     detector(
         _name, f"OpenPose {_what} from mediapipe's bundled models, in OpenPose colours; "
         "keypoints exported as OpenPose JSON.",
-        params=PARAMS, feeds=POSE_MODELS, pad64=False, structured=True,
+        params=PARAMS, feeds=POSE_MODELS, pad64=False, structured=True, min_res=POSE_MIN_RES,
     )(_make(_body, _hands, _face))
 
 

@@ -1,7 +1,11 @@
 """OpenPose keypoints from mediapipe's bundled models (pose, hands, face mesh).
 
 mediapipe's pose model finds one person per call, so several people are found by masking
-out each person found (their segmentation, dilated) and looking again.
+out each person found (their segmentation, dilated) and looking again. A later find must be a
+plausible person: not upside down, not a fraction of the first one's size, and not overlapping
+anyone found before (seen otherwise: a person in the astronaut's helmet, next to her masked body).
+Hands are looked for in the whole image and again in a crop around each body wrist, scaled up, so
+hands too small for the whole-image search are found.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ MP_FOR_OPENPOSE = {
 NECK, RIGHT_WRIST, LEFT_WRIST, NOSE = 1, 4, 7, 0
 MASK_FILL = 127  # grey painted over a person already found
 MIN_KEYPOINTS = 4  # fewer visible body keypoints than this is not a person
+MIN_RELATIVE_SIZE = 0.25  # a later person's skeleton (box diagonal) at least this share of the first one's
+MAX_OVERLAP = 0.1  # a later person's padded box may lie at most this share on people found before
+HAND_CROP = 256  # side a crop around a wrist is scaled to for the hand model
 
 
 def _landmarks(result_landmarks: object, count: int) -> np.ndarray:
@@ -61,11 +68,38 @@ def detect_bodies(image: np.ndarray, max_people: int, min_visibility: float) -> 
         body = body_from_mediapipe(_landmarks(result.pose_landmarks, 33), min_visibility)
         visible = body[~np.isnan(body[:, 0]), :2]
         if (len(visible) < MIN_KEYPOINTS or _duplicate(body, people)
-                or _mostly_masked(visible, masked) or (people and _upside_down(body))):
+                or _mostly_masked(visible, masked) or (people and not _plausible(body, people, masked))):
             break
         people.append(Person(body=body))
         masked |= _mask_out(work, result.segmentation_mask, body)
     return people
+
+
+def _box(points: np.ndarray, pad: float = 0.0) -> np.ndarray:
+    """x0, y0, x1, y1 of normalised points, grown by `pad` × the longer side."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    grow = pad * float(max(*(high - low), 1e-3))
+    return np.array([*(low - grow), *(high + grow)])
+
+
+def _diagonal(points: np.ndarray, w: int, h: int) -> float:
+    return float(np.hypot(*(np.ptp(points, axis=0) * (w, h))))
+
+
+def _plausible(body: np.ndarray, people: list[Person], masked: np.ndarray) -> bool:
+    """A person found after the first: upright, at least MIN_RELATIVE_SIZE of the first one's
+    skeleton, and its box (padded as a found person's mask is) at most MAX_OVERLAP on the area
+    of the people found before."""
+    if _upside_down(body):
+        return False
+    h, w = masked.shape
+    visible = body[~np.isnan(body[:, 0]), :2]
+    first = people[0].body
+    first_points = first[~np.isnan(first[:, 0]), :2] if first is not None else visible
+    if _diagonal(visible, w, h) < MIN_RELATIVE_SIZE * _diagonal(first_points, w, h):
+        return False
+    x0, y0, x1, y1 = np.clip(_box(visible, 0.15) * (w, h, w, h), 0, (w - 1, h - 1, w - 1, h - 1)).astype(int)
+    return bool(masked[y0:y1 + 1, x0:x1 + 1].mean() <= MAX_OVERLAP)
 
 
 def _upside_down(body: np.ndarray) -> bool:
@@ -114,13 +148,13 @@ def _mask_out(work: np.ndarray, segmentation: np.ndarray | None, body: np.ndarra
     return mask > 0
 
 
-def detect_hands(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
+def detect_hands(image: np.ndarray, solution: mp_models.Solution | None = None) -> list[tuple[np.ndarray, str]]:
     """Every hand: (21, 3) keypoints and the side it belongs to on the person ('left'/'right').
 
     mediapipe labels handedness as if the image were mirrored (a selfie camera), so on an
     ordinary photo its "Left" is the person's right hand.
     """
-    result = mp_models.hands().process(image)
+    result = (solution or mp_models.hands()).process(image)
     if not result.multi_hand_landmarks:
         return []
     hands = []
@@ -131,6 +165,70 @@ def detect_hands(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
         label = handedness.classification[0].label.lower()
         hands.append((points, "right" if label == "left" else "left"))
     return hands
+
+
+def wrist_crop(body: np.ndarray, wrist: int, w: int, h: int) -> tuple[int, int, int] | None:
+    """The square (left, top, side in pixels) around a body wrist where its hand must be: 2.4 ×
+    the forearm (a hand is about 0.75 of it) or a third of the shoulders, at least 5% of the image."""
+    elbow = {RIGHT_WRIST: 3, LEFT_WRIST: 6}[wrist]
+    if np.isnan(body[wrist, 0]):
+        return None
+    centre = body[wrist, :2] * (w, h)
+    lengths = [0.05 * min(w, h)]
+    if not np.isnan(body[elbow, 0]):
+        lengths.append(1.2 * float(np.hypot(*(centre - body[elbow, :2] * (w, h)))))
+    if not np.isnan(body[2, 0]) and not np.isnan(body[5, 0]):
+        lengths.append(0.33 * float(np.hypot(*((body[2, :2] - body[5, :2]) * (w, h)))))
+    half = max(lengths)
+    return round(float(centre[0]) - half), round(float(centre[1]) - half), max(8, round(2 * half))
+
+
+def hands_at_wrists(image: np.ndarray, people: list[Person]) -> list[tuple[np.ndarray, str]]:
+    """Hands found in a crop around each body wrist, scaled to HAND_CROP px (black beyond the image),
+    in the whole image's normalised coordinates; only the hand whose wrist is nearest the body's."""
+    h, w = image.shape[:2]
+    found = []
+    for person in people:
+        if person.body is None:
+            continue
+        for wrist in (RIGHT_WRIST, LEFT_WRIST):
+            square = wrist_crop(person.body, wrist, w, h)
+            if square is None:
+                continue
+            left, top, side = square
+            crop = np.zeros((side, side, 3), np.uint8)
+            x0, y0, x1, y1 = max(0, left), max(0, top), min(w, left + side), min(h, top + side)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            crop[y0 - top:y1 - top, x0 - left:x1 - left] = image[y0:y1, x0:x1]
+            scaled = cv2.resize(crop, (HAND_CROP, HAND_CROP),
+                                interpolation=cv2.INTER_CUBIC if side < HAND_CROP else cv2.INTER_AREA)
+            hands = detect_hands(scaled, mp_models.hands(2))
+            if not hands:
+                continue
+            for points, _side in hands:  # crop → image coordinates
+                points[:, 0] = (left + points[:, 0] * side) / w
+                points[:, 1] = (top + points[:, 1] * side) / h
+            body_wrist = person.body[wrist, :2]
+            points, side_label = min(hands, key=lambda hand: float(np.hypot(*(hand[0][0, :2] - body_wrist))))
+            if float(np.hypot(*((points[0, :2] - body_wrist) * (w, h)))) <= side / 2:
+                found.append((points, side_label))
+    return found
+
+
+def merge_hands(whole: list[tuple[np.ndarray, str]], cropped: list[tuple[np.ndarray, str]]
+                ) -> list[tuple[np.ndarray, str]]:
+    """The hands of both searches, each once: a cropped find replaces a whole-image hand whose wrist
+    is within a third of its span (it was seen larger), and two crops of one hand count once."""
+    merged = list(whole)
+    for points, side in cropped:
+        span = float(np.ptp(points[:, :2], axis=0).max())
+        same = [i for i, (other, _) in enumerate(merged)
+                if float(np.hypot(*(other[0, :2] - points[0, :2]))) < span / 3]
+        for index in reversed(same):
+            del merged[index]
+        merged.append((points, side))
+    return merged
 
 
 def detect_faces(image: np.ndarray) -> list[np.ndarray]:
@@ -188,7 +286,7 @@ def detect_pose(image: np.ndarray, body: bool = True, hands: bool = False, face:
     h, w = image.shape[:2]
     people = detect_bodies(image, max_people, min_visibility) if body else []
     if hands:
-        _attach_hands(people, detect_hands(image))
+        _attach_hands(people, merge_hands(detect_hands(image), hands_at_wrists(image, people)))
     if face:
         _attach_faces(people, detect_faces(image))
     return PoseResult(people=people, width=w, height=h)
