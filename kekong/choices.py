@@ -246,6 +246,13 @@ class PredictionType(str, Enum):
     V_PREDICTION = "v_prediction"
 
 
+class FastPart(str, Enum):
+    """The accelerations fast mode may apply (kekong/generation/fast.py), each switchable."""
+
+    DEEP_CACHE = "deep_cache"  # between full steps only the UNet's shallow branch runs, on kept deep features
+    CONTROL_REUSE = "control_reuse"  # ControlNets run on full steps only; the steps between reuse their residuals
+
+
 class HrOption(str, Enum):
     """Which hires-fix passes a control unit acts in (sd-webui-controlnet's `hr_option`)."""
 

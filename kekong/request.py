@@ -22,6 +22,7 @@ from kekong.choices import (
     SCHEDULE_TYPES,
     UNION_TYPES,
     ControlMode,
+    FastPart,
     HrOption,
     InpaintFill,
     PredictionType,
@@ -181,6 +182,13 @@ class GenerationRequest(_Strict):
     hr_negative_prompt: str = Field("", max_length=20_000)
     # the detailer (A1111's ADetailer, its argument names): faces / hands found and repainted after generation
     detail: list[DetailSpec] = Field(default_factory=list, max_length=4)
+    fast: bool = Field(False, description="fast mode: several times quicker for a little fidelity (DeepCache-style "
+                       "reuse of the UNet's deep features, ControlNets on fewer steps); off = the exact result")
+    fast_parts: list[FastPart] = Field(default_factory=lambda: list(FastPart), min_length=1, description="fast mode: "
+                                       "the accelerations it applies", json_schema_extra={
+                                           "choices": [part.value for part in FastPart]})
+    fast_interval: int = Field(3, ge=2, le=10, description="fast mode: a full step every N steps; the steps "
+                               "between reuse what it computed")
     # re-pose: a photo warped to an edited pose, the areas it uncovered inpainted (the warp makes init image and mask)
     repose: ReposeSpec | None = None
 

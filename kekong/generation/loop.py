@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import torch
 
+from kekong.generation.fast import FastPlan
 from kekong.generation.text import Conditioning, Schedule, pick
 from kekong.generation.units.base import Contribution, Sampling, Step, Unit, by_kind
 
@@ -149,23 +150,25 @@ def denoise(
     unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, guidance: Guidance,
     units: Sequence[Unit], generators: list[torch.Generator], on_step: OnStep | None = None,
     blend: InpaintBlend | None = None, channels: InpaintChannels | None = None, refiner: Refiner | None = None,
-    sampling: Sampling | None = None,
+    sampling: Sampling | None = None, fast: FastPlan | None = None,
 ) -> torch.Tensor:
     """Run the sampler over `timesteps`; returns the final latents. Each step, every kind of control
     unit adds its units' contribution to the UNet call (generation/units/). With a refiner, its UNet
-    and conditioning take over at `refiner.start`; control units act before the switch only."""
+    and conditioning take over at `refiner.start`; control units act before the switch only.
+    `fast`: fast mode's plan (generation/fast.py); None runs the exact path."""
     step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     kinds = by_kind(units)
     with ExitStack() as stack:
         for kind, members in kinds:  # e.g. reference-only's attention hooks, for this run
             stack.enter_context(kind.sampling(members, unet, sampling))
         return _denoise(unet, scheduler, latents, timesteps, guidance, kinds, on_step, blend, channels, refiner,
-                        step_kwargs)
+                        step_kwargs, fast)
 
 
 def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, guidance: Guidance,
              kinds: list[tuple[type[Unit], list[Unit]]], on_step: OnStep | None, blend: InpaintBlend | None,
-             channels: InpaintChannels | None, refiner: Refiner | None, step_kwargs: dict) -> torch.Tensor:
+             channels: InpaintChannels | None, refiner: Refiner | None, step_kwargs: dict,
+             fast: FastPlan | None = None) -> torch.Tensor:
     cfg = guidance.uncond is not None
     batch = latents.shape[0]
     copies = len(guidance.parts) + (1 if cfg else 0)
@@ -177,10 +180,10 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
         latent_in = torch.cat([latents] * copies) if copies > 1 else latents
         latent_in = scheduler.scale_model_input(latent_in, t)
         step = Step(i, total, t, latent_in, embeds, added, batch, batch if cfg else 0, len(guidance.parts), unet,
-                    scheduler)
+                    scheduler, fast, fast is not None and fast.shallow(i, unet))
         given = Contribution()
         for kind, members in kinds:
-            contribution = kind.contribute(members, step)
+            contribution = _contribution(kind, members, step)
             if contribution is not None:
                 given = given + contribution
         unet_in = latent_in
@@ -194,8 +197,9 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
             kwargs["added_cond_kwargs"] = {**kwargs.get("added_cond_kwargs", {}), "image_embeds": given.image_embeds}
         for kind, members in kinds:  # with the call's final inputs (reference-only's pass reads IP-Adapter's)
             kind.before_unet(members, step, kwargs.get("added_cond_kwargs"))
-        noise_pred = unet(unet_in, t, encoder_hidden_states=embeds, down_block_additional_residuals=given.down,
-                          mid_block_additional_residual=given.mid, return_dict=False, **kwargs)[0]
+        with fast.unet_call(unet, i) if fast is not None else nullcontext():
+            noise_pred = unet(unet_in, t, encoder_hidden_states=embeds, down_block_additional_residuals=given.down,
+                              mid_block_additional_residual=given.mid, return_dict=False, **kwargs)[0]
         for kind, members in kinds:
             kind.after_unet(members, step)
         if getattr(scheduler, "needs_uncond", False):  # DDIM CFG++ steps back along the unconditional prediction
@@ -204,9 +208,9 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
         out = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)
         latents, denoised = out[0], (out[1] if len(out) > 1 else None)  # (prev_sample, pred_original_sample)
         if blend is not None:
-            keep = blend.init_latents
-            if i < total - 1:
-                keep = scheduler.add_noise(blend.init_latents, blend.noise, timesteps[i + 1:i + 2])
+            keep, upcoming = blend.init_latents, timesteps[i + 1:i + 2]  # empty after the last evaluation
+            if len(upcoming):
+                keep = scheduler.add_noise(blend.init_latents, blend.noise, upcoming)
             latents = (1 - blend.mask) * keep + blend.mask * latents
         answer = on_step(StepInfo(i + 1, total, latents, denoised)) if on_step is not None else None
         if answer is False:
@@ -214,3 +218,16 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
         if isinstance(answer, Stop):
             raise Stopped(answer, latents, i + 1, total)
     return latents
+
+
+def _contribution(kind: type[Unit], members: list[Unit], step: Step) -> Contribution | None:
+    """What a kind adds this step; in fast mode a reusable kind's kept contribution between full steps."""
+    if step.fast is None:
+        return kind.contribute(members, step)
+    key = tuple(unit.active(step.index, step.total) for unit in members)
+    kept = step.fast.reused(kind, key, step.index)
+    if kept is not None:
+        return kept
+    contribution = kind.contribute(members, step)
+    step.fast.keep(kind, key, step.index, contribution)
+    return contribution

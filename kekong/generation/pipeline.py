@@ -22,6 +22,7 @@ from kekong.generation.control import detect_units, load_units
 from kekong.generation.defaults import with_model_defaults
 from kekong.generation.detailer import check as check_detail
 from kekong.generation.detailer import detail_all
+from kekong.generation.fast import FastPlan
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, Stop, Stopped, denoise
 from kekong.generation.samplers import make_scheduler
 from kekong.generation.text import encode_schedules
@@ -260,7 +261,7 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
                 blend = InpaintBlend(init, noise, latent_mask)
     run = Sampling(seeds[0], shape, lambda image: _encode_image(base, image, None))  # what reference-only reads
     return denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
-                   blend, inpaint_channels, refiner, run)
+                   blend, inpaint_channels, refiner, run, FastPlan.of(request))
 
 
 def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int,

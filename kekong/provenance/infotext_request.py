@@ -30,7 +30,7 @@ _SIMPLE: dict[str, tuple[str, type]] = {
     "Hires upscaler": ("hr_upscaler", str), "Hires sampler": ("hr_sampler_name", str),
     "Hires schedule type": ("hr_scheduler", str), "Hires prompt": ("hr_prompt", str),
     "Hires negative prompt": ("hr_negative_prompt", str), "Refiner switch at": ("refiner_switch_at", float),
-    "RNG": ("rng", str),
+    "RNG": ("rng", str), "Fast interval": ("fast_interval", int),
 }
 _SIZES = {"Size": ("width", "height"), "Seed resize from": ("seed_resize_from_w", "seed_resize_from_h"),
           "Hires resize": ("hr_resize_x", "hr_resize_y")}
@@ -65,6 +65,8 @@ def infotext_fields(text: str) -> InfotextRequest:
             fields[name] = _convert(key, value, kind)
         elif key in _SIZES:
             fields.update(zip(_SIZES[key], _size(key, value), strict=True))
+        elif key == "Fast":  # kekong's fast mode: its parts joined by +
+            fields["fast"], fields["fast_parts"] = True, [part.strip() for part in value.split("+") if part.strip()]
         elif not key.startswith(("ControlNet", "ADetailer ")) and key not in _CONSUMED:
             result.unused.append(f"{key}: {value}")
     fields.setdefault("rng", "GPU")  # A1111 writes RNG only when it is not its default, GPU

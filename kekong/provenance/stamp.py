@@ -85,6 +85,9 @@ def infotext_params(generated) -> dict[str, Any]:
         params["Stopped at step"] = f"{stopped['step']} of {stopped['of']}{where} ({stopped['stop']})"
     if request.repose is not None:
         params.update(repose_params(request.repose))
+    if request.fast:  # fast mode's accelerations and interval (kekong's own keys; off: not written)
+        params["Fast"] = "+".join(part.value for part in request.fast_parts)
+        params["Fast interval"] = request.fast_interval
     if request.rng.value != "GPU":
         params["RNG"] = request.rng.value  # A1111 writes it when not its default (GPU)
     params["Version"] = "kekong"

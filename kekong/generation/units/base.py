@@ -48,6 +48,8 @@ class Step:
     parts: int  # AND parts of the prompt
     unet: Any
     scheduler: Any
+    fast: Any = None  # fast mode's FastPlan (generation/fast.py); None: the exact path
+    shallow: bool = False  # fast mode: only the shallow branch of the UNet (and of ControlNets) runs this step
 
 
 @dataclass

@@ -16,6 +16,7 @@ evaluation; region masks; per-unit control modes and soft injection scales.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from kekong.request import ControlUnit
 @dataclass(eq=False)
 class ControlNetUnit(Unit):
     kind = "controlnet"
+    reusable = True  # fast mode's control_reuse may keep its residuals between full steps
 
     @classmethod
     def claims(cls, unit: ControlUnit, loaded: Loaded) -> bool:
@@ -46,7 +48,7 @@ class ControlNetUnit(Unit):
     @classmethod
     def contribute(cls, units: Sequence[Unit], step: Step) -> Contribution | None:
         down, mid = control_residuals(units, step.index, step.total, step.latent_in, step.t, step.embeds,
-                                      step.added, step.uncond_rows)
+                                      step.added, step.uncond_rows, step.fast, step.shallow)
         return None if down is None else Contribution(down=down, mid=mid)
 
     def share_key(self) -> tuple:
@@ -103,10 +105,11 @@ def _conditional(tensor: Any, uncond_rows: int) -> Any:
 @torch.no_grad()
 def control_residuals(
     units: Sequence[Any], step: int, total: int, latent_in: torch.Tensor, t: torch.Tensor,
-    embeds: torch.Tensor, added: dict | None, uncond_rows: int,
+    embeds: torch.Tensor, added: dict | None, uncond_rows: int, fast: Any = None, shallow: bool = False,
 ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
     """Sum of the active units' residuals for this step, or (None, None) when none is active.
-    Rows [0, uncond_rows) of the batch are the unconditional ones (none without CFG)."""
+    Rows [0, uncond_rows) of the batch are the unconditional ones (none without CFG). In fast mode
+    (`fast`, a FastPlan) a `shallow` step runs each ControlNet's shallow branch only."""
     active = [u for u in units if u.active(step, total)]
     if not active:
         return None, None
@@ -122,8 +125,9 @@ def control_residuals(
         image, kwargs = members[0].model_inputs(members[0].cond.expand(x.shape[0], -1, -1, -1), x.shape[0])
         if a is not None:
             kwargs["added_cond_kwargs"] = a
-        down, mid = members[0].controlnet(x, t, encoder_hidden_states=e, controlnet_cond=image,
-                                          conditioning_scale=1.0, guess_mode=False, return_dict=False, **kwargs)
+        with fast.control_call(members[0].controlnet, shallow, x.shape[0]) if fast is not None else nullcontext():
+            down, mid = members[0].controlnet(x, t, encoder_hidden_states=e, controlnet_cond=image,
+                                              conditioning_scale=1.0, guess_mode=False, return_dict=False, **kwargs)
         for unit in members:
             outputs = [*down, mid]
             scales = unit.scales(len(outputs))
