@@ -252,6 +252,7 @@ def demo(out: Annotated[Path, typer.Option(help="folder for the results")] = Pat
 
 
 # the commands register on `app` defined above
+from kekong.cli import batch as cli_batch  # noqa: E402
 from kekong.cli import generate as cli_generate  # noqa: E402
 from kekong.cli import prompt as cli_prompt  # noqa: E402
 from kekong.cli import repose as cli_repose  # noqa: E402
@@ -265,6 +266,7 @@ app.command()(cli_generate.generate)
 app.command("grid", help="An X/Y/Z grid (A1111's X/Y/Z plot): generate's options plus --x/--y/--z AXIS:VALUES; "
             "e.g. `kekong grid \"a red star\" -c none:outline.png --x \"[ControlNet] Weight:0-1.5 [4]\" --out-dir grid`"
             )(cli_generate.generate)
+app.command()(cli_batch.batch)
 app.command()(cli_score.score)
 app.command()(cli_generate.replay)
 app.command()(cli_generate.models)
@@ -307,6 +309,7 @@ def main() -> None:
     if hint:
         typer.echo(f"error: {hint}", err=True)
         sys.exit(2)
+    sys.argv[1:] = cli_batch.bare_ray_flag(sys.argv[1:])  # `--ray` alone: Ray in this process
     try:
         app()
     except KekongError as exc:
