@@ -1,15 +1,18 @@
 """The training loop every kekong trainer shares: seeded steps, gradient accumulation, warm-up and
 cosine learning-rate decay, a progress bar with the loss, a JSON-lines log, checkpoints with
 optimizer state written atomically, and resume from the last checkpoint after a kill (SIGKILL
-loses at most `checkpoint_every` steps; Ctrl-C and SIGTERM save first)."""
+loses at most `checkpoint_every` steps; Ctrl-C and SIGTERM save first: after the step in progress,
+or at once during a validation, which keeps the progress bar ticking while it samples)."""
 
 from __future__ import annotations
 
 import json
 import math
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,16 +98,18 @@ def run_training(
         _save_atomic({"step": step, "modules": {k: m.state_dict() for k, m in modules.items()},
                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, checkpoint)
 
-    stop = {"now": False}
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop["now"] = True
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    signals = _Signals()
     bar = _bar(settings, name, start)
     smoothed = math.nan
-    step = start
+    completed = start  # steps whose update is in the weights: what a checkpoint written now holds
+    unlogged: dict[str, Any] | None = None  # a finished step's record not yet in the log
+
+    def write_log(entry: dict[str, Any]) -> None:
+        with open(log, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(entry) + "\n")
+
     try:
+        signals.install()
         for module in modules.values():
             module.train()
         for step in range(start, settings.steps):
@@ -117,37 +122,120 @@ def run_training(
             if not math.isfinite(total):
                 raise KekongError(f"{name}: loss became {total} at step {step}; lower the learning rate")
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
+            with signals.deferred():  # an update is applied whole or not at all
+                optimizer.step()
+                schedule.step()
+                completed = step + 1
             smoothed = total if math.isnan(smoothed) else 0.98 * smoothed + 0.02 * total
-            record: dict[str, Any] = {"step": step + 1, "loss": round(total, 6), "time": round(time.time(), 1)}
-            done = step + 1
-            if validate is not None and (done % settings.validate_every == 0 or done == settings.steps):
-                for module in modules.values():
-                    module.eval()
-                record.update(validate(done))
-                for module in modules.values():
-                    module.train()
-            if done % settings.checkpoint_every == 0 or done == settings.steps:
-                save(done)
-            with open(log, "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
+            record: dict[str, Any] = {"step": completed, "loss": round(total, 6), "time": round(time.time(), 1)}
+            unlogged = record
+            if validate is not None and (completed % settings.validate_every == 0 or completed == settings.steps):
+                record.update(_validated(validate, completed, modules, signals, bar))
+            with signals.deferred():
+                if completed % settings.checkpoint_every == 0 or completed == settings.steps:
+                    save(completed)
+                write_log(record)
+                unlogged = None
             if bar is not None:
                 bar.update(1, loss=f"{smoothed:.4f}", **{k: f"{v:.3f}" for k, v in record.items()
                                                           if k not in ("step", "loss", "time")})
-            if stop["now"]:
-                save(done)
-                raise Stopped(_stopped(name, done, checkpoint), checkpoint, 143)
-    except KeyboardInterrupt:
-        save(step)
-        raise Stopped(_stopped(name, step, checkpoint), checkpoint, 130) from None
+            signals.check()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signals.restore()  # a second Ctrl-C while the checkpoint is written stops Python, as usual
+        save(completed)
+        if unlogged is not None:  # stopped in its validation: the step's loss is still logged
+            write_log(unlogged)
+        code = exc.exit_code if isinstance(exc, Interrupted) else 130
+        raise Stopped(_stopped(name, completed, checkpoint), checkpoint, code) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signals.restore()
         if bar is not None:
             bar.close()
         for module in modules.values():
             module.eval()
     return {"steps": settings.steps, "loss": smoothed}
+
+
+class Interrupted(BaseException):
+    """Raised inside a validation (or a step, on a second signal) to stop at once. A BaseException,
+    as KeyboardInterrupt is, so generation code that catches Exception does not swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+class _Signals:
+    """Ctrl-C (SIGINT) and SIGTERM during training. The first signal asks for a stop after the step
+    in progress (a step takes seconds); during a validation, which can take minutes, it stops at
+    once, as does a second signal. Weight updates and checkpoint writes are never cut in half."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self.in_validation = False
+        self.defer = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers live in the main thread; elsewhere Python's defaults stay
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signum, self.count = signum, self.count + 1
+        if self.defer == 0 and (self.in_validation or self.count > 1):
+            raise Interrupted(signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.defer += 1
+        try:
+            yield
+        finally:
+            self.defer -= 1
+        if self.count > 1 or (self.count and self.in_validation):
+            self.check()
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+
+def _validated(validate: Callable[[int], dict[str, float]], step: int, modules: dict[str, torch.nn.Module],
+               signals: _Signals, bar: _Bar | None) -> dict[str, float]:
+    """Run a validation with the modules in eval mode; the progress bar keeps ticking ('validating
+    12 s') and a signal stops it at once. Its time is logged as validation_s."""
+    for module in modules.values():
+        module.eval()
+    began = time.monotonic()
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(1.0):
+            if bar is not None:
+                bar.note(f"validating at step {step}: {time.monotonic() - began:.0f} s")
+
+    ticker = threading.Thread(target=tick, name="validation-ticker", daemon=True)
+    ticker.start()
+    signals.in_validation = True
+    try:
+        signals.check()  # a signal that came during the step: do not start minutes of sampling
+        metrics = dict(validate(step))
+    finally:
+        signals.in_validation = False
+        done.set()
+        ticker.join()
+        for module in modules.values():
+            module.train()
+    metrics["validation_s"] = round(time.monotonic() - began, 1)
+    return metrics
 
 
 class _Bar:
@@ -159,6 +247,10 @@ class _Bar:
     def update(self, n: int, **fields: str) -> None:
         self.bar.set_postfix(fields, refresh=False)
         self.bar.update(n)
+
+    def note(self, text: str) -> None:
+        """Show what is happening between steps (refreshes the bar, from any thread)."""
+        self.bar.set_postfix_str(text, refresh=True)
 
     def close(self) -> None:
         self.bar.close()
