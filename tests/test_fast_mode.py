@@ -69,3 +69,19 @@ def test_fast_mode_is_recorded_in_infotext_and_recipe(setup):
     assert request["fast"] is True and request["fast_parts"] == ["deep_cache"] and request["fast_interval"] == 4
     exact_text, _ = describe(run(setup))
     assert "Fast" not in exact_text and build_recipe(run(setup))["request"]["fast"] is False
+
+
+def test_cli_fast_flags_reach_the_request(setup, tmp_path):
+    from typer.testing import CliRunner
+
+    from kekong.cli import app
+    from kekong.provenance.stamp import read_png_text
+
+    base, controlnet, control = setup
+    out = tmp_path / "fast.png"
+    done = CliRunner().invoke(app, ["generate", "a lighthouse", "--model", base, "--control",
+                                    f"none:{control},model={controlnet}", "--steps", "4", "-W", "64", "-H", "64",
+                                    "--fast", "--fast-parts", "control_reuse", "--fast-interval", "2",
+                                    "--no-score", "--no-c2pa", "--no-watermark", "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "Fast: control_reuse, Fast interval: 2" in read_png_text(out)["parameters"]

@@ -37,6 +37,11 @@ def parse_control(spec: str) -> dict[str, Any]:
     return unit
 
 
+def parse_parts(text: str | None) -> list[str] | None:
+    """`--fast-parts deep_cache,control_reuse` → the list (None: not given)."""
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
 def parse_lora(spec: str) -> dict[str, Any]:
     """`PATH[:WEIGHT]` (the weight after the last colon when it is a number)."""
     path, sep, weight = spec.rpartition(":")
@@ -154,6 +159,12 @@ def generate(
                                                       "'CFG Scale:2-8 (+2)' (A1111's axis names and ranges)")] = None,
     y: Annotated[str | None, typer.Option("--y", help="grid: the second axis")] = None,
     z: Annotated[str | None, typer.Option("--z", help="grid: the third axis")] = None,
+    fast: Annotated[bool | None, option("fast", "--fast", help="fast mode: several times quicker, a little less "
+                                        "faithful (deep features and ControlNet residuals reused between full steps)")
+                    ] = None,
+    fast_parts: Annotated[str | None, option("fast_parts", help="fast mode's accelerations, comma-separated "
+                                             "(default: all)")] = None,
+    fast_interval: Annotated[int | None, option("fast_interval")] = None,
 ) -> None:
     """Generate images following a prompt and control images:
     `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`.
@@ -178,7 +189,8 @@ def generate(
             inpainting_fill=fill, controls=[parse_control(s) for s in control] if control else None,
             enable_hr=hires, hr_scale=hr_scale, hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps,
             hr_sampler_name=hr_sampler, hr_prompt=hr_prompt,
-            detail=[from_cli(text).model_dump() for text in detail] if detail else None)
+            detail=[from_cli(text).model_dump() for text in detail] if detail else None,
+            fast=fast, fast_parts=parse_parts(fast_parts), fast_interval=fast_interval)
         if seed_resize_from is not None:
             fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from",
                                                                                     seed_resize_from)
