@@ -50,7 +50,8 @@ def test_lists_in_a1111_shapes_with_file_names_only(env):
     assert client.get("/sdapi/v1/prompt-styles").json() == [
         {"name": "ink", "prompt": "{prompt}, ink wash", "negative_prompt": "blurry"},
         {"name": "plain", "prompt": "studio light", "negative_prompt": ""}]
-    assert client.get("/sdapi/v1/scripts").json() == {"txt2img": ["controlnet"], "img2img": ["controlnet"]}
+    assert client.get("/sdapi/v1/scripts").json() == {"txt2img": ["x/y/z plot", "controlnet"],
+                                                      "img2img": ["x/y/z plot", "controlnet"]}
     assert {s["is_img2img"] for s in client.get("/sdapi/v1/script-info").json()} == {False, True}
     assert client.get("/sdapi/v1/hypernetworks").json() == []
     assert client.get("/sdapi/v1/face-restorers").json() == []

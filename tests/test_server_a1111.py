@@ -126,7 +126,7 @@ def test_img2img_with_mask_and_init_images_returned(client):
     ("tiling", True, "tiling"),
     ("styles", ["my style"], "styles: my style not found"),
     ("refiner_checkpoint", "/models/sdxl_refiner.safetensors", "refiner_checkpoint"),
-    ("script_name", "x/y/z plot", "script_name"),
+    ("script_name", "prompt matrix", "script_name"),  # the X/Y/Z plot runs (test_server_xyz.py)
     ("override_settings", {"sd_hypernetwork": "x"}, "override_settings.sd_hypernetwork"),
     ("alwayson_scripts", {"ADetailer": {"args": [{"ad_model": "face_yolov8n.pt"}]}}, "alwayson_scripts.ADetailer"),
     ("eta", 0.5, "eta"),

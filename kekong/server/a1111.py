@@ -42,7 +42,7 @@ async def _generate(request: Request, body: Txt2ImgRequest | Img2ImgRequest) -> 
     translated = body.to_request(svc.options, svc.config.urls, svc.config.strict)
     route, payload = body.route, body.payload()
     answer = {"send_maps": translated.send_maps, "unit_maps": translated.unit_maps}
-    job, _ = svc.submit(translated.fields, route, answer)
+    job, _ = svc.submit(translated.fields, route, answer, grid=translated.grid)
     job = await svc.wait(job.id)
     if job.status != JobStatus.DONE:
         internal = (job.error or "").startswith("internal")
@@ -53,7 +53,10 @@ async def _generate(request: Request, body: Txt2ImgRequest | Img2ImgRequest) -> 
 
 def _response(svc: Services, job: Any, payload: dict[str, Any], translated: Translated) -> dict[str, Any]:
     result = job.result
-    images = [svc.image_b64(job, item["file"]) for item in result["images"]] if translated.send_images else []
+    items = result["images"]
+    if result.get("grid"):  # A1111's X/Y/Z plot: the grid, then what its flags add (grid_job)
+        items = [items[i] for i in result["grid"]["answer"]]
+    images = [svc.image_b64(job, item["file"]) for item in items] if translated.send_images else []
     if translated.send_images:
         images += [svc.image_b64(job, item["file"]) for item in result["maps"]]
         if translated.include_init_images and translated.fields.get("init_image"):
@@ -68,7 +71,8 @@ def _response(svc: Services, job: Any, payload: dict[str, Any], translated: Tran
 def _info(job: Any, translated: Translated) -> dict[str, Any]:
     """A1111's Processed.js() fields."""
     result, request = job.result, job.result["request"]
-    items = result["images"]
+    items = [i for i in result["images"] if not i.get("sheet")]  # the images made (an X/Y/Z plot's cells)
+    sheet = next((i for i in result["images"] if i.get("sheet")), None)
     first = items[0] if items else {}
     model = result.get("model") or {}
     return {
@@ -84,11 +88,13 @@ def _info(job: Any, translated: Translated) -> dict[str, Any]:
         "sd_model_hash": model.get("hash"), "sd_vae_name": result.get("vae"), "sd_vae_hash": None,
         "seed_resize_from_w": request["seed_resize_from_w"], "seed_resize_from_h": request["seed_resize_from_h"],
         "denoising_strength": request["denoising_strength"], "extra_generation_params": {},
-        "index_of_first_image": 0, "infotexts": [i["infotext"] for i in items], "styles": [],
+        "index_of_first_image": 0 if sheet is None else 1, "styles": [],
+        "infotexts": [i["infotext"] for i in ([sheet] if sheet else []) + items],  # A1111: the grid's first
         "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.gmtime(job.created)),
         "clip_skip": request["clip_skip"], "is_using_inpainting_conditioning": False, "version": "kekong",
         "kekong": {"job": job.id, "warnings": translated.warnings, "stopped": result.get("stopped", []),
-                   "fidelity": [i.get("fidelity") for i in items]},  # per image: per unit, kekong.fidelity
+                   "fidelity": [i.get("fidelity") for i in items],  # per image: per unit, kekong.fidelity
+                   **({"grid": result["grid"]} if result.get("grid") else {})},
     }
 
 

@@ -83,18 +83,28 @@ def prompt_styles() -> list[dict[str, Any]]:
             for s in read_styles(styles_file()).values()]
 
 
-_SCRIPTS = ["controlnet"]  # the always-on scripts kekong runs (sd-webui-controlnet's units)
+_ALWAYS_ON = ["controlnet"]  # the always-on scripts kekong runs (sd-webui-controlnet's units)
 
 
 @router.get("/scripts")
 def scripts() -> dict[str, list[str]]:
-    return {"txt2img": list(_SCRIPTS), "img2img": list(_SCRIPTS)}
+    """A1111's script names (lower-cased titles): the X/Y/Z plot (script_name) and the always-on ones."""
+    from kekong.server.a1111_xyz import SCRIPT_TITLE
+
+    return {"txt2img": [SCRIPT_TITLE, *_ALWAYS_ON], "img2img": [SCRIPT_TITLE, *_ALWAYS_ON]}
 
 
 @router.get("/script-info")
 def script_info() -> list[dict[str, Any]]:
-    return [{"name": name, "is_alwayson": True, "is_img2img": img2img, "args": []}
-            for img2img in (False, True) for name in _SCRIPTS]
+    """Each script with its arguments; the X/Y/Z plot's are its script_args, with A1111 1.10's axis types."""
+    from kekong.server.a1111_xyz import SCRIPT_TITLE, script_info_args
+
+    answer = []
+    for img2img in (False, True):
+        answer.append({"name": SCRIPT_TITLE, "is_alwayson": False, "is_img2img": img2img,
+                       "args": script_info_args("img2img" if img2img else "txt2img")})
+        answer += [{"name": name, "is_alwayson": True, "is_img2img": img2img, "args": []} for name in _ALWAYS_ON]
+    return answer
 
 
 @router.get("/cmd-flags")

@@ -35,8 +35,8 @@ _WHY = {
     "restore_faces": "face restoration (GFPGAN/CodeFormer) is not in kekong",
     "tiling": "tiling is not in kekong",
     "hr_checkpoint_name": "a separate hires checkpoint is not in kekong",
-    "script_name": "A1111 scripts do not run in kekong",
-    "script_args": "A1111 scripts do not run in kekong",
+    "script_name": "the X/Y/Z plot is the one selectable script kekong runs",
+    "script_args": "script_args go with script_name 'x/y/z plot'",
     "mask_round": "kekong's inpaint masks are not rounded",
     "disable_extra_networks": "<lora:…> tags in the prompt always apply",
 }
@@ -58,6 +58,7 @@ class Translated:
     include_init_images: bool = False
     warnings: list[str] = field(default_factory=list)
     strict: bool = False  # unknown unit fields refused too
+    grid: Any = None  # script_name "x/y/z plot": the a1111_xyz.GridSpec to run
 
 
 def translate(body: Any, options: dict[str, Any], urls: UrlPolicy = NO_URLS, strict: bool = False) -> Translated:
@@ -71,7 +72,10 @@ def translate(body: Any, options: dict[str, Any], urls: UrlPolicy = NO_URLS, str
         raise ParameterError(f"unknown field(s) {', '.join(unknown)} for /sdapi/v1/{route} (this server is --strict)")
     if unknown:
         warnings.append(f"ignored unknown field(s) {', '.join(unknown)}")
+    grid = _script(body, route)
     for key, accepted in _DEFAULT_ONLY.items():
+        if grid is not None and key in ("script_name", "script_args"):
+            continue
         if key in payload and not _is_default(payload[key], accepted):
             raise ParameterError(f"{key}: {payload[key]!r} is not supported ({_WHY.get(key, 'not in kekong')}); "
                                  f"send the default or leave it out")
@@ -88,7 +92,10 @@ def translate(body: Any, options: dict[str, Any], urls: UrlPolicy = NO_URLS, str
     _apply_options(fields, body.override_settings or {}, "override_settings")
     _check_eta(body.eta, fields["sampler"])
     translated = Translated(fields, send_images=bool(body.send_images), warnings=warnings, strict=strict,
-                            include_init_images=bool(getattr(body, "include_init_images", False)))
+                            include_init_images=bool(getattr(body, "include_init_images", False)), grid=grid)
+    if grid is not None:
+        warnings += grid.warnings
+        translated.send_maps = False  # A1111's X/Y/Z plot answers with its grid and cells only
     if body.infotext:  # first, as A1111: the styles then apply to the prompt it gives
         _apply_infotext(str(body.infotext), fields, body.sent(), body.override_settings or {}, translated)
     _apply_styles(fields, body.styles)
@@ -98,6 +105,19 @@ def translate(body: Any, options: dict[str, Any], urls: UrlPolicy = NO_URLS, str
         _img2img(body, fields, urls)
     _scripts(body.alwayson_scripts or {}, translated, urls)
     return translated
+
+
+def _script(body: Any, route: str) -> Any:
+    """`script_name`: A1111's X/Y/Z plot (its GridSpec), none (None), or a script kekong does not run."""
+    name = body.script_name
+    if name in _NONE:
+        return None
+    from kekong.server.a1111_xyz import SCRIPT_TITLE, from_script_args
+
+    if str(name).strip().lower() != SCRIPT_TITLE:
+        raise ParameterError(f"script_name: {name!r} is not a script kekong runs; it runs {SCRIPT_TITLE!r} (and the "
+                             "ControlNet and ADetailer units in alwayson_scripts)")
+    return from_script_args(body.script_args, route)
 
 
 def styles_file():

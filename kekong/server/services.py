@@ -70,8 +70,9 @@ class Services:
 
     # -- generation ------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], kind: str, answer: dict[str, Any] | None = None,
-               idempotency_key: str | None = None) -> tuple[Job, bool]:
-        """Validate (request model, server limits, model names) and queue; (job, created)."""
+               idempotency_key: str | None = None, grid: Any = None) -> tuple[Job, bool]:
+        """Validate (request model, server limits, model names) and queue; (job, created). `grid`
+        (an a1111_xyz.GridSpec): an X/Y/Z plot, every cell validated the same way before it is queued."""
         from kekong.generation.pipeline import steps_per_batch
         from kekong.request import build_request
 
@@ -79,7 +80,18 @@ class Services:
         self.config.limits.check(request)
         check_models(request)
         total = steps_per_batch(request) * request.batch_count
-        payload = {"request": request.model_dump(mode="json"), "answer": answer or {}}
+        answer = dict(answer or {})
+        if grid is not None:
+            from kekong.server.grid_job import plan_cells
+
+            fields, grid, cells = plan_cells(fields, grid)  # A1111's fixed seeds drawn now: the job runs these
+            request = build_request(**fields)
+            for cell in cells:
+                self.config.limits.check(cell.request)
+                check_models(cell.request)
+            total = sum(steps_per_batch(cell.request) for cell in cells)
+            answer["grid"] = grid.as_json()
+        payload = {"request": request.model_dump(mode="json"), "answer": answer}
         job, created = self.store.submit(kind, payload, total, idempotency_key, max_active=self.config.max_queue)
         if created:
             self.worker.notify()

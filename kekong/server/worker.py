@@ -211,6 +211,10 @@ def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any
     from kekong.provenance.stamp import Layers, describe, stamp
 
     answer = job.payload.get("answer", {})
+    if answer.get("grid"):  # A1111's X/Y/Z plot: one job, a cell at a time
+        from kekong.server.grid_job import run_grid
+
+        return run_grid(request, out_dir, on_step, answer)
     layers = Layers(**answer.get("layers", {}))
     from kekong.detect.polarity import collected_warnings
 
