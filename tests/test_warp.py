@@ -74,6 +74,24 @@ def test_handles_land_where_asked(mode):
     assert not np.array_equal(result.image, image)
 
 
+@pytest.mark.parametrize("mode", ["rigid", "similarity"])
+@pytest.mark.parametrize("bone", [(2, 3), (3, 4)])
+def test_a_turned_limb_moves_whole(bone, mode):
+    """Dots along the upper arm / forearm land where the bone's own motion sends them (not only its ends):
+    with three handles per bone they landed 3–5 px off or were smeared away."""
+    edited = raised_right_arm()
+    (p0, p1), (q0, q1) = (np.array([FIGURE[k] for k in bone], float), np.array([edited[k] for k in bone], float))
+    image, colours = np.full((SIZE, SIZE, 3), 128, np.uint8), {}
+    for k, s in enumerate((0.15, 0.35, 0.6, 0.85)):
+        x, y = p0 + s * (p1 - p0)
+        colours[s] = (40 + 50 * k, 250 - 40 * k, 30)
+        image[round(y) - 1:round(y) + 2, round(x) - 1:round(x) + 2] = colours[s]
+    out = warp_pose(image, pose_of(FIGURE), pose_of(edited), mode=mode).image
+    for s, colour in colours.items():
+        wanted = q0 + s * (q1 - q0)
+        assert np.hypot(*(dot_centre(out, colour, wanted, radius=8) - wanted)) <= 2.75, s
+
+
 def test_mls_interpolates_its_handles_and_keeps_a_translation():
     source = np.array([[10.0, 10.0], [50.0, 20.0], [30.0, 60.0], [70.0, 70.0]])
     target = source + np.array([[5, -3], [0, 4], [-6, 2], [3, 3]])

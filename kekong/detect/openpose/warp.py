@@ -9,7 +9,7 @@ The image is sampled backwards (cv2.remap needs, for each output pixel, where to
 from the edited handles to the original ones, which sends each edited handle exactly onto its original
 point. It is computed on a coarse grid (GRID_NODES along the long side), interpolated bilinearly
 (align-corners) and made exact again at the handles, then remapped.
-Handles: every keypoint present (confidence > 0) in both poses, points along each limb and hand edge,
+Handles: every keypoint present (confidence > 0) in both poses, points along each bone and hand edge,
 fixed points on the image border, and any pins.
 
 Uncovered areas (the mask): output pixels that read from outside the image, that the inverse map
@@ -35,7 +35,10 @@ MODES: tuple[str, ...] = ("rigid", "similarity", "affine")
 ALPHA = 1.0  # weight falloff exponent (the paper's α)
 GRID_NODES = 128  # coarse grid intervals along the long side (4 px apart at 512²; never under 2 px)
 BORDER_HANDLES = 16  # fixed handles per image side
-LIMB_STEPS = (0.25, 0.5, 0.75)  # extra handles along each limb, as fractions of its length
+BONE_STEPS = 7  # handles inside each body bone, evenly spaced (a limb moves as a bar: with 3 a turned forearm
+#                bends up to 12 px between them where other handles pull; with 7, under 2 px; tests/test_warp.py)
+HAND_STEPS = 3  # … inside each finger bone, and each body bone in affine mode (an affine fit to near-collinear
+#                handles is near-singular: beside a densely held bone it shears, 2 px off at the joints)
 STRETCH = 0.5  # inverse-map area ratio below which an output area counts as uncovered
 FOLD_TOLERANCE = 0.03  # round-trip error (fraction of the long side) beyond which content counts as misplaced
 ASPECT_TOLERANCE = 0.02  # relative aspect difference allowed between a pose canvas and the image
@@ -121,8 +124,8 @@ def warp_points(image: np.ndarray, source: np.ndarray, target: np.ndarray, mode:
     ys, xs = np.linspace(0, h - 1, gh), np.linspace(0, w - 1, gw)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # (gh*gw, 2) output positions
     back = mls(grid, target, source, mode).reshape(gh, gw, 2)  # where each output node reads from
-    back[:, [0, -1], 0] = 0, w - 1  # the frame's edges read from the frame's edges (they may slide along them)
-    back[[0, -1], :, 1] = np.array([0, h - 1])[:, None]
+    node = grid.reshape(gh, gw, 2)
+    back[:, [0, -1]], back[[0, -1]] = node[:, [0, -1]], node[[0, -1]]  # the frame reads from itself (held still)
     back = back.reshape(-1, 2)
     shift = (back - grid).reshape(gh, gw, 2).astype(np.float32)
     uy, ux = _upsample_matrix(gh, h), _upsample_matrix(gw, w)
@@ -196,17 +199,20 @@ def border_handles(width: int, height: int, per_side: int = BORDER_HANDLES) -> n
 
 
 def _part_handles(a: np.ndarray | None, b: np.ndarray | None, edges: tuple[tuple[int, int], ...],
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints present in both parts (normalised), and points along each edge present in both."""
+                  scale: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints present in both parts (pixels), and `steps` points along each edge present in both: each
+    bone carried whole, as Schaefer et al.'s line-segment handles carry it."""
     if a is None or b is None:
         return np.zeros((0, 2)), np.zeros((0, 2))
+    a, b = a[:, :2] * scale, b[:, :2] * scale
     both = ~np.isnan(a[:, 0]) & ~np.isnan(b[:, 0])
-    src, dst = [a[both, :2]], [b[both, :2]]
+    src, dst = [a[both]], [b[both]]
     for i, j in edges:
-        if both[i] and both[j]:
-            t = np.asarray(LIMB_STEPS)[:, None]
-            src.append(a[i, :2] + t * (a[j, :2] - a[i, :2]))
-            dst.append(b[i, :2] + t * (b[j, :2] - b[i, :2]))
+        if not (both[i] and both[j]):
+            continue
+        t = np.linspace(0, 1, steps + 2)[1:-1, None]
+        src.append(a[i] + t * (a[j] - a[i]))
+        dst.append(b[i] + t * (b[j] - b[i]))
     return np.concatenate(src).astype(np.float64), np.concatenate(dst).astype(np.float64)
 
 
@@ -214,7 +220,7 @@ BODY_EDGES = tuple((i - 1, j - 1) for i, j in LIMBS[:13])  # limbs and torso (no
 NO_EDGES: tuple[tuple[int, int], ...] = ()
 
 
-def pose_handles(before: PoseResult, after: PoseResult, width: int, height: int,
+def pose_handles(before: PoseResult, after: PoseResult, width: int, height: int, bone_steps: int = BONE_STEPS,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Handle pairs (pixels on a width×height image) from two poses of the same people, in order."""
     if len(before.people) != len(after.people):
@@ -225,14 +231,14 @@ def pose_handles(before: PoseResult, after: PoseResult, width: int, height: int,
             raise KekongError(f"the {name} pose's canvas {pose.width}x{pose.height} has another shape than "
                               f"the image ({width}x{height})")
     src, dst = [np.zeros((0, 2))], [np.zeros((0, 2))]
+    scale = np.array([width, height], np.float64)
     for a, b in zip(before.people, after.people, strict=True):
-        for part, edges in (("body", BODY_EDGES), ("left_hand", HAND_EDGES), ("right_hand", HAND_EDGES),
-                            ("face", NO_EDGES)):
-            s, d = _part_handles(getattr(a, part), getattr(b, part), edges)
+        for part, edges, steps in (("body", BODY_EDGES, bone_steps), ("left_hand", HAND_EDGES, HAND_STEPS),
+                                   ("right_hand", HAND_EDGES, HAND_STEPS), ("face", NO_EDGES, 0)):
+            s, d = _part_handles(getattr(a, part), getattr(b, part), edges, scale, steps)
             src.append(s)
             dst.append(d)
-    scale = np.array([width, height], np.float64)
-    return np.concatenate(src) * scale, np.concatenate(dst) * scale
+    return np.concatenate(src), np.concatenate(dst)
 
 
 def warp_pose(image: np.ndarray, before: PoseResult, after: PoseResult, mode: Mode = "rigid",
@@ -240,7 +246,7 @@ def warp_pose(image: np.ndarray, before: PoseResult, after: PoseResult, mode: Mo
     """Warp a photo whose people stand as in `before` so they stand as in `after` (same people, in
     order; keypoints missing in either are ignored). The border and any `pins` (x, y pixels) stay put."""
     h, w = image.shape[:2]
-    src, dst = pose_handles(before, after, w, h)
+    src, dst = pose_handles(before, after, w, h, HAND_STEPS if mode == "affine" else BONE_STEPS)
     if len(src) == 0:
         raise KekongError("the two poses share no keypoint: nothing to move")
     for x, y in pins or []:
