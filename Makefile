@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml Makefile
 	$(VENV)/bin/pip install -q --upgrade pip
 	# torch first and pinned: the CPU build on disk; anything unpinned would pull a CUDA build.
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -e ".[dev]"
+	# [ray]: `kekong batch --ray` (optional for users; installed here so the tests cover it).
+	$(VENV)/bin/pip install -q -e ".[dev,ray]"
 	# invisible-watermark without its dependencies: they would add a second OpenCV distribution.
 	$(VENV)/bin/pip install -q --no-deps invisible-watermark==0.2.0
 	# geffnet (NormalBAE's EfficientNet-B5) without its dependencies: it lists torchvision, never imports it.
@@ -49,6 +50,9 @@ bench: setup
 	$(VENV)/bin/pip install -q onnxruntime
 	$(PY) benchmarks/watermark.py
 	$(PY) benchmarks/server.py
+	# kekong batch on Ray: the 20-line byte-identity and SIGKILL tests, then 1 vs 2 local workers.
+	KEKONG_SLOW=1 $(PY) -m pytest -q tests/test_scale_ray.py
+	$(PY) benchmarks/scale.py
 	# Real-size SD 1.5 / SDXL memory (random weights, built once into ~/.cache/kekong/bench-models, ≈ 13 GB).
 	$(PY) benchmarks/memory.py
 

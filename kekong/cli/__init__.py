@@ -260,6 +260,7 @@ from kekong.cli import score as cli_score  # noqa: E402
 from kekong.cli import serve as cli_serve  # noqa: E402
 from kekong.cli import train as cli_train  # noqa: E402
 from kekong.cli import verify as cli_verify  # noqa: E402
+from kekong.cli import video as cli_video  # noqa: E402
 from kekong.cli import warp as cli_warp  # noqa: E402
 
 app.command()(cli_generate.generate)
@@ -271,6 +272,7 @@ app.command()(cli_score.score)
 app.command()(cli_generate.replay)
 app.command()(cli_generate.models)
 app.command()(cli_verify.verify)
+app.command("video")(cli_video.video)
 app.command()(cli_warp.warp)
 app.command()(cli_repose.repose)
 app.command()(cli_serve.serve)

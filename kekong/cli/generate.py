@@ -169,7 +169,6 @@ def generate(
     """Generate images following a prompt and control images:
     `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`.
     With --x/--y/--z (or as `kekong grid`), an X/Y/Z grid of images into --out-dir."""
-    from kekong.detail_spec import from_cli
     from kekong.request import build_request
 
     if request_file is not None:
@@ -178,24 +177,7 @@ def generate(
         except (OSError, ValueError) as exc:
             raise ParameterError(f"{request_file}: not a readable request JSON ({exc})") from None
     else:
-        fields = given(  # only what the user set: the rest takes the model's recommendation or the default
-            prompt=prompt, negative_prompt=negative, model=model, vae=vae, prediction_type=prediction_type,
-            refiner=refiner, refiner_switch_at=refiner_switch_at, seed=seed, subseed=subseed,
-            subseed_strength=subseed_strength, rng=rng, steps=steps, cfg_scale=cfg,
-            sampler=sampler, scheduler=schedule, width=width, height=height, batch_size=batch_size,
-            batch_count=batch_count, clip_skip=clip_skip, loras=[parse_lora(s) for s in lora] if lora else None,
-            init_image=init, denoising_strength=strength, resize_mode=resize_mode, mask=mask, mask_blur=mask_blur,
-            mask_invert=mask_invert, inpaint_only_masked=only_masked, only_masked_padding=padding,
-            inpainting_fill=fill, controls=[parse_control(s) for s in control] if control else None,
-            enable_hr=hires, hr_scale=hr_scale, hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_steps,
-            hr_sampler_name=hr_sampler, hr_prompt=hr_prompt,
-            detail=[from_cli(text).model_dump() for text in detail] if detail else None,
-            fast=fast, fast_parts=parse_parts(fast_parts), fast_interval=fast_interval)
-        if seed_resize_from is not None:
-            fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from",
-                                                                                    seed_resize_from)
-        if hr_resize is not None:
-            fields["hr_resize_x"], fields["hr_resize_y"] = parse_size("--hr-resize", hr_resize)
+        fields = request_fields(locals())
     if out.suffix.lower() not in FORMATS:
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
@@ -207,6 +189,35 @@ def generate(
         run_and_write(build_request(**fields), out, save_maps, save_recipe, layers, not no_score)
         return
     run_batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers, not no_score)
+
+
+def request_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The request fields of generate's options (by parameter name; a missing or None one was not
+    set, so the model's recommendation or the default applies). `kekong video` shares them."""
+    from kekong.detail_spec import from_cli
+
+    o = options.get
+    lora, control, detail = o("lora"), o("control"), o("detail")
+    fields = given(
+        prompt=o("prompt"), negative_prompt=o("negative"), model=o("model"), vae=o("vae"),
+        prediction_type=o("prediction_type"), refiner=o("refiner"), refiner_switch_at=o("refiner_switch_at"),
+        seed=o("seed"), subseed=o("subseed"), subseed_strength=o("subseed_strength"), rng=o("rng"),
+        steps=o("steps"), cfg_scale=o("cfg"), sampler=o("sampler"), scheduler=o("schedule"), width=o("width"),
+        height=o("height"), batch_size=o("batch_size"), batch_count=o("batch_count"), clip_skip=o("clip_skip"),
+        loras=[parse_lora(s) for s in lora] if lora else None, init_image=o("init"),
+        denoising_strength=o("strength"), resize_mode=o("resize_mode"), mask=o("mask"), mask_blur=o("mask_blur"),
+        mask_invert=o("mask_invert"), inpaint_only_masked=o("only_masked"), only_masked_padding=o("padding"),
+        inpainting_fill=o("fill"), controls=[parse_control(s) for s in control] if control else None,
+        enable_hr=o("hires"), hr_scale=o("hr_scale"), hr_upscaler=o("hr_upscaler"),
+        hr_second_pass_steps=o("hr_steps"), hr_sampler_name=o("hr_sampler"), hr_prompt=o("hr_prompt"),
+        detail=[from_cli(text).model_dump() for text in detail] if detail else None,
+        fast=o("fast"), fast_parts=parse_parts(o("fast_parts")), fast_interval=o("fast_interval"))
+    if o("seed_resize_from") is not None:
+        fields["seed_resize_from_w"], fields["seed_resize_from_h"] = parse_size("--seed-resize-from",
+                                                                                o("seed_resize_from"))
+    if o("hr_resize") is not None:
+        fields["hr_resize_x"], fields["hr_resize_y"] = parse_size("--hr-resize", o("hr_resize"))
+    return fields
 
 
 def run_grid(fields: dict[str, Any], axes_text: list[str], folder: Path, layers: Layers, score: bool) -> None:

@@ -180,9 +180,12 @@ class CredentialReport:
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
          ".gif": "image/gif", ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif",
-         ".heic": "image/heic", ".heif": "image/heif", ".jxl": "image/jxl"}
+         ".heic": "image/heic", ".heif": "image/heif", ".jxl": "image/jxl", ".mp4": "video/mp4",
+         ".m4v": "video/mp4", ".mov": "video/quicktime"}
 _FTYP_BRANDS = {b"avif": "image/avif", b"avis": "image/avif", b"heic": "image/heic", b"heix": "image/heic",
-                b"mif1": "image/heif", b"msf1": "image/heif"}
+                b"mif1": "image/heif", b"msf1": "image/heif", b"isom": "video/mp4", b"iso2": "video/mp4",
+                b"mp41": "video/mp4", b"mp42": "video/mp4", b"avc1": "video/mp4", b"M4V ": "video/mp4",
+                b"qt  ": "video/quicktime"}
 
 
 def sniff_mime(data: bytes) -> str | None:

@@ -1,0 +1,123 @@
+"""`kekong batch` throughput: one process vs a local Ray pool of 1 and 2 workers (issue 29 item 5).
+
+The same manifest (the shipped kekong-shapes model, 64 px) runs warm — each executor first runs a
+warm-up manifest, so actors hold the model and torch is loaded — into fresh folders, and:
+- images/s of each, and the 2-worker / 1-worker ratio (this machine's cores are shared);
+- where the time goes: the lines' own seconds (inside `run_task`) vs the batch's wall time, the
+  rest being scheduling, transfer and the driver's bookkeeping, per line;
+- Ray's own round trip for an actor call that does nothing;
+- a start-up line: Ray's start, the actors' start and their first line (torch import, model load
+  from the shared path);
+- a paper estimate at 100 workers from the measured per-image seconds.
+
+`python benchmarks/scale.py [--lines 12] [--steps 8] [--json out.json]`; prints a Markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from kekong.scale.run import Local, Options, run_batch
+
+LAYERS = {"metadata": True, "watermark": False, "c2pa": False}
+CPU_HOUR_USD = 0.04  # an on-demand vCPU-hour, roughly (assumed, not measured)
+
+
+def manifest(path: Path, lines: int, steps: int, first_seed: int) -> Path:
+    colours = ["red", "blue", "green", "yellow", "purple", "orange"]
+    rows = [{"prompt": f"a {colours[i % 6]} star", "seed": first_seed + i, "width": 64, "height": 64,
+             "steps": steps} for i in range(lines)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def timed(manifest_path: Path, out: Path, executor) -> dict:
+    started = time.perf_counter()
+    summary = run_batch(manifest_path, Options(out, layers=LAYERS), executor)
+    wall = time.perf_counter() - started
+    inside = sum(entry["seconds"] for entry in summary["lines"])
+    done = summary["counts"]["done"]
+    assert done == len(summary["lines"]), summary["counts"]
+    return {"wall_s": round(wall, 2), "images_per_s": round(done / wall, 3), "line_s": round(inside / done, 3),
+            "lines": done}
+
+
+def run(lines: int, steps: int) -> dict:
+    import ray
+
+    from kekong.scale.ray_pool import RayPool, connect
+
+    root = Path(tempfile.mkdtemp(prefix="kekong-scale-bench-"))
+    warm = manifest(root / "warm.jsonl", 2, steps, 1000)
+    work = manifest(root / "work.jsonl", lines, steps, 1)
+    results: dict = {"lines": lines, "steps": steps, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
+    local = Local(threads=1)
+    run_batch(warm, Options(root / "warm-local", layers=LAYERS), local)
+    results["one process"] = timed(work, root / "local", local)
+    started = time.perf_counter()
+    connect(None, cpus=2)
+    results["ray_start_s"] = round(time.perf_counter() - started, 2)
+    try:
+        for workers in (1, 2):
+            pool = RayPool(workers, 1.0)
+            started = time.perf_counter()
+            pool.start()
+            run_batch(warm, Options(root / f"warm-{workers}", layers=LAYERS), pool)
+            first = time.perf_counter() - started
+            results[f"ray {workers} worker(s)"] = {**timed(work, root / f"ray{workers}", pool),
+                                                  "start_and_warm_up_s": round(first, 2)}
+            if workers == 1:
+                handle = pool.slots[0].handle
+                ray.get(handle.stats.remote())
+                calls = 200
+                started = time.perf_counter()
+                for _ in range(calls):
+                    ray.get(handle.stats.remote())
+                results["ray_call_ms"] = round((time.perf_counter() - started) / calls * 1000, 2)
+            pool.close()
+    finally:
+        ray.shutdown()
+    one, two = results["ray 1 worker(s)"], results["ray 2 worker(s)"]
+    results["ratio_2_vs_1"] = round(two["images_per_s"] / one["images_per_s"], 2)
+    results["overhead_per_line_ms"] = round((one["wall_s"] / one["lines"] - one["line_s"]) * 1000, 1)
+    per_image = results["one process"]["line_s"]  # one core's seconds per image, no Ray
+    results["estimate_100"] = {"images_per_s": round(100 / per_image, 1),
+                               "usd_per_1000_images": round(1000 * per_image / 3600 * CPU_HOUR_USD, 4),
+                               "driver_bound_images_per_s": round(1000 / max(results["overhead_per_line_ms"], 0.1), 1)}
+    return results
+
+
+def table(r: dict) -> str:
+    rows = ["| executor | images/s | seconds per line (inside) | wall s | start + warm-up s |", "|---|---|---|---|---|"]
+    for name in ("one process", "ray 1 worker(s)", "ray 2 worker(s)"):
+        e = r[name]
+        rows.append(f"| {name} | {e['images_per_s']} | {e['line_s']} | {e['wall_s']} | "
+                    f"{e.get('start_and_warm_up_s', '—')} |")
+    est = r["estimate_100"]
+    rows += ["", f"2 vs 1 worker: {r['ratio_2_vs_1']}×; overhead per line (1 worker, wall − inside): "
+             f"{r['overhead_per_line_ms']} ms; Ray actor call round trip {r['ray_call_ms']} ms; Ray start "
+             f"{r['ray_start_s']} s; load average at start {r['load']:.1f} on {r['cpus']} CPUs",
+             f"100 workers (paper): {est['images_per_s']} images/s at the measured per-image cost, "
+             f"${est['usd_per_1000_images']} per 1000 images at ${CPU_HOUR_USD}/vCPU-hour; one driver "
+             f"dispatches at most ≈ {est['driver_bound_images_per_s']} lines/s at this overhead"]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = run(args.lines, args.steps)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
