@@ -132,6 +132,7 @@ def attacks(rng: np.random.Generator) -> dict[str, Callable[[np.ndarray], np.nda
         "rotate 2°": lambda i: rotate(i, 2),
         "rotate 5°": lambda i: rotate(i, 5),
         "aspect 1.1": lambda i: cv2.resize(i, (round(i.shape[1] * 1.1), i.shape[0]), interpolation=cv2.INTER_CUBIC),
+        "aspect 1/1.1": lambda i: cv2.resize(i, (i.shape[1], round(i.shape[0] * 1.1)), interpolation=cv2.INTER_CUBIC),
         "rotate 2° + JPEG 75": lambda i: jpeg(rotate(i, 2), 75),
     }
 
@@ -305,12 +306,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="1024,384,256", help="other sizes kekong is run at (comma-separated)")
     parser.add_argument("--photos", default=",".join(PHOTOS), help="which scikit-image photos (comma-separated)")
     parser.add_argument("--generated", type=int, default=8, help="how many generated images at 512²")
+    parser.add_argument("--payloads", type=int, help="kekong ids per image at 512² (default 5, 1 quick)")
     args = parser.parse_args()
     if args.speed:
         print_read_speed(args.runs)
         return
     payloads, rival_payloads, fp_count = (1, 1, 300) if args.quick else (5, 1, 3000)
     fp_count = args.fp if args.fp is not None else fp_count
+    payloads = args.payloads if args.payloads is not None else payloads
     started = time.perf_counter()
 
     chosen = tuple(name for name in args.photos.split(",") if name)
