@@ -14,7 +14,7 @@ Two statistics per image: `plain`, the reading's confidence (the best pilot peak
 deviations, over the plain period guesses: what verify reports), and `gated`, the best pilot peak
 among the mirrored, turned and stretched folds, which are decoded only at watermark.PILOT_BAR.
 
-    nice -n 19 python benchmarks/watermark_null.py            # 3000 images (≈ 6 min of one core at 0.12 s a read)
+    nice -n 19 python benchmarks/watermark_null.py            # 3000 images (617 s on the shared 2-core VM)
     python benchmarks/watermark_null.py --count 200           # a quick look
     nice -n 19 python benchmarks/watermark_null.py --write    # also rewrite the table verify uses
     python benchmarks/watermark_null.py --write --resume      # go on from a cut run's --json
