@@ -106,6 +106,20 @@ def test_pose_from_photo_drag_a_joint_and_generate(page, astronaut, tmp_path):
     assert "a red star on a white background" in details and "Steps: 20" in details
     page.screenshot(path=str(ARTIFACTS / "4-parameters-and-provenance.png"), full_page=True)
 
+    # the photo warped to the edited pose (shown), then re-posed (generated: warp + inpaint)
+    page.get_by_role("tab", name="Pose editor").click()
+    page.click("#pose-warp")
+    page.wait_for_function("() => document.querySelector('#pose-warp-status').innerText.includes('handles')")
+    assert page.locator("#pose-warped img").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "5-pose-warped.png"), full_page=True)
+    page.uncheck("#pose-with-unit input")  # the shipped model has no openpose ControlNet
+    last = page.input_value("#status textarea")  # `done: job …` of the first generation
+    page.click("#pose-repose")
+    page.wait_for_function("last => { const v = document.querySelector('#status textarea').value; "
+                           "return v.startsWith('done') && v !== last; }", arg=last, timeout=GENERATION_MS)
+    page.click("#gallery img")
+    page.wait_for_function("() => document.querySelector('#details textarea').value.includes('Repose warp: rigid')")
+
 
 PASTED = """a blue star on a white background
 Steps: 6, Sampler: Euler a, CFG scale: 2, Seed: 3, Size: 64x64, \

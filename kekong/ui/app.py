@@ -136,6 +136,66 @@ class UI:
             raise gr.Error(str(error)) from None
         return json.dumps(result.data)
 
+    @staticmethod
+    def repose_spec(photo: np.ndarray | None, pose: str, original: str | None) -> dict[str, Any]:
+        """The re-pose of the pose tab: its photo, the editor's pose, and the pose detected on the photo
+        (None when the pose was imported or drawn: then it is detected on the photo when the warp runs)."""
+        import gradio as gr
+
+        if photo is None:
+            raise gr.Error("load the photo to re-pose first (Photo to read a pose from)")
+        edited = pose_editor.parse(pose)
+        if not edited["people"]:
+            raise gr.Error("the pose editor holds nobody: detect the photo's pose first")
+        source = pose_editor.parse(original) if original else None
+        if source is not None and len(source["people"]) != len(edited["people"]):
+            source = None  # people added or removed since the detection: detect again on the photo
+        return {"image": data_uri(np.asarray(photo)[:, :, :3]), "pose": edited, "source_pose": source}
+
+    def warp_to_pose(self, photo: np.ndarray | None, pose: str, original: str | None) -> tuple[np.ndarray, str]:
+        """The photo warped to the editor's pose, the areas a re-pose repaints outlined in white."""
+        import cv2
+        import gradio as gr
+
+        from kekong.generation.repose import warp_photo
+        from kekong.repose_spec import ReposeSpec
+
+        try:
+            done = warp_photo(ReposeSpec(**self.repose_spec(photo, pose, original)))
+        except (KekongError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        shown = done.image.copy()
+        edge = cv2.morphologyEx(done.mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+        shown[edge] = 255
+        return shown, f"{done.handles} handles; {(done.mask > 0).mean():.1%} of the photo to repaint"
+
+    def repose(self, data: dict[Any, Any]) -> Iterator[tuple[Any, str, Any, Any]]:
+        """Re-pose: the Generate tab's settings and enabled units (extra units), the pose tab's photo and pose;
+        yields (preview, status, gallery, tab) as generate does."""
+        import gradio as gr
+
+        pose = self.pose_parts
+        try:
+            fields = self.collect(data)
+            spec = self.repose_spec(data.get(pose["photo"]), data.get(pose["editor"]), data.get(pose["original"]))
+        except KekongError as error:
+            raise gr.Error(str(error)) from None
+        fields.pop("init_image", None)
+        fields.pop("mask", None)
+        fields["denoising_strength"] = float(data.get(self.named["strength"]))
+        if data.get(pose["with_unit"]):
+            fields["controls"] = [{"module": "none"}, *fields["controls"]]
+            spec["pose_unit"] = 0
+        fields["repose"] = spec
+        yield gr.skip(), "warping", gr.skip(), gr.update(selected="generate-tab")
+        for preview, status, job in self.run_job(fields):
+            if job is None:
+                yield preview, status, gr.skip(), gr.skip()
+                continue
+            self.last_job = job
+            yield preview, status, [(str(self.services.file(job, item["file"])), caption(item))
+                                    for item in job.result["images"]], gr.skip()
+
     def fields(self, prompt: str, negative: str, sampler: str, steps: float, cfg: float, seed: float, width: float,
                height: float, batch: float, init: Any, strength: float, units: list[Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative, "sampler": sampler,
@@ -505,7 +565,18 @@ class UI:
                     parts["unit"] = gr.Dropdown([str(i + 1) for i in range(MAX_UNITS)], value="1",
                                                 label="ControlNet unit", scale=1)
                     parts["send"] = gr.Button("Send pose to ControlNet unit", elem_id="pose-to-unit", scale=2)
-        detect_pose.click(self.detect_pose, pose_source, editor)
+            with gr.Column():
+                parts["warped"] = gr.Image(label="Photo warped to the pose (white edge: repainted by re-pose)",
+                                           type="numpy", interactive=False, elem_id="pose-warped")
+                parts["warp_status"] = gr.Markdown(elem_id="pose-warp-status")
+                parts["with_unit"] = gr.Checkbox(True, label="Re-pose with an openpose unit on the edited skeleton "
+                                                 "(the checkpoint's openpose ControlNet)", elem_id="pose-with-unit")
+                with gr.Row():
+                    parts["warp"] = gr.Button("Warp photo to this pose", elem_id="pose-warp")
+                    parts["repose"] = gr.Button("Re-pose", variant="primary", elem_id="pose-repose")
+        parts["photo"], parts["original"] = pose_source, gr.State(None)  # the photo and its detected pose
+        detect_pose.click(lambda image: (pose := self.detect_pose(image), pose), pose_source,
+                          [editor, parts["original"]])
         add.click(pose_editor.add_person, editor, editor)
         remove.click(pose_editor.remove_person, editor, editor)
         editor.change(lambda value: value, editor, pose_json)
@@ -568,6 +639,12 @@ class UI:
         module_outputs = [c for p in self.panels for c in (p.parts["image"], p.parts["enabled"], p.parts["module"],
                                                            *p.slots)]
         pose["send"].click(self.pose_to_unit, [pose["editor"], pose["unit"]], [*module_outputs, self.unit_tabs])
+        self.pose_parts = pose
+        pose["warp"].click(self.warp_to_pose, [pose["photo"], pose["editor"], pose["original"]],
+                           [pose["warped"], pose["warp_status"]])
+        pose["repose"].click(self.repose, {*self.inputs(), pose["photo"], pose["editor"], pose["original"],
+                                           pose["with_unit"]}, [results["preview"], results["status"], gallery,
+                                                                self.main_tabs])
         # paste parameters / PNG info → the fields
         self.paster = pnginfo.Paster(n, self.panels, self.slot_counts)
         targets = self.paster.outputs()
