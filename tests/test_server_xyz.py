@@ -111,3 +111,20 @@ def test_another_script_is_refused_by_name(client):
     assert "x/y/z plot" in scripts["txt2img"] and "x/y/z plot" in scripts["img2img"]
     info_args = next(s for s in client.get("/sdapi/v1/script-info").json() if s["name"] == "x/y/z plot")["args"]
     assert info_args[0]["label"] == "X type" and info_args[0]["choices"][SEED] == "Seed" and len(info_args) == 16
+
+
+def test_the_ui_panel_queues_one_grid_job_and_shows_the_stamped_sheet(client):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from kekong.ui import grid_panel
+
+    ui = SimpleNamespace(services=client.app.state.services,
+                         collect=lambda data: {"prompt": "a red star", "width": 64, "height": 64, "steps": 2})
+    parts = {"x_type": "xt", "x_values": "xv", "y_type": "yt", "y_values": "yv"}
+    before = len(client.get("/v1/jobs").json())
+    *_, (sheet, status, gallery) = grid_panel.run(ui, parts, {"xt": "Seed", "xv": "3, 4", "yt": "Nothing", "yv": ""})
+    assert status == "done: 2 cells" and len(client.get("/v1/jobs").json()) == before + 1  # one job, not one a cell
+    assert "kekong-grid" in Image.open(sheet).text and sheet.endswith("grid.png")
+    assert [caption.split(" · ")[0] for _, caption in gallery] == ["Seed 3", "Seed 4"]

@@ -58,7 +58,7 @@ def test_the_plot_panel_reads_axes_with_the_grids_own_parser():
     assert len(grid_panel.axes("CFG Scale", "1-2 [3]", "Nothing", "")) == 1
     with pytest.raises(ParameterError, match="pick an X axis"):
         grid_panel.axes("Steps", "  ", "Nothing", "")
+    assert "Nothing" not in grid_panel.axis_names()  # the panel's own "Nothing" turns an axis off
     cells = grid.plan({"prompt": "a red star", "batch_size": 2}, [x, y])
-    fields = [grid_panel.cell_fields(cell) for cell in cells]
-    assert [f["prompt"] for f in fields[:2]] == ["a red star", "a blue star"] and fields[2]["steps"] == 20
-    assert {f["seed"] for f in fields} == {cells[0].request.seed} and all(f["batch_size"] == 1 for f in fields)
+    assert [c.request.prompt for c in cells[:2]] == ["a red star", "a blue star"] and cells[2].request.steps == 20
+    assert {c.request.seed for c in cells} == {cells[0].request.seed}

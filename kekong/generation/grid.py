@@ -16,7 +16,7 @@ import io
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -172,6 +172,29 @@ def _count(count: int, name: str) -> int:
 def _check_steps(steps: float, name: str) -> None:
     if steps < 0 or steps > MAX_CELLS:
         raise ParameterError(f"axis {name}: the range runs the wrong way for its step or has over {MAX_CELLS} values")
+
+
+@dataclass
+class GridSpec:
+    """A grid to run as one job (the server's X/Y/Z plot): its axes as `AXIS:VALUES` texts (seeds
+    already drawn when fixed), and which images A1111 answers with besides the grid."""
+
+    axes: list[str]
+    fixed_seeds: bool = True
+    lone_images: bool = False  # A1111's "Include Sub Images": the cells follow the grid
+    sub_grids: bool = False  # A1111's "Include Sub Grids": one grid per Z value after the main one
+    warnings: list[str] = field(default_factory=list)
+
+    def parsed(self) -> list[Axis]:
+        return [parse_axis(text) for text in self.axes]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"axes": self.axes, "fixed_seeds": self.fixed_seeds, "lone_images": self.lone_images,
+                "sub_grids": self.sub_grids}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GridSpec:
+        return cls(list(data["axes"]), bool(data["fixed_seeds"]), bool(data["lone_images"]), bool(data["sub_grids"]))
 
 
 @dataclass

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
 from typing import Any
 
 from kekong.errors import ParameterError
-from kekong.generation.grid import AXIS_TYPES, Axis, axis_text, parse_axis
+from kekong.generation.grid import AXIS_TYPES, GridSpec, axis_text, parse_axis
 
 SCRIPT_TITLE = "x/y/z plot"  # A1111 matches script names by their lower-cased title
 
@@ -61,28 +60,6 @@ def axis_labels(route: str) -> list[str]:
 
 def supported(label: str) -> bool:
     return label.lower() in AXIS_TYPES
-
-
-@dataclass
-class GridSpec:
-    """What the worker runs: the axes (as `AXIS:VALUES`, seeds already drawn) and A1111's flags."""
-
-    axes: list[str]
-    fixed_seeds: bool = True
-    lone_images: bool = False  # A1111's "Include Sub Images": the cells follow the grid in `images`
-    sub_grids: bool = False  # A1111's "Include Sub Grids": one grid per Z value after the main one
-    warnings: list[str] = field(default_factory=list)
-
-    def parsed(self) -> list[Axis]:
-        return [parse_axis(text) for text in self.axes]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"axes": self.axes, "fixed_seeds": self.fixed_seeds, "lone_images": self.lone_images,
-                "sub_grids": self.sub_grids}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GridSpec:
-        return cls(list(data["axes"]), bool(data["fixed_seeds"]), bool(data["lone_images"]), bool(data["sub_grids"]))
 
 
 def from_script_args(args: Any, route: str) -> GridSpec:

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kekong.generation.grid import Cell, axis_text, fix_seeds, plan, run
-from kekong.server.a1111_xyz import GridSpec
+from kekong.generation.grid import Cell, GridSpec, axis_text, fix_seeds, plan, run
 
 
 def plan_cells(fields: dict[str, Any], spec: GridSpec) -> tuple[dict[str, Any], GridSpec, list[Cell]]:

@@ -42,7 +42,13 @@ class Services:
     def start(cls, config: ServerConfig) -> Services:
         store = JobStore(config.store_dir())
         store.recover()
-        worker = Worker(store)
+        execute = None
+        if config.ray is not None:  # jobs handed to a Ray actor pool (kekong serve --ray)
+            from kekong.server.ray_jobs import RayJobs
+
+            execute = RayJobs(None if config.ray == "local" else config.ray, config.ray_workers,
+                              config.ray_cpus_per_worker)
+        worker = Worker(store, execute=execute)
         services = cls(config, store, worker)
         services.options.update(services._saved_options())
         worker.start()
@@ -53,6 +59,9 @@ class Services:
     def stop(self) -> None:
         self._stopping.set()
         self.worker.stop()
+        close = getattr(self.worker.execute, "close", None)  # a Ray pool's actors (and its Ray)
+        if close is not None:
+            close()
 
     def _sweeper(self) -> None:
         """Retention (--keep-jobs-hours): every quarter of the age (between 0.5 s and 10 min),
@@ -72,7 +81,7 @@ class Services:
     def submit(self, fields: dict[str, Any], kind: str, answer: dict[str, Any] | None = None,
                idempotency_key: str | None = None, grid: Any = None) -> tuple[Job, bool]:
         """Validate (request model, server limits, model names) and queue; (job, created). `grid`
-        (an a1111_xyz.GridSpec): an X/Y/Z plot, every cell validated the same way before it is queued."""
+        (a generation.grid.GridSpec): an X/Y/Z plot, every cell validated the same way before it is queued."""
         from kekong.generation.pipeline import steps_per_batch
         from kekong.request import build_request
 

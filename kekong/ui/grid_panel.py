@@ -1,6 +1,7 @@
 """The X/Y plot panel: A1111's X/Y/Z plot axes (kekong.generation.grid: axis names, range syntax,
-one seed for every cell) over the Generate tab's settings; each cell is a job on the server's
-queue, and the cells come back as one labelled contact sheet plus the gallery."""
+one seed for every cell) over the Generate tab's settings, queued as one grid job on the server
+(the API's X/Y/Z plot): the stamped contact sheet, which names its cells, plus the cells in the
+gallery."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ NOTHING = "Nothing"
 
 def axis_names() -> list[str]:
     """A1111's axis labels as kekong.generation.grid declares them (unit 0's ControlNet axes)."""
-    return [axis.name for axis in grid.AXIS_TYPES.values()]
+    return [axis.name for axis in grid.AXIS_TYPES.values() if axis is not grid.NOTHING]
 
 
 def axes(x_type: str, x_values: str, y_type: str, y_values: str) -> list[grid.Axis]:
@@ -31,11 +32,6 @@ def axes(x_type: str, x_values: str, y_type: str, y_values: str) -> list[grid.Ax
     return found
 
 
-def cell_fields(cell: grid.Cell) -> dict[str, Any]:
-    """A cell's request as job fields: only what was set, one image per cell."""
-    return {**cell.request.model_dump(mode="json", exclude_unset=True), "batch_size": 1, "batch_count": 1}
-
-
 def build(gr: Any) -> dict[str, Any]:
     names = axis_names()
     parts: dict[str, Any] = {}
@@ -46,38 +42,42 @@ def build(gr: Any) -> dict[str, Any]:
         parts["y_type"] = gr.Dropdown([NOTHING, *names], value=NOTHING, label="Y type", elem_id="grid-y-type")
         parts["y_values"] = gr.Textbox(label="Y values", placeholder="1-3 or 0.5-1.5 [3]", elem_id="grid-y-values")
     parts["run"] = gr.Button("Run X/Y plot", elem_id="grid-run")
-    parts["sheet"] = gr.Image(label="X/Y plot", interactive=False, type="numpy", elem_id="grid-sheet")
+    parts["sheet"] = gr.Image(label="X/Y plot", interactive=False, type="filepath", elem_id="grid-sheet")
     return parts
 
 
 def run(ui: Any, parts: dict[str, Any], data: dict[Any, Any]) -> Iterator[tuple[Any, str, Any]]:
-    """Plan every cell (all validated first), queue them one by one, then show the sheet; yields
-    (sheet, status, gallery)."""
+    """Plan every cell (all validated first), queue the grid as one job, stream its progress,
+    then show the stamped sheet and the cells; yields (sheet, status, gallery)."""
     import gradio as gr
-
-    from kekong.generation.grid_sheet import contact_sheet, label
-    from kekong.io import load_image
 
     try:
         chosen = axes(*(data.get(parts[k]) for k in ("x_type", "x_values", "y_type", "y_values")))
-        cells = grid.plan(ui.collect(data), chosen)
+        spec = grid.GridSpec([grid.axis_text(axis) for axis in chosen], lone_images=True)
+        job, _ = ui.services.submit(ui.collect(data), "ui", grid=spec)
     except KekongError as error:
         raise gr.Error(str(error)) from None
-    images, gallery = [], []
-    for index, cell in enumerate(cells):
-        for _, status, job in ui.run_job(cell_fields(cell)):
-            if job is None:
-                yield gr.skip(), f"cell {index + 1} / {len(cells)}: {status}", gr.skip()
-                continue
-            item = job.result["images"][0]
-            path = str(ui.services.file(job, item["file"]))
-            images.append(load_image(path))
-            where = ", ".join(f"{a.label} {label(a, v)}" for a, v in zip(chosen, cell.values, strict=True))
-            gallery.append((path, f"{where} · {caption(item)}"))
-    shape = (*(len(a.values) for a in chosen), *(1,) * (3 - len(chosen)))
-    labels = [[label(a, v) for v in a.values] for a in chosen] + [[]]
-    sheet = contact_sheet(images, shape, labels[0], labels[1], (), [a.label for a in chosen])
-    yield sheet, f"done: {len(cells)} cells", gallery
+    finished = ui.services.worker.finished_event(job.id)
+    while not finished.wait(0.3):
+        running = ui.services.worker.running
+        mine = running is not None and running.job_id == job.id
+        yield gr.skip(), f"step {running.step} / {running.total}" if mine else "queued", gr.skip()
+    job = ui.services.store.get(job.id)
+    if job.status != "done":
+        raise gr.Error(f"{job.status}: {job.error}")
+    sheets = [item for item in job.result["images"] if item.get("sheet")]
+    cells = [item for item in job.result["images"] if not item.get("sheet")]
+    gallery = []
+    for item in cells:
+        where = ", ".join(f"{name} {value}" for name, value in _values(job.result["grid"], item))
+        gallery.append((str(ui.services.file(job, item["file"])), f"{where} · {caption(item)}"))
+    yield str(ui.services.file(job, sheets[0]["file"])), f"done: {len(cells)} cells", gallery
+
+
+def _values(summary: dict[str, Any], item: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A cell's value on each axis, from the grid's summary (its row is the cell's file)."""
+    row = next(r for r in summary["cells"] if r["file"] == item["file"])
+    return [(axis["name"], row[axis["name"]]) for axis in summary["axes"]]
 
 
 def wire(ui: Any, gr: Any) -> None:
