@@ -11,6 +11,9 @@ shifted 6 px either way diagonally): on these portraits it also guesses hidden e
 and a guess off the body moves background, which no re-detection follows. The "stable" column
 says how many of the photo's keypoints that leaves; "detector noise" is the PCK of those on the photo
 shifted 3 px (no warp at all): the ceiling a re-detection can reach.
+The content check ("tracked"): the photo's patch at an edited keypoint, turned as its limb was, is looked
+for (normalised cross-correlation) near where the keypoint was sent, on the warp and, as a control, on
+the unwarped photo: whether the pixels moved there, apart from what a pose detector makes of them.
 Prints Markdown for BENCHMARKS.md. Run it with `nice -n 19` on a shared machine.
 """
 
@@ -49,6 +52,7 @@ TRIALS = 10  # edits per photo variant
 SHIFT, STABLE = 6, 0.04  # the stability check: px shifted, keypoint tolerance (of the long side)
 CLEAR = 0.05  # a moved keypoint keeps this far (of the long side) from the others
 GOALS = {"edited": 0.85, "unedited": 0.95, "ms": 200.0}
+TRACK = 12  # px: half the side of the patch `tracked` follows
 
 
 def photos() -> dict[str, np.ndarray]:
@@ -83,34 +87,59 @@ def stable_keypoints(image: np.ndarray, pose: PoseResult) -> set[int]:
     return stable
 
 
-def edit(pose: PoseResult, usable: set[int], rng: np.random.Generator) -> tuple[PoseResult, set[int]] | None:
-    """1–3 limbs of the first person turned about their joints; None when no limb can move."""
+def edit(pose: PoseResult, usable: set[int], rng: np.random.Generator,
+         ) -> tuple[PoseResult, dict[int, np.ndarray]] | None:
+    """1–3 limbs of the first person turned about their joints; None when no limb can move. The whole
+    chain below the joint turns (every keypoint the pose has: an unstable wrist left behind would bend the
+    forearm instead of turning the arm); only the stable ones are scored, each with its limb's rotation."""
     body = pose.people[0].body.copy()
     present = np.array([i in usable for i in range(len(body))])
+    found = ~np.isnan(body[:, 0])
     movable = [name for name, (joint, points) in LIMBS.items() if present[joint] and present[points[0]]]
     if not movable:
         return None
     aspect = np.array([pose.width, pose.height], np.float64)
-    moved: set[int] = set()
+    moved: dict[int, np.ndarray] = {}
+    turned_any: set[int] = set()
     for name in rng.permutation(movable)[: rng.integers(1, 4)]:
         joint, points = LIMBS[str(name)]
-        points = tuple(p for p in points if present[p])  # a wrist not found stays out of the edit
-        if moved & {joint, *points}:
+        points = tuple(p for p in points if found[p])  # the whole chain the pose has
+        if turned_any & {joint, *points}:
             continue  # a limb already moved by its parent keeps that edit alone
         for _ in range(20):
             angle = math.radians(rng.uniform(*ANGLES) * rng.choice((-1, 1)))
             centre = body[joint, :2] * aspect
             rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
             turned = (body[list(points), :2] * aspect - centre) @ rotation.T + centre
-            others = body[[i for i in range(len(body)) if present[i] and i not in points], :2] * aspect
+            others = body[[i for i in range(len(body)) if found[i] and i not in points], :2] * aspect
             clear = np.hypot(*(turned[:, None] - others[None]).transpose(2, 0, 1)).min() > CLEAR * aspect.max()
             if clear and np.all((turned > 0.03 * aspect) & (turned < 0.97 * aspect)):
                 body[list(points), :2] = turned / aspect
-                moved |= set(points)
+                turned_any |= set(points)
+                moved.update({p: rotation for p in points if present[p]})
                 break
     if not moved:
         return None
     return PoseResult([Person(body=body)], pose.width, pose.height), moved
+
+
+def tracked(photo: np.ndarray, picture: np.ndarray, source: np.ndarray, target: np.ndarray, rotation: np.ndarray,
+            threshold: float) -> bool:
+    """Whether the photo's content at `source`, turned as its limb was, is found in `picture` within
+    `threshold` of `target` (normalised cross-correlation of a TRACK-px patch, searched within the threshold):
+    where the warp put the pixels, whatever a pose detector makes of them."""
+    h, w = photo.shape[:2]
+    matrix = np.hstack([rotation, (target - rotation @ source)[:, None]]).astype(np.float32)
+    turned = cv2.warpAffine(photo, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)  # source → target, turned
+    r, reach = TRACK, int(threshold) + TRACK
+    x, y = (int(np.rint(v)) for v in target)
+    if min(x - reach, y - reach) < 0 or x + reach >= w or y + reach >= h:
+        return False
+    template = turned[y - r:y + r + 1, x - r:x + r + 1]
+    window = picture[y - reach:y + reach + 1, x - reach:x + reach + 1]
+    scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+    dy, dx = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    return bool(np.hypot(dx + r - reach, dy + r - reach) <= threshold)
 
 
 def pck(found: np.ndarray, wanted: np.ndarray, indices: list[int], threshold: float) -> tuple[int, int]:
@@ -136,14 +165,14 @@ def speed(image: np.ndarray, before: PoseResult, after: PoseResult, repeats: int
 
 def main() -> None:
     rng = np.random.default_rng(26)
-    rows, totals = [], {"edited": [0, 0], "unedited": [0, 0], "noise": [0, 0]}
+    rows, totals = [], {"edited": [0, 0], "unedited": [0, 0], "noise": [0, 0], "tracked": [0, 0], "unwarped": [0, 0]}
     speed_case = None
     for name, image in photos().items():
         h, w = image.shape[:2]
         scale = np.array([w, h], np.float64)
         before = detect_pose(image, max_people=1)
         if not before.people:
-            rows.append(f"| {name} | no person found | | | | |")
+            rows.append(f"| {name} | no person found | | | | | | |")
             continue
         usable = stable_keypoints(image, before)
         present = sorted(usable)
@@ -153,7 +182,7 @@ def main() -> None:
         noise = pck(found, before.people[0].body[:, :2] * scale, present, PCK_ALPHA * max(h, w))
         for k in (0, 1):
             totals["noise"][k] += noise[k]
-        tally = {"edited": [0, 0], "unedited": [0, 0]}
+        tally = {"edited": [0, 0], "unedited": [0, 0], "tracked": [0, 0], "unwarped": [0, 0]}
         for _ in range(TRIALS):
             edited = edit(before, usable, rng)
             if edited is None:
@@ -168,23 +197,31 @@ def main() -> None:
                 hits, count = pck(found, wanted.people[0].body[:, :2] * scale, indices, PCK_ALPHA * max(h, w))
                 tally[kind][0] += hits
                 tally[kind][1] += count
+            for kind, picture in (("tracked", warped), ("unwarped", image)):  # the content, on the warp / the photo
+                for i, rotation in moved.items():
+                    a, b = before.people[0].body[i, :2] * scale, after.people[0].body[i, :2] * scale
+                    tally[kind][0] += tracked(image, picture, a, b, rotation, PCK_ALPHA * max(h, w))
+                    tally[kind][1] += 1
         for kind in tally:
             totals[kind][0] += tally[kind][0]
             totals[kind][1] += tally[kind][1]
         found_here = int((~np.isnan(before.people[0].body[:, 0])).sum())
         rows.append(f"| {name} | {len(present)}/{found_here} | {_ratio(list(noise))} | "
-                    f"{tally['edited'][1] and TRIALS} | {_ratio(tally['edited'])} | {_ratio(tally['unedited'])} |")
+                    f"{tally['edited'][1] and TRIALS} | {_ratio(tally['edited'])} | {_ratio(tally['unedited'])} | "
+                    f"{_ratio(tally['tracked'])} | {_ratio(tally['unwarped'])} |")
     wall, cpu = speed(*speed_case) if speed_case else (float("nan"), float("nan"))
     machine = platform.processor() or platform.machine()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print(f"# pose warp — {date.today()} — {machine}, {affinity} core(s) visible, python {sys.version.split()[0]}\n")
     print(f"speed, rigid, 512x512, one thread: median {wall:.0f} ms wall, {cpu:.0f} ms CPU "
           f"(goal ≤ {GOALS['ms']:.0f})\n")
-    print(f"| photo | stable keypoints | detector noise | edits | PCK@{PCK_ALPHA} edited | PCK@{PCK_ALPHA} unedited |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| photo | stable keypoints | detector noise | edits | PCK@{PCK_ALPHA} edited | PCK@{PCK_ALPHA} unedited | "
+          "edited content tracked | same, on the unwarped photo |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     print(f"| **all** | | {_ratio(totals['noise'])} | | **{_ratio(totals['edited'])}** (goal ≥ {GOALS['edited']}) | "
-          f"**{_ratio(totals['unedited'])}** (goal ≥ {GOALS['unedited']}) |")
+          f"**{_ratio(totals['unedited'])}** (goal ≥ {GOALS['unedited']}) | **{_ratio(totals['tracked'])}** | "
+          f"{_ratio(totals['unwarped'])} |")
 
 
 def _ratio(tally: list[int]) -> str:
