@@ -23,9 +23,11 @@ UNSUPPORTED: dict[str, Any] = {
     "ad_model_classes": "", "ad_use_checkpoint": False, "ad_checkpoint": None, "ad_use_vae": False, "ad_vae": None,
     "ad_use_sampler": False, "ad_sampler": "DPM++ 2M Karras", "ad_scheduler": "Use same scheduler",
     "ad_use_noise_multiplier": False, "ad_noise_multiplier": 1.0, "ad_use_clip_skip": False, "ad_clip_skip": 1,
-    "ad_restore_face": False, "ad_controlnet_model": "None", "ad_controlnet_module": "None",
-    "ad_controlnet_weight": 1.0, "ad_controlnet_guidance_start": 0.0, "ad_controlnet_guidance_end": 1.0,
+    "ad_restore_face": False,
 }
+# ADetailer's module for a ControlNet model named without one (its controlnet_ext get_cn_module)
+MODULE_OF_MODEL = {"inpaint": "inpaint_global_harmonious", "lineart": "lineart_realistic",
+                   "openpose": "openpose_full", "tile": "tile_resample", "depth": "depth_midas"}
 IGNORED = ("is_api",)  # ADetailer's own bookkeeping
 
 
@@ -59,6 +61,15 @@ class DetailSpec(BaseModel):
     ad_steps: int = Field(28, ge=1, le=150)
     ad_use_cfg_scale: bool = False
     ad_cfg_scale: float = Field(7.0, ge=1, le=30)
+    # a control unit on each crop (its detector runs on the crop: openpose_hand / openpose_face keep the fingers
+    # and the face's landmarks where they were)
+    ad_controlnet_model: str = Field("None", description="ControlNet of the unit on each crop (None: the base "
+                                     "model's own for the module)")
+    ad_controlnet_module: str = Field("None", description="detector of a unit derived from each crop, e.g. "
+                                      "openpose_hand or openpose_face (None: no unit, or the model's module)")
+    ad_controlnet_weight: float = Field(1.0, ge=0, le=2)
+    ad_controlnet_guidance_start: float = Field(0.0, ge=0, le=1)
+    ad_controlnet_guidance_end: float = Field(1.0, ge=0, le=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -80,6 +91,37 @@ class DetailSpec(BaseModel):
         if value % 8:
             raise ValueError(f"{value} is not a multiple of 8")
         return value
+
+    @field_validator("ad_controlnet_module", mode="before")
+    @classmethod
+    def _module(cls, value: Any) -> str:
+        name = str(value).strip()
+        if name.lower() in ("none", ""):
+            return "None"
+        from kekong.detect import load_all
+        from kekong.detect.registry import get
+
+        load_all()
+        return get(name).name  # an unknown detector is refused with close-match suggestions
+
+    @model_validator(mode="after")
+    def _window(self) -> DetailSpec:
+        if self.ad_controlnet_guidance_start > self.ad_controlnet_guidance_end:
+            raise ValueError(f"ad_controlnet_guidance_start {self.ad_controlnet_guidance_start} is after "
+                             f"ad_controlnet_guidance_end {self.ad_controlnet_guidance_end}")
+        if self.ad_controlnet_model != "None" and self.unit_module is None:
+            raise ValueError(f"ad_controlnet_model {self.ad_controlnet_model!r}: name its ad_controlnet_module "
+                             f"(ADetailer guesses it only for {', '.join(MODULE_OF_MODEL)} models)")
+        return self
+
+    @property
+    def unit_module(self) -> str | None:
+        """The detector of the unit on each crop (ADetailer's guess from the model's name when not named)."""
+        if self.ad_controlnet_module != "None":
+            return self.ad_controlnet_module
+        if self.ad_controlnet_model == "None":
+            return None
+        return next((module for word, module in MODULE_OF_MODEL.items() if word in self.ad_controlnet_model), None)
 
     @property
     def finds(self) -> str:
@@ -159,7 +201,13 @@ KEYS = (  # (field, ADetailer's infotext key), in ADetailer's order
     ("ad_inpaint_width", "ADetailer inpaint width"), ("ad_inpaint_height", "ADetailer inpaint height"),
     ("ad_use_steps", "ADetailer use separate steps"), ("ad_steps", "ADetailer steps"),
     ("ad_use_cfg_scale", "ADetailer use separate CFG scale"), ("ad_cfg_scale", "ADetailer CFG scale"),
+    ("ad_controlnet_model", "ADetailer ControlNet model"), ("ad_controlnet_module", "ADetailer ControlNet module"),
+    ("ad_controlnet_weight", "ADetailer ControlNet weight"),
+    ("ad_controlnet_guidance_start", "ADetailer ControlNet guidance start"),
+    ("ad_controlnet_guidance_end", "ADetailer ControlNet guidance end"),
 )
+_UNIT_FIELDS = {"ad_controlnet_model", "ad_controlnet_module", "ad_controlnet_weight", "ad_controlnet_guidance_start",
+                "ad_controlnet_guidance_end"}  # written only with a unit (ADetailer: only with a model)
 # written only when on / off their default, as ADetailer's extra_params leaves them out
 _ONLY_WITH = {"ad_mask_filter_method": "ad_mask_k", "ad_inpaint_only_masked_padding": "ad_inpaint_only_masked",
               "ad_inpaint_width": "ad_use_inpaint_width_height", "ad_inpaint_height": "ad_use_inpaint_width_height",
@@ -188,6 +236,8 @@ def infotext_params(specs: list[DetailSpec]) -> dict[str, Any]:
             if gate is not None and not values[gate]:
                 continue
             if field in _UNLESS and values[field] == _UNLESS[field]:
+                continue
+            if field in _UNIT_FIELDS and spec.unit_module is None:
                 continue
             params[key + ordinal_suffix(n)] = values[field]
     return params

@@ -159,3 +159,41 @@ def test_cli_bad_detail_is_one_error_line(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --detail 'hand_yolov8n.pt'"), done.stderr
+
+
+def test_a_pass_can_carry_a_unit_whose_detector_runs_on_the_crop(astronaut, model, tmp_path_factory, monkeypatch):
+    from tests.tiny_models import build_tiny_controlnet
+
+    cn = str(build_tiny_controlnet(tmp_path_factory.mktemp("detailer-cn") / "cn"))
+    spec = DetailSpec(ad_controlnet_module="openpose_face", ad_controlnet_model=cn, ad_controlnet_weight=0.8)
+    request = GenerationRequest(prompt="x", model=model, steps=4, sampler="Euler", seed=3, detail=[spec])
+    seen = []
+    real = pipeline.detect_units
+
+    def spy(units, size, init, crop=None, inpaint_mask=None):
+        seen.append((crop, [(u.unit.module, u.unit.image, u.unit.weight) for u in units]))
+        return real(units, size, init, crop=crop, inpaint_mask=inpaint_mask)
+
+    monkeypatch.setattr(pipeline, "detect_units", spy)
+    _, counts = detail_image(astronaut, request, 3, "x", "", pipeline.generate)
+    assert counts == [1]
+    ((crop, units),) = seen
+    assert units == [("openpose_face", None, 0.8)]  # the init image: the detector sees the only-masked crop
+    assert crop is not None and (crop[2] - crop[0]) * (crop[3] - crop[1]) < 0.25 * 512 * 512
+    assert not detailer.pass_request(request.model_copy(update={"detail": [DetailSpec()]}), DetailSpec(), 0, 3,
+                                     astronaut, np.zeros((512, 512), np.uint8), "x", "").controls
+
+
+def test_a_pass_unit_in_adetailers_names_and_keys():
+    spec = detail_spec({"ad_model": "hand", "ad_controlnet_module": "openpose_hand", "ad_controlnet_weight": 0.7})
+    params = infotext_params([DetailSpec(), spec])
+    assert params["ADetailer ControlNet module 2nd"] == "openpose_hand" and params["ADetailer ControlNet weight 2nd"]
+    assert "ADetailer ControlNet model" not in params and "ADetailer ControlNet module" not in params
+    read, unknown = from_infotext({k: str(v) for k, v in params.items()})
+    assert [DetailSpec(**d) for d in read] == [DetailSpec(), spec] and not unknown
+    assert DetailSpec(ad_controlnet_model="control_v11p_sd15_openpose").unit_module == "openpose_full"  # ADetailer's
+    with pytest.raises(ValueError, match="name its ad_controlnet_module"):
+        DetailSpec(ad_controlnet_model="my-controlnet")
+    with pytest.raises(ValueError, match="openpose_hand"):
+        DetailSpec(ad_controlnet_module="openpose_hnd")  # close-match suggestion
+    assert from_cli("hand,controlnet_module=openpose_hand").unit_module == "openpose_hand"

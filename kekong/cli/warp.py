@@ -61,13 +61,12 @@ def warp(
     before = read_pose(source, "--from") if source is not None else None
     picture = load_image(str(image))
     if before is None:
-        from kekong.detect.openpose import detect_pose
+        from kekong.generation.repose import photo_pose
 
-        parts = {part: any(getattr(p, name) is not None for p in after.people for name in names)
-                 for part, names in (("hands", ("left_hand", "right_hand")), ("face", ("face",)))}
-        before = detect_pose(picture, body=True, **parts)
-        if not before.people:
-            raise KekongError(f"{image}: no person found to warp (give the photo's pose with --from)")
+        try:
+            before = photo_pose(picture, after)  # with the parts (hands, face) the edited pose has
+        except KekongError:
+            raise KekongError(f"{image}: no person found to warp (give the photo's pose with --from)") from None
     result = warp_pose(picture, before, after, mode=mode, pins=pins)
     save_image(result.image, out)
     uncovered = float((result.mask > 0).mean())

@@ -150,7 +150,9 @@ def _data_uri(image: np.ndarray) -> str:
 def pass_request(request: GenerationRequest, spec: DetailSpec, n: int, seed: int, image: np.ndarray,
                  mask: np.ndarray, prompt: str, negative: str) -> GenerationRequest:
     """The inpaint request that repaints one region: the image's settings, the detailer's mask and
-    strength, no control units, no hires pass, one image at the native size (or ADetailer's own)."""
+    strength, no hires pass, one image at the native size (or ADetailer's own). Its one control unit, when
+    the pass names one (ad_controlnet_module / _model), reads the init image, so its detector runs on the
+    only-masked crop, as ADetailer's unit does."""
     size = (spec.ad_inpaint_width, spec.ad_inpaint_height) if spec.ad_use_inpaint_width_height else (None, None)
     fields = request.model_dump(exclude={"detail", "controls", "enable_hr", "batch_size", "batch_count",
                                          "init_image", "mask", "width", "height", "repose"})
@@ -162,8 +164,17 @@ def pass_request(request: GenerationRequest, spec: DetailSpec, n: int, seed: int
         inpaint_only_masked=spec.ad_inpaint_only_masked, only_masked_padding=spec.ad_inpaint_only_masked_padding,
         denoising_strength=spec.ad_denoising_strength, inpainting_fill=InpaintFill.ORIGINAL, resize_mode=0,
         width=size[0], height=size[1], steps=spec.ad_steps if spec.ad_use_steps else request.steps,
-        cfg_scale=spec.ad_cfg_scale if spec.ad_use_cfg_scale else request.cfg_scale)
+        cfg_scale=spec.ad_cfg_scale if spec.ad_use_cfg_scale else request.cfg_scale, controls=unit_for(spec))
     return GenerationRequest(**fields)
+
+
+def unit_for(spec: DetailSpec) -> list[dict]:
+    """The pass's control unit (none, or one on the crop)."""
+    if spec.unit_module is None:
+        return []
+    model = None if spec.ad_controlnet_model == "None" else spec.ad_controlnet_model
+    return [{"module": spec.unit_module, "model": model, "weight": spec.ad_controlnet_weight,
+             "start": spec.ad_controlnet_guidance_start, "end": spec.ad_controlnet_guidance_end}]
 
 
 def detail_image(image: np.ndarray, request: GenerationRequest, seed: int, prompt: str, negative: str,
