@@ -34,15 +34,15 @@ def test_every_cli_option_made_from_a_field_has_its_declared_bounds_and_help():
     from kekong.cli import app
     from kekong.cli.fields import DECLARED
 
-    command = typer.main.get_command(app).commands["generate"]
-    params = {opt: param for param in command.params for opt in param.opts}
+    commands = typer.main.get_command(app).commands
     assert len(DECLARED) >= 30
-    for flags, name, model in DECLARED:
-        field, param = spec(name, model), params[flags[0]]
-        assert (param.min, param.max) == (field.ge, field.le), name
-        assert param.default is None, name  # left out: the model's recommendation or the declared default
-        if field.choices:
-            assert all(choice in param.help for choice in field.choices), name
+    for flags, name, model in DECLARED:  # generate's and repose's options
+        field = spec(name, model)
+        made = [param for command in ("generate", "repose") for param in commands[command].params
+                if flags[0] in param.opts]
+        assert any((param.min, param.max) == (field.ge, field.le)
+                   and param.default is None  # left out: the model's recommendation or the declared default
+                   and all(choice in param.help for choice in field.choices or ()) for param in made), name
 
 
 A1111_MODELS = ("Txt2ImgRequest", "Img2ImgRequest")
