@@ -53,9 +53,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "DPM2": SamplerSpec("dpm_2", default_schedule="Karras", discard_penultimate=True),
     "DPM2 a": SamplerSpec("dpm_2_ancestral", default_schedule="Karras", discard_penultimate=True),
     "DPM fast": SamplerSpec("dpm_fast", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
-    "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY,
-                                unavailable="it picks its number of steps while it runs, which kekong's loop "
-                                            "cannot follow yet; use 'DPM fast'"),
+    "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
     "Restart": SamplerSpec("restart", default_schedule="Karras"),
     "DDIM": SamplerSpec(scheduler_class="DDIMScheduler", options={"set_alpha_to_one": False}),
     "DDIM CFG++": SamplerSpec(scheduler_class="DDIMCFGPlusPlusScheduler", options={"set_alpha_to_one": False}),

@@ -51,7 +51,8 @@ def test_infotext_has_a1111s_hires_keys(models, tmp_path):
 
 
 def test_progress_counts_both_passes(models):
-    assert steps_per_batch(request(models, hr_second_pass_steps=6)) == 4 + 3
+    """A1111 runs all the hires steps (the last 6 of int(6 / 0.5) = 12 noise levels), whatever the strength."""
+    assert steps_per_batch(request(models, hr_second_pass_steps=6)) == 4 + 6
 
 
 @pytest.mark.parametrize(("option", "low", "high"), [("Both", True, True), ("Low res only", True, False),

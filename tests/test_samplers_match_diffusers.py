@@ -415,7 +415,7 @@ def test_compvis_samplers_use_a1111s_timesteps(sampler):
     ("LCM", "SGM Uniform", "sampler 'LCM' takes no SGM Uniform schedule type"),
     ("DPM fast", "Karras", "sampler 'DPM fast' takes no Karras schedule type: it chooses its own noise levels"),
     ("DDIM", "KL Optimal", "sampler 'DDIM' does not support the KL Optimal schedule type"),
-    ("DPM adaptive", "Automatic", "sampler 'DPM adaptive' is not in kekong yet"),
+    ("DPM adaptive", "Karras", "sampler 'DPM adaptive' takes no Karras schedule type: it chooses its own noise"),
 ])
 def test_a_schedule_type_a_sampler_would_not_honour_is_refused(sampler, schedule, message):
     with pytest.raises(ParameterError, match=message):

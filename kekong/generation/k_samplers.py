@@ -16,7 +16,10 @@ s_noise = 1 for the ancestral and SDE samplers and churn 0 are A1111's defaults.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator
+import math
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
@@ -299,6 +302,80 @@ def dpm_fast(x: Tensor, sigmas: Tensor, noise: Noise) -> Sampler:
     return x
 
 
+class StepSizeController:
+    """k-diffusion's PID controller for the adaptive step size (integral only by default): a step
+    is accepted when its error lets the step grow by at least `accept_safety`."""
+
+    def __init__(self, h: float, pcoeff: float, icoeff: float, dcoeff: float, order: float,
+                 accept_safety: float = 0.81, eps: float = 1e-8):
+        self.h, self.accept_safety, self.eps = h, accept_safety, eps
+        self.b1 = (pcoeff + icoeff + dcoeff) / order
+        self.b2 = -(pcoeff + 2 * dcoeff) / order
+        self.b3 = dcoeff / order
+        self.errs: list[float] = []
+
+    def propose_step(self, error: Tensor) -> bool:
+        """Scale h by the limited factor of the last inverse errors; True if the step is accepted."""
+        inv_error = 1 / (float(error) + self.eps)
+        if not self.errs:
+            self.errs = [inv_error, inv_error, inv_error]
+        self.errs[0] = inv_error
+        factor = self.errs[0] ** self.b1 * self.errs[1] ** self.b2 * self.errs[2] ** self.b3
+        factor = 1 + math.atan(factor - 1)
+        accept = factor >= self.accept_safety
+        if accept:
+            self.errs[2], self.errs[1] = self.errs[1], self.errs[0]
+        self.h *= factor
+        return accept
+
+
+def _dpm_solver_pair(x: Tensor, t: Tensor, t_next: Tensor) -> Generator[tuple[Tensor, Tensor],
+                                                                         tuple[Tensor, Tensor],
+                                                                         tuple[Tensor, Tensor, Tensor]]:
+    """DPM-Solver-2 (r1 = 1/3) and -3 from t to t_next sharing their first two evaluations:
+    (x the model saw first, the 2nd-order result, the 3rd-order result)."""
+    h = t_next - t
+    r1, r2 = 1 / 3, 2 / 3
+    s1, s2 = t + r1 * h, t + r2 * h
+    x, eps = yield from _eps(x, t)
+    _, eps_r1 = yield from _eps(x - _sigma(s1) * (r1 * h).expm1() * eps, s1)
+    low = x - _sigma(t_next) * h.expm1() * eps - _sigma(t_next) / (2 * r1) * h.expm1() * (eps_r1 - eps)
+    u2 = (x - _sigma(s2) * (r2 * h).expm1() * eps
+          - _sigma(s2) * (r2 / r1) * ((r2 * h).expm1() / (r2 * h) - 1) * (eps_r1 - eps))
+    _, eps_r2 = yield from _eps(u2, s2)
+    high = x - _sigma(t_next) * h.expm1() * eps - _sigma(t_next) / r2 * (h.expm1() / h - 1) * (eps_r2 - eps)
+    return x, low, high
+
+
+def dpm_adaptive(x: Tensor, sigmas: Tensor, noise: Noise, rtol: float = 0.05, atol: float = 0.0078,
+                 h_init: float = 0.05, eta: float = ETA) -> Sampler:
+    """DPM-Solver-23 with an adaptive step size (Lu et al., 2022), as k-diffusion's
+    sample_dpm_adaptive (order 3, integral control, A1111's η = 1), from sigmas[0] to the last
+    non-zero σ. Each try costs 3 model evaluations; a step whose 2nd- and 3rd-order results differ
+    by more than the tolerance (rtol of the larger of |x|, atol at least; RMS over the whole batch)
+    is tried again shorter. So the number of evaluations is known only at the end."""
+    t, t_end = _t(sigmas[0]), _t(sigmas[-2])
+    rtol_, atol_ = torch.tensor(rtol), torch.tensor(atol)
+    x_prev = x
+    pid = StepSizeController(abs(h_init), 0.0, 1.0, 0.0, 1.5 if eta else 3)
+    while t < t_end - 1e-5:
+        t_next = torch.minimum(t_end, t + pid.h)
+        if eta:
+            down, _ = ancestral_step(_sigma(t), _sigma(t_next), eta)
+            t_down = torch.minimum(t_end, _t(down))
+            up = (_sigma(t_next) ** 2 - _sigma(t_down) ** 2) ** 0.5
+        else:
+            t_down, up = t_next, 0.0
+        x, low, high = yield from _dpm_solver_pair(x, t, t_down)
+        delta = torch.maximum(atol_, rtol_ * torch.maximum(low.abs(), x_prev.abs()))
+        error = torch.linalg.norm((low - high) / delta) / x.numel() ** 0.5
+        if pid.propose_step(error):
+            x_prev = low
+            x = high + up * noise(_sigma(t), _sigma(t_next))
+            t = t_next
+    return x
+
+
 # --- Restart (Xu et al., 2023), as A1111's sd_samplers_extra.restart_sampler ---
 
 def _karras(n: int, low: float, high: float, rho: float = 7.0) -> Tensor:
@@ -351,31 +428,72 @@ SAMPLERS: dict[str, Callable[[Tensor, Tensor, Noise], Sampler]] = {
     "dpm_2_ancestral": dpm_2_ancestral, "lms": lms, "dpmpp_2s_ancestral": dpmpp_2s_ancestral,
     "dpmpp_sde": dpmpp_sde, "dpmpp_2m": dpmpp_2m, "dpmpp_2m_sde": dpmpp_2m_sde,
     "dpmpp_2m_sde_heun": dpmpp_2m_sde_heun, "dpmpp_3m_sde": dpmpp_3m_sde, "dpm_fast": dpm_fast,
-    "restart": restart,
+    "restart": restart, "dpm_adaptive": dpm_adaptive,
 }
+ADAPTIVE = frozenset({"dpm_adaptive"})  # picks its noise levels from x as it runs: no plan ahead
 BROWNIAN = frozenset({"dpmpp_sde", "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde"})
+
+
+FirstDraw = Callable[[int, tuple[int, ...]], Tensor]  # (seed, shape) → that seed's first normal draw
+_TREE_DRAW: ContextVar[FirstDraw | None] = ContextVar("kekong_brownian_draw", default=None)
+
+
+def _install_tree_draw() -> None:
+    """torchsde draws a tree's numbers with a torch CPU generator per internal seed; A1111 puts its own
+    randn_local (the RNG source's first draw for that seed) in its place. Here that happens only
+    inside a BrownianNoise built with a `draw` (a context variable, so other threads are unaffected)."""
+    from torchsde._brownian import brownian_interval as module
+
+    if getattr(module._randn, "kekong", False):
+        return
+    original = module._randn
+
+    def randn(size, dtype, device, seed):
+        draw = _TREE_DRAW.get()
+        if draw is None:
+            return original(size, dtype, device, seed)
+        return draw(int(seed), tuple(size)).to(device=device, dtype=dtype)
+
+    randn.kekong = True
+    module._randn = randn
 
 
 class BrownianNoise:
     """k-diffusion's BrownianTreeNoiseSampler. A list of seeds gives one tree per image (A1111's
     create_noise_sampler: an image's noise does not depend on the rest of its batch); one int seeds
-    one tree over the whole batch (k-diffusion's and diffusers' default)."""
+    one tree over the whole batch (k-diffusion's and diffusers' default). `draw` makes the trees'
+    numbers (A1111's RNG source); None keeps torchsde's own (torch's CPU generator = A1111's "CPU")."""
 
-    def __init__(self, like: Tensor, sigma_min: Tensor, sigma_max: Tensor, seeds: int | list[int]):
+    def __init__(self, like: Tensor, sigma_min: Tensor, sigma_max: Tensor, seeds: int | list[int],
+                 draw: FirstDraw | None = None):
         import torchsde
 
         low, high = torch.as_tensor(sigma_min), torch.as_tensor(sigma_max)
-        self.low, self.high = low, high
+        self.low, self.high, self.draw = low, high, draw
         self.batched = not isinstance(seeds, int)
         if self.batched and len(seeds) != like.shape[0]:
             raise ValueError(f"{len(seeds)} seeds for a batch of {like.shape[0]}")
         w0 = torch.zeros_like(like[0] if self.batched else like)
-        self.trees = [torchsde.BrownianTree(low, w0, high, entropy=seed)
-                      for seed in (seeds if self.batched else [seeds])]
+        with self._drawing():
+            self.trees = [torchsde.BrownianTree(low, w0, high, entropy=seed)
+                          for seed in (seeds if self.batched else [seeds])]
+
+    @contextmanager
+    def _drawing(self) -> Iterator[None]:
+        if self.draw is None:
+            yield
+            return
+        _install_tree_draw()
+        token = _TREE_DRAW.set(self.draw)
+        try:
+            yield
+        finally:
+            _TREE_DRAW.reset(token)
 
     def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
         t0, t1 = torch.as_tensor(sigma), torch.as_tensor(sigma_next)
         a, b, sign = (t0, t1, 1) if t0 < t1 else (t1, t0, -1)
         a, b = a.clamp(self.low, self.high), b.clamp(self.low, self.high)  # σ recomputed from log σ may stray by 1 ulp
-        w = torch.stack([tree(a, b) for tree in self.trees]) * sign
+        with self._drawing():
+            w = torch.stack([tree(a, b) for tree in self.trees]) * sign
         return (w if self.batched else w[0]) / (t1 - t0).abs().sqrt()

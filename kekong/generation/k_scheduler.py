@@ -11,7 +11,7 @@ table (generation/schedules.py), the starting noise × σ_0, the UNet called at 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -35,7 +35,14 @@ class KDiffusionScheduler:
                        "num_train_timesteps": len(self.model.sigmas)}
         self.order: float = 1
         self._generators: list[torch.Generator] | None = None
+        self._chain: list[Any] | None = None  # each image's generator, continued (noise.initial_noise's)
+        self._source: Any = None
         self._brownian: k_samplers.BrownianNoise | None = None
+
+    def noise_from(self, source: Any, generators: Sequence[Any]) -> None:
+        """Draw the sampler's fresh noise as A1111 does: each image's generator continued after the
+        starting noise (`generators` from noise.initial_noise), the Brownian trees from `source`."""
+        self._source, self._chain = source, list(generators)
 
     # --- the run's noise levels ---
 
@@ -52,9 +59,15 @@ class KDiffusionScheduler:
 
     def _run(self, sigmas: torch.Tensor) -> None:
         self.sigmas = sigmas
-        self.eval_sigmas = _visited(self.algorithm, sigmas)
-        self.timesteps = self.model.sigma_to_t(self.eval_sigmas)
-        self.order = len(self.eval_sigmas) / max(len(sigmas) - 1, 1)  # evaluations per step
+        if self.algorithm in k_samplers.ADAPTIVE:  # the levels come from the run itself
+            first = k_samplers._sigma(k_samplers._t(sigmas[0])).to(torch.float32)
+            self.timesteps = Unplanned(self.model, first, len(sigmas) - 1)
+            self.eval_sigmas = first[None]
+            self.order = 1
+        else:
+            self.eval_sigmas = _visited(self.algorithm, sigmas)
+            self.timesteps = self.model.sigma_to_t(self.eval_sigmas)
+            self.order = len(self.eval_sigmas) / max(len(sigmas) - 1, 1)  # evaluations per step
         self.init_noise_sigma = float(sigmas[0])
         self._sampler: k_samplers.Sampler | None = None
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -62,6 +75,8 @@ class KDiffusionScheduler:
     def _sigma_at(self, timestep: Any) -> torch.Tensor:
         """The σ of a (visited) timestep."""
         t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1)[0]
+        if isinstance(self.timesteps, Unplanned):
+            return self.timesteps.sigma_at(t)
         return self.eval_sigmas[int(torch.argmin((self.timesteps - t).abs()))]
 
     def _current(self) -> torch.Tensor:
@@ -86,6 +101,8 @@ class KDiffusionScheduler:
         try:
             self._pending = self._sampler.send((x, denoised))
             out = self._pending[0]
+            if isinstance(self.timesteps, Unplanned):
+                self.timesteps.add(self._pending[1])
         except StopIteration as stop:
             out = stop.value
         out, denoised = out.to(sample.dtype), denoised.to(sample.dtype)
@@ -111,13 +128,61 @@ class KDiffusionScheduler:
             if self._brownian is None:
                 positive = self.full_sigmas[self.full_sigmas > 0]
                 seeds = _seeds(self.seed, like.shape[0])
-                self._brownian = k_samplers.BrownianNoise(like, positive.min(), positive.max(), seeds)
+                draw = None
+                if self._source is not None:
+                    from kekong.generation.noise import randn
+
+                    def draw(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+                        return randn(self._source, seed, shape)
+                self._brownian = k_samplers.BrownianNoise(like, positive.min(), positive.max(), seeds, draw)
             return self._brownian(sigma, sigma_next).to(like.dtype)
+        if self._chain is not None and len(self._chain) == like.shape[0]:
+            from kekong.generation.noise import next_noise
+
+            return next_noise(self._chain, tuple(like.shape[1:])).to(device=like.device, dtype=like.dtype)
         from diffusers.utils.torch_utils import randn_tensor
 
         generator = self._generators if self._generators is None or len(self._generators) > 1 else \
             self._generators[0]
         return randn_tensor(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+class Unplanned:
+    """The timesteps of a sampler that picks its noise levels as it runs (DPM adaptive): one per model
+    evaluation, each known once the evaluation before it is done (so the loop's iteration ends when
+    the sampler does). Its length is the run's planned steps: as in A1111, prompt edits, the refiner
+    switch and progress count model evaluations against them."""
+
+    def __init__(self, model: ModelSigmas, first_sigma: torch.Tensor, planned: int):
+        self.model, self.planned = model, max(planned, 1)
+        self.sigmas: list[torch.Tensor] = []
+        self.ts: list[torch.Tensor] = []
+        self.add(first_sigma)
+
+    def add(self, sigma: torch.Tensor) -> None:
+        sigma = torch.as_tensor(sigma, dtype=torch.float32).reshape(())
+        self.sigmas.append(sigma)
+        self.ts.append(self.model.sigma_to_t(sigma))
+
+    def sigma_at(self, t: torch.Tensor) -> torch.Tensor:
+        return self.sigmas[int(torch.argmin((torch.stack(self.ts) - t).abs()))]
+
+    def __len__(self) -> int:
+        return self.planned
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        index = 0
+        while index < len(self.ts):  # grows as the scheduler steps
+            yield self.ts[index]
+            index += 1
+
+    def __getitem__(self, key: Any) -> torch.Tensor:
+        return torch.stack(self.ts)[key]
+
+    @property
+    def evaluations(self) -> int:
+        """Model evaluations asked for so far (the last one may still be pending)."""
+        return len(self.ts)
 
 
 class _Output:

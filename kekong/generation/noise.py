@@ -11,8 +11,10 @@ Sources (A1111's "Random number generator source" setting, infotext key `RNG`):
 Variation seeds (`subseed`, `subseed_strength`) spherically interpolate the seed's noise toward
 the variation seed's; seed resize (`seed_resize_from_w/h`) makes the noise for another size and
 pastes it, centred, into noise of the real size — so an image's composition survives a change of
-resolution. Ancestral samplers draw their per-step noise from torch CPU generators seeded with
-each image's seed (for "CPU" continuing the one that made the starting noise, as A1111 does).
+resolution. The samplers' later noise continues each image's generator (A1111's ImageRNG.next():
+the draws after the starting noise, Philox for "GPU"/"NV", torch's CPU generator for "CPU"), and
+the SDE samplers' Brownian trees draw from the same source (A1111's randn_local, which it puts in
+place of torchsde's generator).
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ def randn(source: RngSource, seed: int, shape: tuple[int, ...], generator=None) 
     return torch.from_numpy((generator or Philox(seed)).randn(shape))
 
 
+def new_generator(source: RngSource, seed: int) -> torch.Generator | Philox:
+    """A fresh chain of draws for `seed` (A1111's create_generator)."""
+    return torch.Generator().manual_seed(seed) if source == RngSource.CPU else Philox(seed)
+
+
+def next_noise(generators: list[torch.Generator | Philox], shape: tuple[int, ...]) -> torch.Tensor:
+    """Each image's next draw of `shape`, stacked (A1111's ImageRNG.next after the first)."""
+    return torch.stack([torch.randn(shape, generator=g) if isinstance(g, torch.Generator)
+                        else torch.from_numpy(g.randn(shape)) for g in generators])
+
+
 def slerp(strength: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """A1111's spherical interpolation for variation seeds — including its normalisation along
     dim 1 of a (C, H, W) tensor, which is what makes the same seeds give the same noise there."""
@@ -92,8 +105,9 @@ def slerp(strength: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tenso
 
 def initial_noise(source: RngSource, seeds: list[int], shape: tuple[int, int, int], subseeds: list[int] | None = None,
                   subseed_strength: float = 0.0, resize_from: tuple[int, int] = (0, 0)) \
-        -> tuple[torch.Tensor, list[torch.Generator]]:
-    """(starting noise (B, C, H, W), per-image torch generators for the sampler's later noise).
+        -> tuple[torch.Tensor, list[torch.Generator | Philox]]:
+    """(starting noise (B, C, H, W), each image's generator, to continue for the sampler's later
+    noise: a torch CPU generator for "CPU", Philox for "GPU"/"NV", each drawn from once).
 
     `shape` is one image's latent shape; `resize_from` the (height, width) in latent cells to make
     the noise for (pixels // 8 for SD), (0, 0) = off."""
@@ -101,16 +115,16 @@ def initial_noise(source: RngSource, seeds: list[int], shape: tuple[int, int, in
     noise_shape = (shape[0], *resize_from) if resized else shape
     images, generators = [], []
     for index, seed in enumerate(seeds):
-        generator = torch.Generator().manual_seed(seed) if source == RngSource.CPU else Philox(seed)
-        noise = randn(source, seed, noise_shape) if resized else randn(source, seed, shape, generator)
+        chain = new_generator(source, seed)
+        noise = randn(source, seed, noise_shape) if resized else randn(source, seed, shape, chain)
         if subseeds is not None and subseed_strength != 0:
             subseed = subseeds[index] if index < len(subseeds) else 0
             noise = slerp(subseed_strength, noise, randn(source, subseed, noise_shape))
         if resized:
-            full = randn(source, seed, shape, generator)
+            full = randn(source, seed, shape, chain)
             noise = _paste_centred(noise, full)
         images.append(noise)
-        generators.append(generator if source == RngSource.CPU else torch.Generator().manual_seed(seed))
+        generators.append(chain)
     return torch.stack(images), generators
 
 

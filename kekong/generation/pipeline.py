@@ -24,7 +24,7 @@ from kekong.generation.detailer import check as check_detail
 from kekong.generation.detailer import detail_all
 from kekong.generation.fast import FastPlan
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, Stop, Stopped, denoise
-from kekong.generation.samplers import make_scheduler
+from kekong.generation.samplers import image_steps, make_scheduler
 from kekong.generation.text import encode_schedules
 from kekong.generation.units.base import Sampling, Unit, applied
 from kekong.io import image_source, load_image
@@ -150,17 +150,18 @@ def _prepare_init(request: GenerationRequest, size: tuple[int, int]) -> inpaint_
         fill=request.inpainting_fill == InpaintFill.FILL)
 
 
-def _timesteps(scheduler, request: GenerationRequest, from_image: bool) -> torch.Tensor:
-    scheduler.set_timesteps(request.steps)
+def _timesteps(scheduler, request: GenerationRequest, from_image: bool, hires: bool = False) -> torch.Tensor:
     if not from_image:
+        scheduler.set_timesteps(request.steps)
         return scheduler.timesteps
-    run = min(int(request.steps * request.denoising_strength), request.steps)
+    levels, run = image_steps(request.sampler, request.steps, request.denoising_strength, hires)
     if run < 1:
         raise ParameterError(f"denoising strength {request.denoising_strength} with {request.steps} steps "
                              "leaves no step to run; raise one of them")
-    if hasattr(scheduler, "begin_at"):  # a k-diffusion sampler: from the (steps - run)-th noise level
-        return scheduler.begin_at(request.steps - run)
-    start = (request.steps - run) * scheduler.order
+    scheduler.set_timesteps(levels)
+    if hasattr(scheduler, "begin_at"):  # a k-diffusion sampler: from the (levels - run)-th noise level
+        return scheduler.begin_at(levels - run)
+    start = (levels - run) * scheduler.order
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(start)
     return scheduler.timesteps[start:]
@@ -203,7 +204,7 @@ def steps_per_batch(request: GenerationRequest) -> int:
     from_image = request.init_image or request.repose
     steps = max(1, int(request.steps * request.denoising_strength)) if from_image else request.steps
     if request.enable_hr:
-        steps += max(1, int(second_pass(request).steps * request.denoising_strength))
+        steps += max(1, image_steps(request.sampler, second_pass(request).steps, request.denoising_strength, True)[1])
     return steps
 
 
@@ -213,8 +214,6 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
            base_steps: int | None = None) -> torch.Tensor:
     """Denoised latents for one batch: from noise (txt2img), from the init image (img2img,
     inpaint) or from `start` latents (hires fix's second pass; `base_steps`: the first pass's)."""
-    from diffusers.utils.torch_utils import randn_tensor
-
     from kekong.generation.noise import initial_noise
 
     count = len(seeds)
@@ -223,7 +222,8 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
         config = {**config, "prediction_type": request.prediction_type.value}
     sdxl = getattr(base, "family", "") == "sdxl"  # Align Your Steps has an SDXL table
     scheduler = make_scheduler(request.sampler, request.scheduler, config, seeds, sdxl=sdxl)
-    timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None)
+    timesteps = _timesteps(scheduler, request, from_image=prepared is not None or start is not None,
+                           hires=start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]
     guidance = _guidance(base, request, texts, run_steps, base_steps)
@@ -240,16 +240,22 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
                    base.vae_scale)
     noise, generators = initial_noise(request.rng, seeds, shape[1:], subseeds, request.subseed_strength, resize_from)
     noise = noise.to(first.embeds.dtype)
+    if hasattr(scheduler, "noise_from"):  # a k-diffusion sampler's later noise continues each image's generator
+        scheduler.noise_from(request.rng, generators)
+    generators = [g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(seed)  # diffusers' samplers
+                  for g, seed in zip(generators, seeds, strict=True)]
     blend = inpaint_channels = None
     if start is not None:
         latents = scheduler.add_noise(start.to(noise.dtype), noise, timesteps[:1])
     elif prepared is None:
         latents = noise * scheduler.init_noise_sigma
     else:
-        init = _encode_image(base, prepared.image, generators)
+        # the VAE's sample and latent noise draw apart from the images' generators (A1111's do not touch them)
+        init = _encode_image(base, prepared.image, [torch.Generator().manual_seed(seed) for seed in seeds])
         latent_mask = _latent_mask(prepared.mask, shape) if request.mask is not None else None
         if latent_mask is not None and request.inpainting_fill == InpaintFill.LATENT_NOISE:
-            init = init * (1 - latent_mask) + randn_tensor(shape, generator=generators) * latent_mask
+            fill = initial_noise(request.rng, seeds, shape[1:])[0].to(init.dtype)  # A1111: create_random_tensors
+            init = init * (1 - latent_mask) + fill * latent_mask
         elif latent_mask is not None and request.inpainting_fill == InpaintFill.LATENT_NOTHING:
             init = init * (1 - latent_mask)
         latents = scheduler.add_noise(init, noise, timesteps[:1])

@@ -31,6 +31,20 @@ def resolved_schedule(sampler: str, schedule: str) -> str:
     return SAMPLERS[sampler].default_schedule if schedule == "Automatic" else schedule
 
 
+def image_steps(sampler: str, steps: int, denoising_strength: float, hires: bool = False) -> tuple[int, int]:
+    """(noise levels to make, steps to run: the last ones) for a pass that starts from an image, as A1111's
+    setup_img2img_steps. img2img (`hires` False): `steps` levels, of which a k-diffusion sampler runs
+    int(min(strength, 0.999) · steps) + 1 (A1111 starts one level above the strength); the diffusers-run
+    samplers run int(strength · steps). The hires pass (A1111 passes its steps, as with img2img_fix_steps):
+    all `steps`, the last of int(steps / min(strength, 0.999)) levels."""
+    strength = min(denoising_strength, 0.999)
+    if hires:
+        return (int(steps / strength), steps) if strength > 0 else (steps, 0)
+    if SAMPLERS[sampler].algorithm:
+        return steps, min(int(strength * steps) + 1, steps) if strength > 0 else 0
+    return steps, min(int(steps * denoising_strength), steps)
+
+
 def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], seed: int | Sequence[int] | None = None,
                    sdxl: bool = False) -> Any:
     """A fresh scheduler for `sampler`/`schedule` from the base model's scheduler config.
