@@ -113,7 +113,7 @@ def test_the_loop_follows_its_evaluations_and_reports_each():
 def test_it_differs_from_the_fixed_step_samplers():
     adaptive, _, _ = run_loop("DPM adaptive")
     for other in ("DPM fast", "DPM2", "DPM++ 2M"):
-        fixed, calls, _ = run_loop(other)
+        fixed, _, _ = run_loop(other)
         assert not torch.allclose(adaptive, fixed, atol=1e-3), other
 
 

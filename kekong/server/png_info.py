@@ -1,6 +1,7 @@
 """A1111 1.10's `/sdapi/v1/png-info` answer: `info` (the infotext: the PNG `parameters` chunk, or
 JPEG/WebP's EXIF UserComment), `items` (the image's other metadata, as A1111's
-read_info_from_image leaves it) and `parameters` (A1111's parse_generation_parameters dict)."""
+read_info_from_image leaves it) and `parameters` (A1111's parse_generation_parameters dict, with the
+keys sd-webui-controlnet's infotext callback adds: "ControlNet 0 module" …)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def png_info_answer(image: Any) -> dict[str, Any]:
 
     from kekong.prompt.styles import read_styles
     from kekong.provenance.infotext_a1111 import generation_parameters
+    from kekong.provenance.infotext_controlnet import controlnet_pasted
     from kekong.provenance.verify import read_metadata
     from kekong.server.a1111_request import styles_file
     from kekong.server.inputs import field_bytes
@@ -35,7 +37,8 @@ def png_info_answer(image: Any) -> dict[str, Any]:
     text = read_metadata(raw).get("parameters") or ""
     items = {key: value for key, value in info.items()
              if key != "parameters" and key not in IGNORED_INFO_KEYS and _json_safe(value)}
-    return {"info": text, "items": items, "parameters": generation_parameters(text, read_styles(styles_file()))}
+    parameters = controlnet_pasted(generation_parameters(text, read_styles(styles_file())))  # + the extension's
+    return {"info": text, "items": items, "parameters": parameters}
 
 
 def _json_safe(value: Any) -> bool:
