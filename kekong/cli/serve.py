@@ -23,8 +23,9 @@ def _limit_help(text: str, limit: str) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on; beyond loopback needs --api-key")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 7860,
-    api_key: Annotated[str | None, typer.Option(
-        envvar="KEKONG_API_KEY", help="callers send it as `Authorization: Bearer KEY` or `X-API-Key`")] = None,
+    api_key: Annotated[list[str] | None, typer.Option(
+        envvar="KEKONG_API_KEY", help="callers send it as `Authorization: Bearer KEY` or `X-API-Key`; give it once "
+        "per caller (several keys: the queue takes turns between them)")] = None,
     insecure: Annotated[bool, typer.Option(
         "--insecure", help="listen beyond loopback with no API key (anyone on the network may use it)")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="job store and outputs (default: KEKONG_DATA_DIR/server)")
@@ -45,12 +46,11 @@ def serve(
     allow_origin: Annotated[list[str] | None, typer.Option(
         help="another scheme://host:port whose pages may write (e.g. the https origin of a reverse proxy); "
         "by default only the server's own origin")] = None,
-    max_queue: Annotated[int, typer.Option(
-        help="most jobs queued or running at once; more are refused with 429 and Retry-After")
-                         ] = ServerConfig.max_queue,
-    keep_jobs_hours: Annotated[float | None, typer.Option(
-        help="delete finished jobs (and their images) this many hours after they finished; default: keep all")
-                               ] = None,
+    max_queue: Annotated[int, typer.Option(help=ServerConfig.help("max_queue"))] = ServerConfig.max_queue,
+    keep_jobs_hours: Annotated[float | None, typer.Option(help=ServerConfig.help("keep_jobs_hours"))
+                               ] = ServerConfig.keep_jobs_hours,
+    max_disk_gb: Annotated[float | None, typer.Option(help=ServerConfig.help("max_disk_gb"))
+                           ] = ServerConfig.max_disk_gb,
     strict: Annotated[bool, typer.Option(
         "--strict", help="A1111 routes refuse fields kekong does not know (default: ignored and named in "
         "info.kekong.warnings, as A1111 ignores them)")] = False,
@@ -67,14 +67,16 @@ def serve(
         ranges = ", ".join(f"--{name.replace('_', '-')} {low}-{high}" for name, (low, high) in _RANGE.items())
         raise ParameterError(f"these must be {ranges} (the request's declared bounds), --max-megapixels above 0 "
                              "and at most 1000")
-    config = ServerConfig(host=host, port=port, api_key=api_key or None, insecure=insecure, data_dir=data_dir,
+    keys = [key for key in api_key or [] if key]
+    config = ServerConfig(host=host, port=port, api_key=keys[0] if keys else None, more_api_keys=tuple(keys[1:]),
+                          insecure=insecure, data_dir=data_dir,
                           limits=Limits(max_steps, max_batch, max_side, max_body_mb * 2**20),
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
                           allowed_hosts=tuple(allowed_host or ()), allowed_origins=tuple(allow_origin or ()),
-                          max_queue=max_queue, keep_jobs_hours=keep_jobs_hours,
+                          max_queue=max_queue, keep_jobs_hours=keep_jobs_hours, max_disk_gb=max_disk_gb,
                           strict=strict)
     config.check()
-    if insecure and not config.loopback and not api_key:
+    if insecure and not config.loopback and not keys:
         typer.echo(f"WARNING: listening on {host} with no API key — anyone who can reach this port can use it",
                    err=True)
     os.environ["KEKONG_MAX_PIXELS"] = str(int(max_megapixels * 1_000_000))  # io reads it at every decode

@@ -42,7 +42,8 @@ async def _generate(request: Request, body: Txt2ImgRequest | Img2ImgRequest) -> 
     translated = body.to_request(svc.options, svc.config.urls, svc.config.strict)
     route, payload = body.route, body.payload()
     answer = {"send_maps": translated.send_maps, "unit_maps": translated.unit_maps}
-    job, _ = svc.submit(translated.fields, route, answer, grid=translated.grid)
+    job, _ = svc.submit(translated.fields, route, answer, grid=translated.grid,
+                        owner=getattr(request.state, "owner", None))
     job = await svc.wait(job.id)
     if job.status != JobStatus.DONE:
         internal = (job.error or "").startswith("internal")

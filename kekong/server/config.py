@@ -80,9 +80,25 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()  # extra Host names accepted (behind a reverse proxy)
     allowed_origins: tuple[str, ...] = ()  # extra scheme://host:port origins that may write (--allow-origin)
     body_timeout_s: float = 30.0  # a request body not received in full by then is refused (408)
-    max_queue: int = 64  # jobs queued or running at once; one more is refused with 429 and Retry-After
-    keep_jobs_hours: float | None = None  # finished jobs older than this are deleted with their files
+    max_queue: int = field(default=64, metadata={"help": "most jobs queued or running at once; more are refused "
+                                                          "with 429 and Retry-After"})
+    keep_jobs_hours: float | None = field(default=None, metadata={
+        "help": "delete finished jobs (and their images) this many hours after they finished; default: keep all"})
+    max_disk_gb: float | None = field(default=None, metadata={
+        "help": "keep the job store (images, inputs, database) under this many GB by deleting the finished jobs "
+                "that finished first, never a queued or running one; default: no limit"})
+    more_api_keys: tuple[str, ...] = ()  # --api-key given more than once: each caller its own key (fair queue)
     strict: bool = False  # A1111 routes refuse fields kekong does not know (by default: ignored, and named)
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        """Every key that may call the server (the queue is fair between them)."""
+        return (self.api_key, *self.more_api_keys) if self.api_key else ()
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """A setting's help, declared once on its field (the CLI's --help and the README say it)."""
+        return cls.__dataclass_fields__[name].metadata["help"]
 
     @property
     def loopback(self) -> bool:
@@ -101,6 +117,12 @@ class ServerConfig:
         if self.keep_jobs_hours is not None and not self.keep_jobs_hours > 0:
             raise ParameterError(f"--keep-jobs-hours {self.keep_jobs_hours}: must be above 0 (leave it out to keep "
                                  "every job)")
+        if self.max_disk_gb is not None and not self.max_disk_gb > 0:
+            raise ParameterError(f"--max-disk-gb {self.max_disk_gb}: must be above 0 (leave it out for no limit)")
+        if self.more_api_keys and not self.api_key:
+            raise ParameterError("more API keys without a first one: pass each with --api-key")
+        if any(not key for key in self.api_keys) or len(set(self.api_keys)) != len(self.api_keys):
+            raise ParameterError("--api-key: each key must be non-empty and different from the others")
         if not self.loopback and not self.api_key and not self.insecure:
             raise ParameterError(f"refusing to listen on {self.host} without an API key: pass --api-key "
                                  "(or set KEKONG_API_KEY), or --insecure to allow anyone on the network")

@@ -32,7 +32,7 @@ def submit(request: Request, body: GenerationRequest,
     fields = with_checked_images(with_model_defaults(body), svc)  # the job holds the values it runs with
     answer = {"layers": {"metadata": metadata, "watermark": watermark, "c2pa": c2pa}}
     kind = "repose" if body.repose is not None else "generate"  # a re-pose: warp, then inpaint (request.repose)
-    job, created = svc.submit(fields, kind, answer, idempotency_key)
+    job, created = svc.submit(fields, kind, answer, idempotency_key, owner=getattr(request.state, "owner", None))
     return JSONResponse(describe(job, svc), status_code=202 if created else 200,
                         headers={"Location": f"/v1/jobs/{job.id}"})
 

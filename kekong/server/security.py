@@ -12,13 +12,16 @@
 - Every answer forbids framing (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`), so the UI
   cannot be overlaid inside another site's page (clickjacking).
 - With an API key, every request must carry it: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or
-  HTTP Basic with the key as password (so a browser can open the UI).
+  HTTP Basic with the key as password (so a browser can open the UI). With several keys (one per
+  caller), the key's short id (`owner`) goes with the request to the job queue, which is fair
+  between callers; the key itself is never stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import hmac
 import json
 from typing import Any
@@ -47,6 +50,9 @@ class Guard:
         if refusal is not None:
             await _respond(send, *refusal)
             return
+        key = self._key(headers)
+        if key is not None:  # request.state.owner: whose job this is (store.claim_next's fair order)
+            scope.setdefault("state", {})["owner"] = owner_of(key)
         declared = headers.get("content-length", "")
         cap = self.config.limits.max_body_bytes
         if declared.isdigit() and int(declared) > cap:
@@ -70,12 +76,12 @@ class Guard:
                              "serve with --allow-origin ORIGIN to accept another)"), {}
             if headers.get("sec-fetch-site") == "cross-site":
                 return 403, "cross-site request refused", {}
-        if self.config.api_key and not self._authorised(headers):
+        if self.config.api_keys and self._key(headers) is None:
             return 401, "missing or wrong API key", {"www-authenticate": 'Basic realm="kekong"'}
         return None
 
-    def _authorised(self, headers: dict[str, str]) -> bool:
-        key = self.config.api_key or ""
+    def _key(self, headers: dict[str, str]) -> str | None:
+        """The server's key the request carries, or None."""
         given = headers.get("x-api-key", "")
         auth = headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
@@ -86,7 +92,16 @@ class Guard:
                 given = base64.b64decode(value.strip()).decode().partition(":")[2]
             except (ValueError, UnicodeDecodeError):
                 given = ""
-        return bool(given) and hmac.compare_digest(given.encode(), key.encode())
+        found = None
+        for key in self.config.api_keys:  # every key compared, in constant time each
+            if given and hmac.compare_digest(given.encode(), key.encode()):
+                found = key
+        return found
+
+
+def owner_of(key: str) -> str:
+    """A key's short public id: jobs record it, never the key."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 async def _read_body(receive: Any, cap: int, timeout_s: float) -> bytes | tuple[int, str]:

@@ -22,6 +22,7 @@ from kekong.server.store import Job, JobStore
 from kekong.server.worker import Worker
 
 log = logging.getLogger("kekong.server")
+DISK_SWEEP_S = 30.0  # how often --max-disk-gb is checked
 
 OPTION_DEFAULTS: dict[str, Any] = {"sd_model_checkpoint": "kekong-shapes", "sd_vae": "Automatic",
                                    "CLIP_stop_at_last_layers": spec("clip_skip").default,
@@ -46,7 +47,7 @@ class Services:
         services = cls(config, store, worker)
         services.options.update(services._saved_options())
         worker.start()
-        if config.keep_jobs_hours is not None:
+        if config.keep_jobs_hours is not None or config.max_disk_gb is not None:
             threading.Thread(target=services._sweeper, name="kekong-retention", daemon=True).start()
         return services
 
@@ -55,24 +56,32 @@ class Services:
         self.worker.stop()
 
     def _sweeper(self) -> None:
-        """Retention (--keep-jobs-hours): every quarter of the age (between 0.5 s and 10 min),
-        delete the finished jobs older than it, with their files."""
-        keep_s = float(self.config.keep_jobs_hours or 0) * 3600
-        while not self._stopping.wait(min(max(keep_s / 4, 0.5), 600)):
+        """Retention: --keep-jobs-hours every quarter of the age (between 0.5 s and 10 min) deletes
+        the finished jobs older than it; --max-disk-gb (checked every DISK_SWEEP_S) the finished
+        jobs that finished first until the store fits. Both with their files."""
+        hours, gb = self.config.keep_jobs_hours, self.config.max_disk_gb
+        keep_s = float(hours or 0) * 3600
+        period = min(max(keep_s / 4, 0.5), 600) if hours is not None else DISK_SWEEP_S
+        if gb is not None:
+            period = min(period, DISK_SWEEP_S)
+        while not self._stopping.wait(period):
             try:
-                deleted = self.store.sweep(keep_s)
+                by_age = self.store.sweep(keep_s) if hours is not None else []
+                by_size = self.store.sweep_disk(int(gb * 1e9)) if gb is not None else []
             except Exception:  # a locked or full disk must not end retention for good
                 log.exception("retention sweep failed")
                 continue
-            if deleted:
-                log.info("retention: deleted %d finished job(s) older than %g h", len(deleted),
-                         self.config.keep_jobs_hours)
+            if by_age:
+                log.info("retention: deleted %d finished job(s) older than %g h", len(by_age), hours)
+            if by_size:
+                log.info("retention: deleted %d finished job(s) to keep the store under %g GB", len(by_size), gb)
 
     # -- generation ------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], kind: str, answer: dict[str, Any] | None = None,
-               idempotency_key: str | None = None, grid: Any = None) -> tuple[Job, bool]:
+               idempotency_key: str | None = None, grid: Any = None, owner: str | None = None) -> tuple[Job, bool]:
         """Validate (request model, server limits, model names) and queue; (job, created). `grid`
-        (a generation.grid.GridSpec): an X/Y/Z plot, every cell validated the same way before it is queued."""
+        (a generation.grid.GridSpec): an X/Y/Z plot, every cell validated the same way before it is queued.
+        `owner`: the caller's key id (security.owner_of), for the queue's fair order."""
         from kekong.generation.pipeline import steps_per_batch
         from kekong.request import build_request
 
@@ -92,7 +101,8 @@ class Services:
             total = sum(steps_per_batch(cell.request) for cell in cells)
             answer["grid"] = grid.as_json()
         payload = {"request": request.model_dump(mode="json"), "answer": answer}
-        job, created = self.store.submit(kind, payload, total, idempotency_key, max_active=self.config.max_queue)
+        job, created = self.store.submit(kind, payload, total, idempotency_key, max_active=self.config.max_queue,
+                                         owner=owner)
         if created:
             self.worker.notify()
         return job, created

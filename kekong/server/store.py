@@ -10,7 +10,13 @@ A row holds the validated request with its images as `sha256:` references to fil
 A blob is deleted with the last job that references it.
 
 The queue is bounded: `submit(max_active=N)` refuses (QueueFull) while N jobs are queued or
-running; `sweep(age)` deletes finished jobs older than `age` with their files (retention).
+running; `sweep(age)` deletes finished jobs older than `age` with their files, and
+`sweep_disk(bytes)` the oldest finished ones until the store fits in that many bytes (retention).
+
+The queue is fair between callers: a job carries its `owner` (which API key sent it), and the
+next job to run is the oldest one of the owner whose last job started longest ago (an owner
+with none yet goes first) — one client's flood of jobs does not hold up another's. With no keys
+every job has the same owner and the order is plain first come, first served.
 """
 
 from __future__ import annotations
@@ -100,9 +106,12 @@ class JobStore:
         with self._lock, self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            if "request_hash" not in {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}:
-                with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
-                    db.execute("ALTER TABLE jobs ADD COLUMN request_hash TEXT")  # a store from before it
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column in ("request_hash", "owner"):  # a store from before them
+                if column not in columns:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
+            db.execute("CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, started)")
             if db.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
                 self._migrate(db)
 
@@ -120,11 +129,11 @@ class JobStore:
         return self.root / "jobs" / job_id
 
     def submit(self, kind: str, payload: dict[str, Any], total: int, idempotency_key: str | None = None,
-               max_active: int | None = None) -> tuple[Job, bool]:
+               max_active: int | None = None, owner: str | None = None) -> tuple[Job, bool]:
         """(job, created): with an idempotency key already used for the same request, the existing
         job and False; used for another request, a ParameterError naming the key (the IETF
         Idempotency-Key draft's 422). QueueFull when `max_active` jobs are queued or running (a
-        replayed key is still answered)."""
+        replayed key is still answered). `owner`: who sent it, for the fair order (claim_next)."""
         digest = _request_hash(kind, payload)
         with self._lock, self._connect() as db:
             if idempotency_key is not None:
@@ -142,10 +151,10 @@ class JobStore:
             job_id = secrets.token_hex(8)
             request, digests = self.blobs.externalize(payload.get("request", {}))
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO jobs (id, idempotency_key, request_hash, kind, payload, status, total, created) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO jobs (id, idempotency_key, request_hash, kind, payload, status, total, created, "
+                       "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, idempotency_key, digest, kind, json.dumps({**payload, "request": request}),
-                        JobStatus.QUEUED, total, time.time()))
+                        JobStatus.QUEUED, total, time.time(), owner))
             db.executemany("INSERT INTO job_blobs (job_id, sha256) VALUES (?, ?)",
                            [(job_id, digest) for digest in sorted(digests)])
             db.execute("COMMIT")
@@ -174,11 +183,12 @@ class JobStore:
             return db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
 
     def claim_next(self) -> Job | None:
-        """The oldest queued job, marked running; None when the queue is empty."""
+        """The next job in the fair order (the oldest queued job of the owner whose last job started
+        longest ago; never started goes first), marked running; None when the queue is empty."""
         with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1",
-                             (JobStatus.QUEUED,)).fetchone()
+            row = db.execute("SELECT id FROM jobs AS q WHERE status = ? ORDER BY (SELECT MAX(s.started) FROM jobs AS s "
+                             "WHERE s.owner IS q.owner) ASC, seq LIMIT 1", (JobStatus.QUEUED,)).fetchone()
             if row is None:
                 db.execute("COMMIT")
                 return None
@@ -216,10 +226,10 @@ class JobStore:
                 db.execute("COMMIT")
                 return False
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # re-inserted: a new place in the queue
-            db.execute("INSERT INTO jobs (id, idempotency_key, request_hash, kind, payload, status, total, created) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO jobs (id, idempotency_key, request_hash, kind, payload, status, total, created, "
+                       "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, row["idempotency_key"], row["request_hash"], row["kind"], row["payload"],
-                        JobStatus.QUEUED, row["total"], row["created"]))  # job_blobs keeps its rows
+                        JobStatus.QUEUED, row["total"], row["created"], row["owner"]))  # job_blobs keeps its rows
             db.execute("COMMIT")
         return True
 
@@ -268,6 +278,41 @@ class JobStore:
                 (*_ACTIVE, cutoff))]
         return [job_id for job_id in ids if self.delete(job_id)]
 
+    def sweep_disk(self, max_bytes: int) -> list[str]:
+        """Retention by size: while the store (job files, blobs, the database) takes more than
+        `max_bytes`, delete the finished job that finished first, with its files and the blobs only
+        it used; never a queued or running one. The ids deleted."""
+        used = self.disk_bytes()
+        if used <= max_bytes:
+            return []
+        with self._connect() as db:
+            rows = db.execute(f"SELECT id FROM jobs WHERE status NOT IN ({_marks(_ACTIVE)}) ORDER BY finished, seq",
+                              _ACTIVE).fetchall()
+        deleted = []
+        for row in rows:
+            if used <= max_bytes:
+                break
+            freed = self._job_bytes(row["id"])
+            if self.delete(row["id"]):
+                used -= freed
+                deleted.append(row["id"])
+        return deleted
+
+    def disk_bytes(self) -> int:
+        """What the store takes on disk: every job's files, the blobs, the database files."""
+        files = [*(self.root / "jobs").rglob("*"), *(self.root / "blobs").rglob("*"), *self.root.glob("jobs.sqlite*")]
+        return sum(_size(path) for path in files)
+
+    def _job_bytes(self, job_id: str) -> int:
+        """What deleting the job frees: its output folder and the blobs no other job references."""
+        with self._connect() as db:
+            only = [r["sha256"] for r in db.execute(
+                "SELECT sha256 FROM job_blobs WHERE job_id = ? AND sha256 NOT IN "
+                "(SELECT sha256 FROM job_blobs WHERE job_id != ?)", (job_id, job_id))]
+        stored = self.blobs.stored()
+        return sum(_size(p) for p in self.output_dir(job_id).rglob("*")) + sum(_size(stored[d]) for d in only
+                                                                               if d in stored)
+
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Rows from before blob references: their inline images become blobs (once, at open)."""
         db.execute("BEGIN IMMEDIATE")
@@ -296,6 +341,13 @@ def _request_hash(kind: str, payload: dict[str, Any]) -> str:
     """What an idempotency key is bound to: the validated request (images included) and how to answer."""
     text = json.dumps({"kind": kind, **payload}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:  # deleted meanwhile
+        return 0
 
 
 def _marks(values: tuple) -> str:
