@@ -187,3 +187,13 @@ def test_a_diffusers_sampler_from_an_image_runs_its_last_timesteps():
     full = samplers.make_scheduler("DDIM", "Automatic", SD15)
     full.set_timesteps(20)
     assert torch.equal(timesteps, full.timesteps[10:])
+
+
+def test_the_progress_total_counts_the_steps_img2img_runs():
+    from kekong.generation.pipeline import steps_per_batch
+
+    def total(sampler: str) -> int:
+        return steps_per_batch(build_request(prompt="x", init_image="in.png", steps=20, denoising_strength=0.5,
+                                             sampler=sampler))
+
+    assert (total("Euler a"), total("DDIM")) == (11, 10)

@@ -202,7 +202,8 @@ def steps_per_batch(request: GenerationRequest) -> int:
     from kekong.generation.hires import second_pass
 
     from_image = request.init_image or request.repose
-    steps = max(1, int(request.steps * request.denoising_strength)) if from_image else request.steps
+    steps = max(1, image_steps(request.sampler, request.steps, request.denoising_strength)[1]) if from_image \
+        else request.steps
     if request.enable_hr:
         steps += max(1, image_steps(request.sampler, second_pass(request).steps, request.denoising_strength, True)[1])
     return steps
@@ -285,15 +286,10 @@ def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], ru
     return guidance
 
 
-WIDE_POSTERIOR = 0.5  # mean posterior std above which a VAE's latents are read by their mean (SD's is far narrower)
-
-
 def _encode_image(base, image: np.ndarray, generators: list[torch.Generator] | None) -> torch.Tensor:
     pixels = torch.from_numpy(image.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
     dist = base.vae.encode(pixels).latent_dist
-    # A posterior as wide as the prior (kekong-shapes' VAE: a negligible KL term; its UNet was trained on
-    # means) is no distribution to sample: a sample is the mean plus unit noise, which img2img never removes.
-    if generators is None or float(dist.std.mean()) > WIDE_POSTERIOR:
+    if generators is None:
         latents = dist.mode()
     else:
         latents = torch.cat([dist.sample(generator=g) for g in generators])
