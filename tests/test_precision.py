@@ -69,3 +69,27 @@ def test_sizes_come_from_the_file_headers(folders):
 
     unet = load_base(folders[0]).unet
     assert precision.safetensors_fp32_bytes(Path(folders[0]) / "unet") == precision.model_fp32_bytes(unet)
+
+
+@pytest.mark.parametrize(("dtype", "bound"), [(torch.float16, 2e-3), (torch.bfloat16, 2e-2)])
+def test_half_storage_computes_in_fp32_from_the_rounded_weights(dtype, bound):
+    """The widen-once path is exactly fp32 arithmetic on the stored (rounded) weights, leaves the
+    stored weights as they were, and stays within a measured bound of the fp32 model."""
+    import copy
+
+    from tests.tiny_models import tiny_unet
+
+    unet = tiny_unet().eval()
+    rounded = copy.deepcopy(unet)
+    for module in rounded.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            module.weight.data = module.weight.data.to(dtype).float()
+    stored = precision.keep_in(copy.deepcopy(unet), dtype)
+    x, e = torch.randn(2, 4, 16, 16), torch.randn(2, 7, 32)
+    with torch.no_grad():
+        full = unet(x, 400, encoder_hidden_states=e).sample
+        expected = rounded(x, 400, encoder_hidden_states=e).sample
+        got = stored(x, 400, encoder_hidden_states=e).sample
+    assert torch.equal(got, expected)  # fp32 arithmetic, nothing else differs
+    assert stored.conv_in.weight.dtype == dtype and stored.conv_in.bias.dtype == torch.float32  # state unchanged
+    assert ((got - full).norm() / full.norm()).item() < bound  # the rounding of the weights is all it costs

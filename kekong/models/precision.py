@@ -1,8 +1,8 @@
 """Half-precision storage, full-precision compute: how SDXL + a ControlNet fits in memory on CPU.
 
 Checkpoints ship in fp16. Kept as they are — instead of widened to fp32 — a component takes half
-the memory; each Linear/Conv layer's weights are widened just for its own forward pass
-(diffusers' layerwise-casting hooks) and the arithmetic stays fp32, which CPUs run fastest and
+the memory; each Linear/Conv layer's weights are widened just for its own forward pass (into a
+temporary fp32 tensor: `keep_in`) and the arithmetic stays fp32, which CPUs run fastest and
 which keeps the results as exact as fp32 weights of fp16 values can be. Norms, embeddings and
 biases of other layers are small and stay fp32.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import types
 from pathlib import Path
 
 import torch
@@ -77,24 +78,47 @@ def model_fp32_bytes(model: torch.nn.Module) -> int:
 
 
 def keep_in(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
-    """Store the Linear/Conv weights of `model` in `dtype` and compute in fp32; None: plain fp32."""
+    """Store the Linear/Conv weights of `model` in `dtype` and compute in fp32; None: plain fp32.
+
+    Linear and Conv2d layers (all of a UNet's, ControlNet's and VAE's weight) widen their weight once
+    per forward into a temporary fp32 tensor and drop it after — one copy, nothing written back, and
+    no state changed, so concurrent calls are safe. diffusers' layerwise-casting hooks, which the
+    rarer layer types keep, cast the whole layer up and back down around every call (weight and
+    bias, two copies each): that round trip was a third of an fp16-stored SD 1.5 step."""
     if dtype is None:
         return model.float()
-    from diffusers.hooks import apply_layerwise_casting
-
-    for module in model.modules():  # everything the hooks do not widen computes from fp32 weights
+    rare = []
+    for module in model.modules():
+        if type(module) in (torch.nn.Linear, torch.nn.Conv2d):  # subclasses may have forwards of their own
+            module.weight.data = module.weight.data.to(dtype)
+            if module.bias is not None:
+                module.bias.data = module.bias.data.float()  # small: stays fp32, never widened per call
+            module.forward = types.MethodType(_wide_linear if isinstance(module, torch.nn.Linear) else _wide_conv,
+                                              module)
+            continue
         if isinstance(module, _HOOKED):
+            rare.append(module)
             continue
         for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
             if tensor.is_floating_point() and tensor.dtype != torch.float32:
-                tensor.data = tensor.data.float()
-    # each hooked layer is stored in `dtype` and widened to fp32 around its own forward
-    apply_layerwise_casting(model, storage_dtype=dtype, compute_dtype=torch.float32, skip_modules_pattern=(),
-                            skip_modules_classes=())
+                tensor.data = tensor.data.float()  # norms, embeddings: computed from fp32 weights
+    if rare:  # the other conv types: stored in `dtype`, widened around their own forward by diffusers' hooks
+        from diffusers.hooks.layerwise_casting import apply_layerwise_casting_hook
+
+        for module in rare:
+            apply_layerwise_casting_hook(module, dtype, torch.float32, False)
     log.info("precision: %s holds its Linear/Conv weights as %s and computes in float32", type(model).__name__,
              str(dtype).removeprefix("torch."))
     model.kekong_storage = dtype
     return model
+
+
+def _wide_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.linear(x, self.weight.float(), self.bias)
+
+
+def _wide_conv(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return self._conv_forward(x, self.weight.float(), self.bias)
 
 
 def stored_as(model: torch.nn.Module) -> torch.dtype:
