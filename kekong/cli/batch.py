@@ -95,7 +95,7 @@ def batch(
     counts = plan_counts(lines, options)
     typer.echo(f"{manifest.name}: {counts['lines']} lines — {counts['to_run']} to run, {counts['finished']} "
                f"finished before, {counts['refused']} refused" + (f" (Ray: {workers} workers)" if ray else ""))
-    if ray is None:
+    if ray is None or not counts["to_run"]:  # nothing to run: no Ray to start
         executor: Any = Local(max(1, int(cpus_per_worker)) if cpus_per_worker else None)
         with Bar(counts["to_run"]) as bar:
             summary = run_batch(manifest, options, executor, progress=bar, lines=lines)

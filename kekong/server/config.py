@@ -89,6 +89,9 @@ class ServerConfig:
                 "that finished first, never a queued or running one; default: no limit"})
     more_api_keys: tuple[str, ...] = ()  # --api-key given more than once: each caller its own key (fair queue)
     strict: bool = False  # A1111 routes refuse fields kekong does not know (by default: ignored, and named)
+    ray: str | None = None  # run jobs on Ray actors: "local" (Ray in this process), "auto", "ray://HOST:PORT"
+    ray_workers: int = 2
+    ray_cpus_per_worker: float = 1.0
 
     @property
     def api_keys(self) -> tuple[str, ...]:

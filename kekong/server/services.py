@@ -43,7 +43,13 @@ class Services:
     def start(cls, config: ServerConfig) -> Services:
         store = JobStore(config.store_dir())
         store.recover()
-        worker = Worker(store)
+        execute = None
+        if config.ray is not None:  # jobs handed to a Ray actor pool (kekong serve --ray)
+            from kekong.server.ray_jobs import RayJobs
+
+            execute = RayJobs(None if config.ray == "local" else config.ray, config.ray_workers,
+                              config.ray_cpus_per_worker)
+        worker = Worker(store, execute=execute)
         services = cls(config, store, worker)
         services.options.update(services._saved_options())
         worker.start()
@@ -54,6 +60,9 @@ class Services:
     def stop(self) -> None:
         self._stopping.set()
         self.worker.stop()
+        close = getattr(self.worker.execute, "close", None)  # a Ray pool's actors (and its Ray)
+        if close is not None:
+            close()
 
     def _sweeper(self) -> None:
         """Retention: --keep-jobs-hours every quarter of the age (between 0.5 s and 10 min) deletes
