@@ -122,7 +122,7 @@ def test_verify_reads_the_manifest_recipe_and_watermark_of_an_mp4(tmp_path):
     assert verdict.watermark["found"] and verdict.watermark["id"] == record["watermark"]
     assert verdict.watermark["frames_with_id"] > verdict.watermark["sampled"] / 2
     video = verdict.metadata["video"]
-    assert video["frames"] == 5 and video["settings"]["flow_strength"] == 0.5 and video["rate"] == "10"
+    assert video["frames"] == 5 and video["settings"]["flow_strength"] == 0.3 and video["rate"] == "10"
 
 
 def test_the_watermark_survives_a_re_encode_at_a_lower_bitrate(tmp_path):
@@ -146,3 +146,11 @@ def test_verify_refuses_what_is_not_a_video(tmp_path):
     bad.write_text("no video here")
     verdict = verify_video(bad)
     assert verdict.outcome == Outcome.UNREADABLE and "not a video" in verdict.error
+
+
+def test_a_flow_strength_that_leaves_no_step_is_refused_before_frame_0(tmp_path, fake_generate):
+    source_folder(tmp_path / "src", 2)
+    with pytest.raises(ParameterError, match=r"denoising strength 0.3 with 2 steps leaves no step"):
+        video_run.plan(tmp_path / "src", tmp_path / "o.mp4", build_settings(flow_strength=0.3),
+                       {**FIELDS, "steps": 2})
+    assert not fake_generate

@@ -40,11 +40,12 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app = FastAPI(title="kekong", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Controllable image generation: A1111-compatible routes, ControlNet routes and "
                               "kekong's job API.")
-    from kekong.server import a1111, a1111_extra, controlnet, jobs, openapi
+    from kekong.server import a1111, a1111_extra, controlnet, jobs, openapi, video_jobs
 
     app.include_router(a1111.router)
     app.include_router(a1111_extra.router)
     app.include_router(controlnet.router)
+    app.include_router(video_jobs.router)  # before jobs: /v1/jobs/video is not a job id
     app.include_router(jobs.router)
     _error_handlers(app)
     _offline_docs(app)

@@ -211,6 +211,10 @@ def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any
     from kekong.provenance.stamp import Layers, describe, stamp
 
     answer = job.payload.get("answer", {})
+    if job.kind == "video":  # video to video: the frames into the job's folder, then the MP4
+        from kekong.server.video_run import run_video_job
+
+        return run_video_job(job, request, out_dir, on_step)
     if answer.get("grid"):  # A1111's X/Y/Z plot: one job, a cell at a time
         from kekong.server.grid_job import run_grid
 

@@ -97,6 +97,14 @@ def plan(source: str | Path, out: Path, settings: VideoSettings, fields: dict[st
     if seed is None:
         seed = resolve_seed(int(fields.get("seed", -1)))
     first = build_request(**_frame_fields(fields, {FRAME: "frame.png"}, seed))
+    if len(numbers) > 1:  # a later frame's request too (its flow start, its reference unit), before frame 0 runs
+        later = _frame_fields(fields, {FRAME: "frame.png"}, seed)
+        if settings.flow_strength:
+            later.update(init_image="start.png", denoising_strength=settings.flow_strength)
+        if settings.reference:
+            later["controls"] = [*later["controls"], {"module": "reference_only", "image": "first.png",
+                                                      "weight": settings.reference}]
+        build_request(**later)
     return Plan(info, numbers, settings, fields, (width, height), folder, seed, first, fingerprint)
 
 

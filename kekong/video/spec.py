@@ -37,7 +37,7 @@ class VideoSettings(BaseModel):
                              "seed + frame number")
     reference: float = Field(0.0, ge=0, le=1, description="key-frame reference: later frames attend to the "
                              "first output (reference-only at this weight; 0 = off)")
-    flow_strength: float = Field(0.5, ge=0, le=1, description="frames after the first start from the previous "
+    flow_strength: float = Field(0.3, ge=0, le=1, description="frames after the first start from the previous "
                                  "output warped by the source's optical flow, repainted at this strength (0 = off: "
                                  "each frame from noise); occluded areas start from fresh noise")
     flow_method: FlowMethod = Field(FlowMethod.DIS, description="optical flow between source frames")
