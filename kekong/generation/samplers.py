@@ -31,6 +31,14 @@ def resolved_schedule(sampler: str, schedule: str) -> str:
     return SAMPLERS[sampler].default_schedule if schedule == "Automatic" else schedule
 
 
+def infotext_schedule(sampler: str, schedule: str) -> str:
+    """The `Schedule type` A1111 writes: the type used, except "Automatic" where Automatic means the
+    sampler's own noise levels (A1111 then names none: Euler, Euler a, LMS, Heun, DPM fast, DPM
+    adaptive, DDIM …) — so DPM fast and DPM adaptive, which take no other type, read back."""
+    resolved = resolved_schedule(sampler, schedule)
+    return "Automatic" if schedule == "Automatic" and resolved == "Uniform" else resolved
+
+
 def image_steps(sampler: str, steps: int, denoising_strength: float, hires: bool = False) -> tuple[int, int]:
     """(noise levels to make, steps to run: the last ones) for a pass that starts from an image, as A1111's
     setup_img2img_steps. img2img (`hires` False): `steps` levels, of which a k-diffusion sampler runs

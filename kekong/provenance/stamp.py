@@ -40,14 +40,14 @@ class Layers:
 def infotext_params(generated) -> dict[str, Any]:
     """A1111's key order for the parameters line."""
     from kekong.detect.registry import get as get_detector
-    from kekong.generation.samplers import resolved_schedule
+    from kekong.generation.samplers import infotext_schedule
     from kekong.models.hashes import short_hash
 
     request = generated.request
     from_image, masked = request.init_image or request.repose, request.mask or request.repose
     params: dict[str, Any] = {
         "Steps": request.steps, "Sampler": request.sampler,
-        "Schedule type": resolved_schedule(request.sampler, request.scheduler),
+        "Schedule type": infotext_schedule(request.sampler, request.scheduler),
         "CFG scale": float(request.cfg_scale), "Seed": generated.seed,
         "Size": f"{request.width}x{request.height}",
         "Model hash": generated.base.hash, "Model": generated.base.name,
