@@ -46,6 +46,8 @@ bench: setup
 	$(PY) benchmarks/generation.py
 	# The fidelity score separates followed from ignored controls (AUC) and tracks the shapes IoU (Spearman).
 	$(PY) benchmarks/fidelity.py
+	# Video: warp error of the temporal switches vs per-frame generation, shapes IoU kept (issue 27).
+	$(PY) benchmarks/video.py --strip docs/video-strip.gif
 	# rivaGan, invisible-watermark's learned method, runs on onnxruntime (its models are in the wheel).
 	$(VENV)/bin/pip install -q onnxruntime
 	$(PY) benchmarks/watermark.py
