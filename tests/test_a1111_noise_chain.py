@@ -197,3 +197,14 @@ def test_the_progress_total_counts_the_steps_img2img_runs():
                                              sampler=sampler))
 
     assert (total("Euler a"), total("DDIM")) == (11, 10)
+
+
+@pytest.mark.parametrize(("subseeds", "strength", "resize"), [([9], 0.3, (0, 0)), (None, 0.0, (8, 4)),
+                                                             ([9], 0.5, (4, 8))])
+def test_variation_seeds_and_seed_resize_draw_once_from_the_images_generator(subseeds, strength, resize):
+    """ImageRNG.first() draws the variation seed's and the resized noise from fresh seeded draws and the
+    seed's own generator once (the full-size noise), so next() is its second draw either way."""
+    from kekong.generation.noise import next_noise
+
+    _, generators = initial_noise(RngSource.GPU, [5], SHAPE, subseeds, strength, resize)
+    assert torch.equal(next_noise(generators, SHAPE), a1111_draws(RngSource.GPU, [5], 1)[1])
