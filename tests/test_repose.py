@@ -127,7 +127,7 @@ def test_cli_repose_writes_the_image_the_warp_and_the_mask(tiny, tmp_path):
                   "--model", str(tiny / "base"), "--pose-model", cn, "-c", "canny,model=" + cn,
                   "--steps", "4", "--sampler", "Euler", "-W", "64", "-H", "64", "--strength", "0.5",
                   "--warp-out", "warped.png", "--mask-out", "mask.png", "-o", "out.png", "--no-c2pa",
-                  "--no-watermark", cwd=tmp_path)
+                  "--no-watermark", "--no-score", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert load_image(tmp_path / "out.png").shape == (64, 64, 3)
     warped = warp_pose(marked(FIGURE), pose_of(FIGURE), pose_of(raised_right_arm()))

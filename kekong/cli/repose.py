@@ -67,6 +67,8 @@ def repose(
     no_metadata: Annotated[bool, typer.Option("--no-metadata", help="no parameters/recipe chunks")] = False,
     no_watermark: Annotated[bool, typer.Option("--no-watermark", help="no invisible watermark")] = False,
     no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
+    no_score: Annotated[bool, typer.Option(
+        "--no-score", help="skip the fidelity score (each unit's detector run again on the output)")] = False,
 ) -> None:
     """Re-pose a photo: `kekong repose photo.png --to edited.json --prompt "a woman in a white shirt" -o moved.png`
     (warp, then an inpaint of the uncovered areas with an openpose unit on the edited skeleton)."""
@@ -99,4 +101,4 @@ def repose(
             if path is not None:
                 typer.echo(f"wrote {save_image(picture, path)}")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa)
-    run_and_write(request, out, save_recipe=save_recipe, layers=layers)
+    run_and_write(request, out, save_recipe=save_recipe, layers=layers, score=not no_score)
