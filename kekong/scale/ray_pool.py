@@ -57,6 +57,7 @@ def connect(address: str | None, cpus: float | None = None, gpus: float | None =
                               # Ray starts workers 15 nice levels below itself; here the workers are the work
                               "_system_config": {"worker_niceness": 0}}
     if address in (None, "", "local"):
+        kwargs["address"] = "local"  # a new Ray of our own, even where `ray start` runs one
         if cpus is not None:
             kwargs["num_cpus"] = max(1, math.ceil(cpus))
         if gpus:
