@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from kekong.errors import ParameterError
+from kekong.errors import KekongError, ParameterError
 from kekong.server.jobs import _job, describe, services
 from kekong.server.services import check_models
 from kekong.server.status import JobStatus
@@ -51,7 +51,10 @@ def source_path(body: VideoJob, svc: Any) -> Path:
     if (body.source is None) == (body.path is None):
         raise ParameterError("send the source video as `source` (base64) or name it with `path`, not both")
     if body.path is not None:
-        target = (folder / body.path).resolve()
+        try:
+            target = (folder / body.path).resolve()
+        except (OSError, ValueError):  # a NUL byte, a loop of links
+            raise ParameterError(f"path: {body.path!r} is not a file name") from None
         if Path(body.path).is_absolute() or not target.is_relative_to(folder.resolve()):
             raise ParameterError(f"path: {body.path!r} is outside the server's video folder (give a name inside it)")
         if not target.is_file():
@@ -86,15 +89,24 @@ def submit_video(request: Request, body: VideoJob,
     from kekong.video.run import FRAME, plan
 
     svc = services(request)
+    units = body.request.get("controls") or []
+    if not isinstance(units, list) or not all(isinstance(unit, dict) for unit in units):
+        raise ParameterError("request.controls: a list of control units (objects)")
+    fields = {**body.request, "controls": [{**unit, "image": unit.get("image") or FRAME} for unit in units]}
+    build_request(**fields)  # the request's own rules first (names every bad field), before the source is read
     source = source_path(body, svc)
-    fields = {**body.request, "controls": [{**unit, "image": unit.get("image") or FRAME}
-                                           for unit in body.request.get("controls") or []]}
-    with tempfile.TemporaryDirectory() as scratch:  # the plan's checks only; the job's folder comes later
-        planned = plan(source, Path(scratch) / "check.mp4", body.video, fields)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:  # the plan's checks only; the job's folder comes later
+            planned = plan(source, Path(scratch) / "check.mp4", body.video, fields)
+    except KekongError as error:
+        if body.source is not None:
+            source.unlink(missing_ok=True)  # a refused upload is not kept
+        raise ParameterError(str(error).replace(source.name, "source" if body.source is not None else body.path)) \
+            from None
     first = with_model_defaults(planned.first)
     svc.config.limits.check(first)
     check_models(first)
-    stored = build_request(**{**planned.fields, "seed": int(fields.get("seed", -1))})
+    stored = build_request(**{**planned.fields, "seed": first.seed})  # a drawn seed is the job's from now on
     later = steps_per_batch(first.model_copy(update={"init_image": "x", "denoising_strength":
                                                      body.video.flow_strength})) if body.video.flow_strength \
         else steps_per_batch(first)

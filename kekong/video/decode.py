@@ -48,7 +48,7 @@ def probe(path: str | Path, settings: VideoSettings) -> SourceInfo:
 
     try:
         container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OSError) as error:
         raise ImageError(f"{path.name}: not a video this build of FFmpeg can read ({_reason(error)})") from None
     with container:
         if not container.streams.video:
@@ -62,7 +62,7 @@ def probe(path: str | Path, settings: VideoSettings) -> SourceInfo:
             for packet in container.demux(stream):
                 if packet.size and packet.pts is not None:
                     times.append(packet.pts)
-        except av.error.FFmpegError as error:
+        except (av.error.FFmpegError, OSError, ValueError) as error:
             raise ImageError(f"{path.name}: the video stream is damaged ({_reason(error)})") from None
         if not times:
             raise ImageError(f"{path.name}: the video has no frames")
