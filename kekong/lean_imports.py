@@ -17,16 +17,30 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
-DEFERRED = frozenset({"diffusers.models.transformers", "diffusers.models.unets", "diffusers.models.autoencoders",
-                      "diffusers.models.controlnets", "diffusers.hooks"})
+DEFERRED = frozenset(
+    {
+        "diffusers.models.transformers",
+        "diffusers.models.unets",
+        "diffusers.models.autoencoders",
+        "diffusers.models.controlnets",
+        "diffusers.hooks",
+    }
+)
 
 
 class _DeferredInit(importlib.abc.Loader):
     """Makes the package module (its `__path__` set, so submodules import) and runs its
-    `__init__` only when an attribute the package does not have yet is asked for."""
+    `__init__` only when an attribute the package does not have yet is asked for (or `__all__`,
+    which `from package import *` asks for).
+
+    Thread-safe: a second thread asking while the `__init__` runs waits for it (a per-package
+    lock, as CPython 3.12's `importlib.util.LazyLoader`), instead of finding the hook gone and a
+    half-run package (`ImportError: cannot import name …`). A failed `__init__` leaves the hook,
+    so the next access runs it again, as a failed import is retried."""
 
     def __init__(self, real: importlib.abc.Loader) -> None:
         self.real = real
@@ -36,12 +50,23 @@ class _DeferredInit(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         real = self.real
+        lock = threading.RLock()
+        loading: list[bool] = []  # non-empty while this package's `__init__` runs
 
         def __getattr__(name: str) -> Any:
-            if name.startswith("__"):  # the import system's probes (__path__ is set; __file__ …)
+            if name.startswith("__") and name != "__all__":  # the import system's probes (__path__ is set)
                 raise AttributeError(name)
-            del module.__dict__["__getattr__"]
-            real.exec_module(module)  # the package's own __init__, now
+            with lock:
+                if module.__dict__.get("__getattr__") is __getattr__:
+                    if loading:  # the `__init__` itself asking for a name it has not set yet
+                        raise AttributeError(name)
+                    loading.append(True)
+                    try:
+                        real.exec_module(module)  # the package's own __init__, now
+                    finally:
+                        loading.clear()
+                    if module.__dict__.get("__getattr__") is __getattr__:
+                        del module.__dict__["__getattr__"]
             return getattr(module, name)
 
         module.__dict__["__getattr__"] = __getattr__
