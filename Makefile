@@ -51,7 +51,10 @@ bench: setup
 	# rivaGan, invisible-watermark's learned method, runs on onnxruntime (its models are in the wheel).
 	$(VENV)/bin/pip install -q onnxruntime
 	$(PY) benchmarks/watermark.py
-	$(PY) benchmarks/server.py
+	# Detect load, queue overhead and the issue-20 probes (flood, half-open bodies, 70 MB chunked, reused key,
+	# Origin: null, fair queue, --max-disk-gb); then schemathesis over every route at 50 examples.
+	$(PY) benchmarks/server.py --probes
+	KEKONG_SCHEMATHESIS_EXAMPLES=50 $(PY) -m pytest -q tests/test_server_openapi.py -k schemathesis
 	# kekong batch on Ray: the 20-line byte-identity and SIGKILL tests, then 1 vs 2 local workers.
 	KEKONG_SLOW=1 $(PY) -m pytest -q tests/test_scale_ray.py
 	$(PY) benchmarks/scale.py
