@@ -137,3 +137,22 @@ def test_a_bare_ray_flag_means_a_local_ray():
     assert bare_ray_flag(["batch", "--ray", "--workers", "2"]) == ["batch", "--ray", "local", "--workers", "2"]
     assert bare_ray_flag(["--ray", "auto"]) == ["--ray", "auto"]
     assert bare_ray_flag(["--ray", "ray://head:10001"]) == ["--ray", "ray://head:10001"]
+
+
+def test_a_free_worker_takes_its_model_and_switches_only_for_a_backlog():
+    from collections import deque
+
+    from kekong.scale.ray_pool import RayPool, Slot
+    from kekong.scale.work import Task
+
+    def queues(**counts):
+        return {model: deque(Task(i, {}, [], "", model) for i in range(n)) for model, n in counts.items()}
+
+    pool = RayPool(workers=4)
+    a1, a2, b1, fresh = Slot("a1", None, "A"), Slot("a2", None, "A"), Slot("b1", None, "B"), Slot("new", None)
+    pool.slots = [a1, a2, b1, fresh]
+    assert pool.pick(a1, queues(A=1, B=5)).model == "A"  # its own model first
+    assert pool.pick(fresh, queues(A=3, B=3)).model == "B"  # the model fewest workers hold
+    assert pool.pick(b1, queues(A=2)) is None  # A's two holders run 2 lines in one round: b1 waits
+    assert pool.pick(b1, queues(A=3)).model == "A"  # a backlog beyond one round: b1 switches
+    assert pool.pick(a1, queues()) is None

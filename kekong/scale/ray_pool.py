@@ -171,7 +171,8 @@ class RayPool:
         task.attempts += 1
         if task.attempts >= self.max_attempts:
             done({"line": task.line, "recipe_hash": task.recipe_hash, "status": "failed", "seconds": 0.0,
-                  "attempts": task.attempts, "error": f"lost {task.attempts} workers running it", "worker": slot.name})
+                  "attempts": task.attempts, "worker": slot.name,
+                  "error": f"lost {task.attempts} workers running it (the last: {reason(error)})"})
         else:
             queues.setdefault(task.model, deque()).appendleft(task)
 
@@ -199,3 +200,9 @@ class RayPool:
 
     def busy(self) -> list[Slot]:
         return [slot for slot in self.slots if slot.task is not None]
+
+
+def reason(error: Exception) -> str:
+    """The first line of why Ray says an actor died (a crash in its start names the exception)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[0][:300] if lines else type(error).__name__)
