@@ -44,6 +44,10 @@ bench: setup
 	taskset -c 0 $(PY) benchmarks/warp.py
 	$(PY) benchmarks/prompt_expand.py
 	$(PY) benchmarks/generation.py
+	# Issue 28's table: stock vs exact vs fast, fp32 vs fp16/bf16 storage, FLOP efficiency; start-up; fast mode's IoU.
+	$(PY) benchmarks/speed.py --sizes 256 512 --units 1 2 --ends 1.0 0.5
+	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/fast_fidelity.py --count 60
 	# The fidelity score separates followed from ignored controls (AUC) and tracks the shapes IoU (Spearman).
 	$(PY) benchmarks/fidelity.py
 	# Video: warp error of the temporal switches vs per-frame generation, shapes IoU kept (issue 27).

@@ -187,7 +187,7 @@ class GenerationRequest(_Strict):
     fast_parts: list[FastPart] = Field(default_factory=lambda: list(FastPart), min_length=1, description="fast mode: "
                                        "the accelerations it applies", json_schema_extra={
                                            "choices": [part.value for part in FastPart]})
-    fast_interval: int = Field(3, ge=2, le=10, description="fast mode: a full step every N steps; the steps "
+    fast_interval: int = Field(4, ge=2, le=10, description="fast mode: a full step every N steps; the steps "
                                "between reuse what it computed")
     # re-pose: a photo warped to an edited pose, the areas it uncovered inpainted (the warp makes init image and mask)
     repose: ReposeSpec | None = None

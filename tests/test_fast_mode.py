@@ -51,8 +51,8 @@ def test_each_part_changes_the_image_a_little_and_off_is_the_exact_path(setup):
             assert not np.array_equal(a, b)  # each switch has an effect of its own
     for image in images.values():  # … and stays near the exact image (tiny random models: loose bound)
         assert np.abs(image.astype(int) - exact.astype(int)).mean() < 40
-    longer = run(setup, fast=True, fast_interval=4).image
-    assert not np.array_equal(longer, images[("deep_cache", "control_reuse")])
+    shorter = run(setup, fast=True, fast_interval=3).image
+    assert not np.array_equal(shorter, images[("deep_cache", "control_reuse")])
 
 
 def test_fast_mode_is_recorded_in_infotext_and_recipe(setup):
@@ -60,13 +60,13 @@ def test_fast_mode_is_recorded_in_infotext_and_recipe(setup):
     from kekong.provenance.recipe import build_recipe
     from kekong.provenance.stamp import describe
 
-    generated = run(setup, fast=True, fast_parts=["deep_cache"], fast_interval=4)
+    generated = run(setup, fast=True, fast_parts=["deep_cache"], fast_interval=3)
     text, _ = describe(generated)
-    assert "Fast: deep_cache, Fast interval: 4" in text
+    assert "Fast: deep_cache, Fast interval: 3" in text
     fields = infotext_fields(text).fields
-    assert fields["fast"] is True and fields["fast_parts"] == ["deep_cache"] and fields["fast_interval"] == 4
+    assert fields["fast"] is True and fields["fast_parts"] == ["deep_cache"] and fields["fast_interval"] == 3
     request = build_recipe(generated)["request"]
-    assert request["fast"] is True and request["fast_parts"] == ["deep_cache"] and request["fast_interval"] == 4
+    assert request["fast"] is True and request["fast_parts"] == ["deep_cache"] and request["fast_interval"] == 3
     exact_text, _ = describe(run(setup))
     assert "Fast" not in exact_text and build_recipe(run(setup))["request"]["fast"] is False
 
