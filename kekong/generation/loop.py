@@ -88,7 +88,8 @@ class Guidance:
     uncond_time_ids: torch.Tensor | None = None  # where they differ (the refiner's aesthetic score)
 
     def inputs(self, step: int) -> tuple[torch.Tensor, dict | None]:
-        """UNet text inputs at a 1-based step: [uncond, part 1, part 2, …] stacked."""
+        """UNet text inputs after `step` steps (A1111's step counter, from 0: an edit `[a:b:10]` still
+        gives `a` at counter 10): [uncond, part 1, part 2, …] stacked."""
         conds = [pick(schedule_, step) for _, schedule_ in self.parts]
         return _stack(conds, pick(self.uncond, step) if self.uncond else None, self.time_ids,
                       self.uncond_time_ids)
@@ -176,7 +177,7 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
     for i, t in enumerate(timesteps):
         if refiner is not None and i == refiner.start:
             unet, guidance, kinds = refiner.unet, refiner.guidance, []
-        embeds, added = guidance.inputs(i * guidance.steps // total + 1)
+        embeds, added = guidance.inputs(i * guidance.steps // total)  # steps done, as A1111's CFGDenoiser.step
         latent_in = torch.cat([latents] * copies) if copies > 1 else latents
         latent_in = scheduler.scale_model_input(latent_in, t)
         step = Step(i, total, t, latent_in, embeds, added, batch, batch if cfg else 0, len(guidance.parts), unet,

@@ -227,14 +227,16 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
                            hires=start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]
-    guidance = _guidance(base, request, texts, run_steps, base_steps)
+    # A1111 schedules an img2img pass's prompt edits over all its steps, from the pass's first step
+    scheduled = request.steps if prepared is not None and start is None else run_steps
+    guidance = _guidance(base, request, texts, run_steps, base_steps, scheduled)
     first = guidance.parts[0][1][0][1]
     refiner = None
     if request.refiner is not None:
         from kekong.generation.refiner import refiner_for
 
         refiner = refiner_for(request, len(timesteps), lambda model: _guidance(model, request, texts, run_steps,
-                                                                                 base_steps))
+                                                                                 base_steps, scheduled))
     channels = base.vae.config.latent_channels
     shape = (count, channels, request.height // base.vae_scale, request.width // base.vae_scale)
     resize_from = (max(request.seed_resize_from_h, 0) // base.vae_scale, max(request.seed_resize_from_w, 0) //
@@ -272,11 +274,12 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
 
 
 def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int,
-              base_steps: int | None = None) -> Guidance:
-    """The prompt's conditioning for `base` (the refiner encodes with its own text encoders)."""
+              base_steps: int | None = None, scheduled: int | None = None) -> Guidance:
+    """The prompt's conditioning for `base` (the refiner encodes with its own text encoders); prompt
+    edits scheduled over `scheduled` steps (default: the `run_steps` the pass runs)."""
     from kekong.generation.refiner import micro_conditioning
 
-    parts, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], run_steps,
+    parts, uncond = encode_schedules(base, [t[0] for t in texts], [t[1] for t in texts], scheduled or run_steps,
                                      request.clip_skip, base_steps)
     guidance = Guidance(parts, uncond if request.cfg_scale > 1 else None, request.cfg_scale, run_steps)
     first = parts[0][1][0][1]
