@@ -44,11 +44,17 @@ def test_a_job_runs_on_an_actor_and_is_recorded_on_the_head(services):
     done = finished(services, job.id)
     assert done.status == JobStatus.DONE, done.error
     assert done.result["ray"] == {"worker": "w1", "attempts": 1}
+    assert done.step == done.total == 2  # progress caught up once the job came back
     [image] = done.result["images"]
     assert (services.store.output_dir(job.id) / image["file"]).is_file()
     bad, _ = services.submit({**JOB, "init_image": "data:image/png;base64,AAAA"}, "generate")
     failed = finished(services, bad.id)
     assert failed.status == JobStatus.FAILED and "Traceback" not in failed.error and "Ray" not in failed.error
+    running, _ = services.submit({**JOB, "steps": 60}, "generate")  # seconds, even on an idle core
+    while services.store.get(running.id).status != JobStatus.RUNNING:
+        time.sleep(0.05)
+    assert services.worker.cancel(running.id)  # reaches the actor's job when it comes back
+    assert finished(services, running.id).status == JobStatus.CANCELLED
 
 
 def test_a_worker_killed_mid_job_is_retried_on_another_with_the_same_seed(services):

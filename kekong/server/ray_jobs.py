@@ -108,6 +108,7 @@ class RayJobs:
                 self._add()
                 continue
             self.free.put(name)
+            caught_up(job, on_step)
             return {**result, "ray": {"worker": name, "attempts": attempt}}
         raise KekongError(f"lost {self.max_attempts} Ray workers running this job")
 
@@ -126,3 +127,15 @@ class RayJobs:
         self.actors.clear()
         if self.started_ray:
             ray.shutdown()
+
+
+def caught_up(job: Job, on_step: Any) -> None:
+    """The steps the actor ran, told to the worker once the job is back (its progress reaches done);
+    a cancel asked for meanwhile takes effect now: the job ends cancelled."""
+    from types import SimpleNamespace
+
+    from kekong.generation.loop import Cancelled
+
+    for _ in range(job.total):
+        if on_step(SimpleNamespace(shown=None)) is False:
+            raise Cancelled
