@@ -66,6 +66,11 @@ FORBIDDEN = [  # input, tags it must never be expanded with
     ("a robot walking in a desert at noon", {"night", "rain", "snow", "forest", "running"}),
     ("a mermaid swimming underwater with fish", {"1boy", "desert", "standing", "sitting"}),
     ("a lighthouse on a cliff during a storm at night", {"sunny", "noon", "clear sky", "1girl", "castle"}),
+    ("a couple dancing at a ball", {"walking", "running", "sitting", "walking in the rain"}),
+    ("a boy playing the violin in a park", {"playing piano", "playing guitar", "holding guitar"}),
+    ("an icy lake in a frozen valley", {"rain", "heavy rain", "rainy forest", "puddles", "sunny"}),
+    ("a wolf howling at the full moon", {"crescent moon", "sunny", "noon"}),
+    ("a harbor on a cloudy afternoon", {"sunny", "clear sky", "blue sky", "harsh sunlight", "night"}),
 ]
 
 WELCOME = [  # input, a tag the rules must still allow

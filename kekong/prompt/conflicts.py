@@ -2,9 +2,10 @@
 
 Three kinds of rule, each a small table:
 
-- facets: mutually exclusive values (time of day, season, weather, hair length, shot, angle, how
-  many people, gender, age, photo or artwork). A tag may not take a value the input excludes, nor a
-  second value of a facet an earlier tag took ("day" + "night", two shot types).
+- facets: mutually exclusive values (time of day, season, weather, moon phase, hair length, shot,
+  angle, posture, how many people, gender, age, instrument played, photo or artwork). A tag may not
+  take a value the input excludes, nor a second value of a facet an earlier tag took ("day" +
+  "night", two shot types).
 - heads: a tag's last noun ("short black hair" → hair, "castle at noon" → castle). One tag per head,
   and its modifiers may not contradict the input's for the same noun ("red background" when the input
   says "light blue background"; "long hair" when it says "short hair"). When the input names colours,
@@ -45,9 +46,16 @@ FACETS: dict[str, dict[str, tuple[str, ...]]] = {
     "weather": {
         "rain": ("rain", "rainy", "raining", "drizzle", "raindrops", "storm", "stormy", "thunderstorm",
                  "monsoon", "downpour", "puddles", "umbrella"),
-        "snow": ("snow", "snowy", "snowing", "snowfall", "blizzard", "snowflakes"),
+        "snow": ("snow", "snowy", "snowing", "snowfall", "blizzard", "snowflakes", "frozen", "icy"),
         "dry": ("sunny", "clear sky", "blue sky", "desert", "sandstorm", "oasis", "harsh sunlight", "drought"),
+        "overcast": ("cloudy", "overcast", "overcast light", "grey sky", "gray sky"),
     },
+    "moon": {
+        "full": ("full moon",),
+        "crescent": ("crescent moon", "half moon", "new moon"),
+    },
+    "instrument": {name: (name,) for name in ("guitar", "piano", "violin", "cello", "drums", "flute", "harp",
+                                              "saxophone", "trumpet", "ukulele", "accordion")},
     "hair length": {
         "short": ("short hair", "short * hair", "bob cut", "pixie cut", "undercut", "crew cut", "buzz cut"),
         "medium": ("medium hair", "shoulder-length hair"),
@@ -67,6 +75,7 @@ FACETS: dict[str, dict[str, tuple[str, ...]]] = {
         "kneeling": ("kneeling", "on one knee"),
         "airborne": ("floating", "flying", "mid-air", "falling", "jumping"),
         "walking": ("walking", "walking *", "walking away"),
+        "dancing": ("dancing", "dancing *", "twirling"),
         "running": ("running", "running *"),
         "swimming": ("swimming", "diving", "surfing"),
     },
