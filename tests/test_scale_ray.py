@@ -126,3 +126,18 @@ def test_a_pool_without_ray_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(KekongError, match=r"pip install 'kekong\[ray\]'"):
         ray_pool.import_ray()
+
+
+@slow
+def test_the_command_line_runs_a_batch_on_its_own_local_ray(tmp_path):
+    from tests.test_cli import kekong
+
+    write_manifest(tmp_path / "m.jsonl", [*requests(3), "not json"])
+    done = kekong("batch", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "out"), "--ray", "--workers", "2",
+                  "--no-c2pa")
+    assert done.returncode == 1 and "Traceback" not in done.stderr  # line 4 failed, the others ran
+    assert "(Ray: 2 workers)" in done.stdout and "3 done, 0 finished before, 1 failed" in done.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert {entry.get("worker") for entry in summary["lines"][:3]} <= {"w1", "w2"}
+    again = kekong("batch", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "out"), "--ray", "--no-c2pa")
+    assert "0 to run, 3 finished before" in again.stdout  # and no Ray started for nothing
