@@ -71,6 +71,8 @@ FORBIDDEN = [  # input, tags it must never be expanded with
     ("an icy lake in a frozen valley", {"rain", "heavy rain", "rainy forest", "puddles", "sunny"}),
     ("a wolf howling at the full moon", {"crescent moon", "sunny", "noon"}),
     ("a harbor on a cloudy afternoon", {"sunny", "clear sky", "blue sky", "harsh sunlight", "night"}),
+    ("a librarian with glasses", {"sunglasses", "goggles"}),
+    ("cowboys riding under the hot sun", {"night", "moonlight", "desert at night", "starry night", "sunset"}),
 ]
 
 WELCOME = [  # input, a tag the rules must still allow
@@ -83,6 +85,8 @@ WELCOME = [  # input, a tag the rules must still allow
     ("a black cat sitting on a rooftop under the full moon", "rooftop at midnight"),
     ("a pencil sketch of an old woman smiling", "pencil portrait"),
     ("a sports car on a city street at night, photo", "street photography"),
+    ("a ship sailing into the setting sun", "sunset"),
+    ("a beach under the sun", "noon"),
 ]
 
 

@@ -3,7 +3,7 @@
 Three kinds of rule, each a small table:
 
 - facets: mutually exclusive values (time of day, season, weather, moon phase, hair length, shot,
-  angle, posture, how many people, gender, age, instrument played, photo or artwork). A tag may not
+  angle, posture, how many people, gender, age, eyewear, instrument played, photo or artwork). A tag may not
   take a value the input excludes, nor a second value of a facet an earlier tag took ("day" +
   "night", two shot types).
 - heads: a tag's last noun ("short black hair" → hair, "castle at noon" → castle). One tag per head,
@@ -26,10 +26,10 @@ from kekong.prompt import vocabulary as v
 # facet → value → phrases (whole words; a trailing * matches any word ending)
 FACETS: dict[str, dict[str, tuple[str, ...]]] = {
     "time": {
-        "dawn": ("dawn", "sunrise", "daybreak"),
+        "dawn": ("dawn", "sunrise", "daybreak", "rising sun"),
         "morning": ("morning",),
-        "day": ("noon", "midday", "daytime", "afternoon", "sunny", "harsh sunlight", "sunlight", "day"),
-        "evening": ("evening", "sunset", "dusk", "twilight", "golden hour", "blue hour", "sunset glow",
+        "day": ("noon", "midday", "daytime", "afternoon", "sunny", "harsh sunlight", "sunlight", "day", "sun"),
+        "evening": ("evening", "sunset", "dusk", "setting sun", "twilight", "golden hour", "blue hour", "sunset glow",
                     "orange sky", "pink sky", "golden sky"),
         "night": ("night", "midnight", "moonlight", "moonlit", "starry", "moon", "moons", "night sky",
                   "tonight", "nighttime", "meteor shower", "northern lights", "aurora", "milky way", "fireflies"),
@@ -54,6 +54,8 @@ FACETS: dict[str, dict[str, tuple[str, ...]]] = {
         "full": ("full moon",),
         "crescent": ("crescent moon", "half moon", "new moon"),
     },
+    "eyewear": {"glasses": ("glasses", "eyeglasses", "spectacles"), "sunglasses": ("sunglasses",),
+                "goggles": ("goggles",)},
     "instrument": {name: (name,) for name in ("guitar", "piano", "violin", "cello", "drums", "flute", "harp",
                                               "saxophone", "trumpet", "ukulele", "accordion")},
     "hair length": {
