@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--storages", nargs="+", default=["fp32", "fp16", "bf16"])
     parser.add_argument("--child", nargs=5, metavar=("SIZE", "STORAGE", "END", "UNITS", "VARIANTS"))
     parser.add_argument("--flops", type=int)
+    parser.add_argument("--variants", nargs="+", help="only these (names as in the table)")
     args = parser.parse_args()
     if args.child:
         size, dtype_name, end, units, names = args.child
@@ -162,6 +163,7 @@ def main() -> None:
             for end in args.ends:
                 for dtype_name in args.storages:
                     names = list(VARIANTS) if dtype_name == "fp32" else ["exact", "fast (both)"]
+                    names = [n for n in names if n in args.variants] if args.variants else names
                     result = child("--steps", str(args.steps), "--repeat", str(args.repeat), "--child", str(size),
                                    dtype_name, str(end), str(units), ",".join(names))
                     stock = result.get("stock")
