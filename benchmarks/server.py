@@ -123,11 +123,21 @@ TINY = {"prompt": "a red star", "width": 64, "height": 64, "steps": 1}
 def flood(url: str, count: int) -> dict:
     """`count` POST /v1/jobs at once (32 connections) against --max-queue 8: how many were taken,
     how many refused with 429, and whether every 429 said when to come back."""
+    resets = 0
+
+    async def post(session: httpx.AsyncClient, n: int) -> httpx.Response:
+        nonlocal resets
+        for _ in range(3):  # a kept-alive connection the server closed as it was reused: sent again, counted
+            try:
+                return await session.post(url + "/v1/jobs", json={**TINY, "seed": n})
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                resets += 1
+        return await session.post(url + "/v1/jobs", json={**TINY, "seed": n})
+
     async def run() -> list[httpx.Response]:
         timeout = httpx.Timeout(120, pool=None)  # a request waits for a connection as long as it must
         async with httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=32)) as session:
-            return await asyncio.gather(*(session.post(url + "/v1/jobs", json={**TINY, "seed": n})
-                                          for n in range(count)))
+            return await asyncio.gather(*(post(session, n) for n in range(count)))
 
     began = time.perf_counter()
     answers = asyncio.run(run())
@@ -136,13 +146,15 @@ def flood(url: str, count: int) -> dict:
     return {"sent": count, "accepted": sum(a.status_code == 202 for a in answers), "refused_429": len(refused),
             "other": sorted({a.status_code for a in answers} - {202, 429}),
             "retry_after_on_every_429": all(a.headers.get("retry-after", "").isdigit() for a in refused),
-            "seconds": wall, "ids": [a.json()["id"] for a in answers if a.status_code == 202]}
+            "seconds": wall, "connection_resets_resent": resets,
+            "ids": [a.json()["id"] for a in answers if a.status_code == 202]}
 
 
-def wait_finished(session: httpx.Client, url: str, ids: list[str], timeout: float = 600) -> None:
+def wait_finished(session: httpx.Client, url: str, ids: list[str], timeout: float = 600,
+                  headers: dict | None = None) -> None:
     deadline = time.time() + timeout
     for job_id in ids:
-        while session.get(f"{url}/v1/jobs/{job_id}").json()["status"] in ("queued", "running"):
+        while session.get(f"{url}/v1/jobs/{job_id}", headers=headers).json().get("status") in ("queued", "running"):
             if time.time() > deadline:
                 raise SystemExit(f"job {job_id} did not finish in {timeout:g} s")
             time.sleep(0.2)
@@ -175,7 +187,7 @@ def started(server: Server, patience: float = 900) -> Server:
     deadline = time.time() + patience
     while time.time() < deadline and server.process.poll() is None:
         try:
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+            if httpx.get(server.url + "/health", timeout=2, headers=server.headers).status_code == 200:
                 return server
         except httpx.HTTPError:
             time.sleep(1)
@@ -215,7 +227,79 @@ def probes(count: int) -> dict:
     finally:
         server.stop()
     result["retention"] = retention(root / "b")
+    result["fair_disk"] = fair_and_disk(root / "c")
     return result
+
+
+def half_open(port: int, count: int, wait_s: float) -> dict:
+    """`count` POSTs that send their headers and 9 of 1000 declared body bytes, then nothing: after
+    `wait_s` (past the server's 30 s body timeout), how many were answered 408 or closed, and how
+    long a /health took while they were all held."""
+    import selectors
+    import socket
+
+    held = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"prompt\"")
+        held.append(sock)
+    opened = time.perf_counter()
+    began = time.perf_counter()
+    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=60).status_code
+    health_ms = (time.perf_counter() - began) * 1000
+    time.sleep(max(0.0, opened + wait_s - time.perf_counter()))
+    selector = selectors.DefaultSelector()
+    for sock in held:
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    statuses: dict[str, int] = {}
+    while ready := selector.select(timeout=15):  # until 15 s pass with no more answers
+        for key, _ in ready:
+            try:
+                answer = key.fileobj.recv(64)
+            except OSError:
+                answer = b""
+            status = answer.split(b" ")[1].decode() if answer.startswith(b"HTTP/") else "closed"
+            statuses[status] = statuses.get(status, 0) + 1
+            selector.unregister(key.fileobj)
+    answered_s = time.perf_counter() - opened
+    for sock in held:
+        sock.close()
+    return {"held": count, "after_s": wait_s, "answered": statuses, "still_open": count - sum(statuses.values()),
+            "all_answered_by_s": answered_s,
+            "health_while_held": health, "health_ms": health_ms}
+
+
+def fair_and_disk(root: Path, budget_gb: float = 0.00012) -> dict:
+    """Two API keys: A queues 8 jobs, then B one — at what place B's job starts (fair order: 2nd,
+    first come first served: 9th). Then --max-disk-gb (120 kB here) on another server: the store's
+    size after 8 jobs, and once the retention thread has run (every 30 s)."""
+    a, b = ({"Authorization": f"Bearer probe-{k}"} for k in "ab")
+    server = started(Server(root / "keys", extra=["--api-key", "probe-a", "--api-key", "probe-b"], headers=a))
+    try:
+        with httpx.Client(timeout=120) as session:
+            ids = [session.post(server.url + "/v1/jobs", json={**TINY, "seed": n}, headers=a).json()["id"]
+                   for n in range(8)]
+            late = session.post(server.url + "/v1/jobs", json={**TINY, "seed": 99}, headers=b).json()["id"]
+            wait_finished(session, server.url, [*ids, late], headers=a)
+            starts = sorted((session.get(f"{server.url}/v1/jobs/{j}", headers=a).json()["started"], j)
+                            for j in [*ids, late])
+            place = [j for _, j in starts].index(late) + 1
+    finally:
+        server.stop()
+    server = started(Server(root / "disk", extra=["--max-disk-gb", str(budget_gb)]))
+    try:
+        with httpx.Client(timeout=120) as session:
+            jobs = [session.post(server.url + "/v1/jobs", json={**TINY, "seed": n}).json()["id"] for n in range(8)]
+            wait_finished(session, server.url, jobs)
+            peak = disk(root / "disk")
+            time.sleep(35)
+            left = sum(session.get(f"{server.url}/v1/jobs/{j}").status_code == 200 for j in jobs)
+    finally:
+        server.stop()
+    return {"b_started_at": place, "jobs": len(ids) + 1, "budget_bytes": int(budget_gb * 1e9), "peak_bytes": peak,
+            "after_sweep_bytes": disk(root / "disk"), "disk_jobs": len(jobs), "jobs_left": left}
 
 
 def retention(root: Path, keep_s: float = 2.0) -> dict:
@@ -226,7 +310,7 @@ def retention(root: Path, keep_s: float = 2.0) -> dict:
     try:
         with httpx.Client(timeout=120) as session:
             running = session.post(server.url + "/v1/jobs", json={**TINY, "steps": 30}).json()["id"]
-            ids = [session.post(server.url + "/v1/jobs", json={**TINY, "seed": n,
+            ids = [session.post(server.url + "/v1/jobs", json={**TINY, "seed": n, "steps": 2,
                                 "init_image": "data:image/png;base64," + image}).json()["id"] for n in range(10)]
             for job_id in ids:
                 session.delete(f"{server.url}/v1/jobs/{job_id}")  # queued: cancelled, so finished
@@ -239,11 +323,15 @@ def retention(root: Path, keep_s: float = 2.0) -> dict:
             gone_after = time.perf_counter() - cancelled
             left = sum(session.get(f"{server.url}/v1/jobs/{j}").status_code != 404 for j in ids)
             running_kept = session.get(f"{server.url}/v1/jobs/{running}").status_code == 200
+        chunked = raw_chunked(server.port, 70 * 2**20)  # over the default --max-body-mb 64
+        slow = half_open(server.port, 2000, 35.0)
+        after = httpx.get(server.url + "/health", timeout=60).status_code
     finally:
         server.stop()
     return {"keep_s": keep_s, "jobs": len(ids), "left": left, "deleted_after_s": gone_after,
             "blobs_before": blobs_before, "blobs_after": len(list((root / "blobs").glob("*"))),
-            "running_job_kept": running_kept}
+            "running_job_kept": running_kept, "chunked_70mb_over_64mb_cap": chunked, "half_open": slow,
+            "health_after": after}
 
 
 def disk(root: Path) -> int:
@@ -253,10 +341,12 @@ def disk(root: Path) -> int:
 def print_probes(count: int) -> None:
     found = probes(count)
     f, d, r = found["flood"], found["delete_finished"], found["retention"]
+    h, fd = r["half_open"], found["fair_disk"]
     print(f"| probe | result |\n|---|---|\n"
           f"| flood: {f['sent']} POST /v1/jobs at once, --max-queue 8 | {f['accepted']} accepted, "
           f"{f['refused_429']} × 429 (Retry-After on every one: {f['retry_after_on_every_429']}), other "
-          f"codes {f['other'] or 'none'}, {f['seconds']:.1f} s |\n"
+          f"codes {f['other'] or 'none'}, {f['seconds']:.1f} s, {f['connection_resets_resent']} connection resets "
+          f"resent |\n"
           f"| Idempotency-Key reused | same body {found['reused_key']['same_body']} (same job: "
           f"{found['reused_key']['same_job']}), other body {found['reused_key']['other_body']} |\n"
           f"| Origin: null write | {found['origin_null']} |\n"
@@ -266,7 +356,17 @@ def print_probes(count: int) -> None:
           f"{d['bytes_after']:,} bytes, {d['job_folders_left']} job folders left, {d['ms_per_delete']:.1f} ms each |\n"
           f"| --keep-jobs-hours ({r['keep_s']:g} s), {r['jobs']} finished jobs | {r['jobs'] - r['left']} deleted "
           f"within {r['deleted_after_s']:.1f} s, blobs {r['blobs_before']} → {r['blobs_after']}, running job kept: "
-          f"{r['running_job_kept']} |")
+          f"{r['running_job_kept']} |\n"
+          f"| chunked 70 MiB body, default --max-body-mb 64 | {r['chunked_70mb_over_64mb_cap']} |\n"
+          f"| {h['held']} half-sent bodies held | from {h['after_s']:g} s: {h['answered']} answered (the last "
+          f"by {h['all_answered_by_s']:.0f} s), {h['still_open']} still open; /health while held "
+          f"{h['health_while_held']} in {h['health_ms']:.0f} ms, "
+          f"after {r['health_after']} |\n"
+          f"| 2 API keys: A queues {fd['jobs'] - 1} jobs, then B 1 | B's job started {fd['b_started_at']}. "
+          f"(first come first served: {fd['jobs']}.) |\n"
+          f"| --max-disk-gb {fd['budget_bytes'] / 1e9:g} ({fd['budget_bytes']:,} bytes) | store {fd['peak_bytes']:,} "
+          f"bytes after {fd['disk_jobs']} jobs → {fd['after_sweep_bytes']:,} after the 30 s sweep, {fd['jobs_left']} "
+          f"jobs left |")
 
 
 if __name__ == "__main__":

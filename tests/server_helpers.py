@@ -53,10 +53,12 @@ def free_port() -> int:
 class Server:
     """`kekong serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, ui: bool = False, extra: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, ui: bool = False, extra: list[str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.ui = ui
         self.extra = extra or []
+        self.headers = headers or {}  # e.g. the API key a server with --api-key wants
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -69,7 +71,7 @@ class Server:
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=1, headers=self.headers).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.2)
