@@ -36,25 +36,31 @@ class SamplerSpec:
     schedules: tuple[str, ...] | None = None  # the schedule types it takes; None: every k-diffusion one
     why_not: str = ""  # why it takes no other schedule type (the refusal names it)
     unavailable: str = ""  # why kekong does not run it yet (named, so it is refused with a reason)
+    second_order: bool = False  # A1111 counts its prompt-edit steps in model evaluations: twice the steps
+
+    @property
+    def step_multiplier(self) -> int:
+        """A1111's total_steps / steps: the steps its prompt edits are scheduled over, per step."""
+        return 2 if self.second_order else 1
 
 
 _AUTOMATIC_ONLY = "chooses its own noise levels between the model's σ_min and σ_max"
 SAMPLERS: dict[str, SamplerSpec] = {
     "DPM++ 2M": SamplerSpec("dpmpp_2m", default_schedule="Karras"),
-    "DPM++ SDE": SamplerSpec("dpmpp_sde", default_schedule="Karras"),
+    "DPM++ SDE": SamplerSpec("dpmpp_sde", default_schedule="Karras", second_order=True),
     "DPM++ 2M SDE": SamplerSpec("dpmpp_2m_sde", default_schedule="Exponential"),
     "DPM++ 2M SDE Heun": SamplerSpec("dpmpp_2m_sde_heun", default_schedule="Exponential"),
-    "DPM++ 2S a": SamplerSpec("dpmpp_2s_ancestral", default_schedule="Karras"),
+    "DPM++ 2S a": SamplerSpec("dpmpp_2s_ancestral", default_schedule="Karras", second_order=True),
     "DPM++ 3M SDE": SamplerSpec("dpmpp_3m_sde", default_schedule="Exponential", discard_penultimate=True),
     "Euler a": SamplerSpec("euler_ancestral"),
     "Euler": SamplerSpec("euler"),
     "LMS": SamplerSpec("lms"),
-    "Heun": SamplerSpec("heun"),
-    "DPM2": SamplerSpec("dpm_2", default_schedule="Karras", discard_penultimate=True),
-    "DPM2 a": SamplerSpec("dpm_2_ancestral", default_schedule="Karras", discard_penultimate=True),
+    "Heun": SamplerSpec("heun", second_order=True),
+    "DPM2": SamplerSpec("dpm_2", default_schedule="Karras", discard_penultimate=True, second_order=True),
+    "DPM2 a": SamplerSpec("dpm_2_ancestral", default_schedule="Karras", discard_penultimate=True, second_order=True),
     "DPM fast": SamplerSpec("dpm_fast", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
     "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
-    "Restart": SamplerSpec("restart", default_schedule="Karras"),
+    "Restart": SamplerSpec("restart", default_schedule="Karras", second_order=True),
     "DDIM": SamplerSpec(scheduler_class="DDIMScheduler", options={"set_alpha_to_one": False}),
     "DDIM CFG++": SamplerSpec(scheduler_class="DDIMCFGPlusPlusScheduler", options={"set_alpha_to_one": False}),
     "PLMS": SamplerSpec(scheduler_class="PNDMScheduler", options={"skip_prk_steps": True}),

@@ -69,3 +69,23 @@ def test_img2img_schedules_edits_over_all_its_steps(monkeypatch, tmp_path, tiny)
                     sampler="Euler", init_image=str(picture), denoising_strength=0.5)
     assert scheduled == [20]  # the edit ends at step 10 of 20, as A1111 schedules it
     assert counters == list(range(11))  # the 11 steps run count 0..10: all of them before the edit
+
+
+def test_a_second_order_sampler_schedules_edits_over_twice_its_steps(monkeypatch, tiny):
+    """A1111's total_steps: Heun's 4 steps are 8 scheduled steps; its 7 evaluations count 0..6."""
+    scheduled, counters = [], []
+    real_schedules, real_inputs = text.encode_schedules, Guidance.inputs
+
+    def schedules(base, prompts, negatives, steps, *args):
+        scheduled.append(steps)
+        return real_schedules(base, prompts, negatives, steps, *args)
+
+    def inputs(self, step):
+        counters.append(step)
+        return real_inputs(self, step)
+
+    monkeypatch.setattr("kekong.generation.pipeline.encode_schedules", schedules)
+    monkeypatch.setattr(loop.Guidance, "inputs", inputs)
+    kekong.generate(prompt="[a red star:a blue heart:2]", model=tiny, width=64, height=64, steps=4, seed=3,
+                    sampler="Heun")
+    assert scheduled == [8] and counters == list(range(7))  # [a:b:2] switches after 3 evaluations, as A1111

@@ -24,7 +24,7 @@ from kekong.generation.detailer import check as check_detail
 from kekong.generation.detailer import detail_all
 from kekong.generation.fast import FastPlan
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, Stop, Stopped, denoise
-from kekong.generation.samplers import image_steps, make_scheduler
+from kekong.generation.samplers import SAMPLERS, image_steps, make_scheduler
 from kekong.generation.text import encode_schedules
 from kekong.generation.units.base import Sampling, Unit, applied
 from kekong.io import image_source, load_image
@@ -184,7 +184,8 @@ def run_batch(base, request: GenerationRequest, units: list[Unit], seeds: list[i
             start = hires.upscale(base, latents, (second.height, second.width), request.hr_upscaler,
                                   lambda lat: _decode(base, lat), lambda image: _encode_image(base, image, None))
             latents = sample(base, second, hires_units or [], seeds, None, on_step, subseeds, start,
-                             base_steps=request.steps)  # prompt edits count on from the first pass
+                             base_steps=request.steps * SAMPLERS[request.sampler].step_multiplier)
+            # (prompt edits count on from the first pass, in A1111's total steps)
     except Stopped as stop:
         latents, stopped = stop.latents, stop
         stop.hires = in_hires
@@ -227,8 +228,11 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
                            hires=start is not None)
     run_steps = max(1, round(len(timesteps) / scheduler.order)) if hasattr(scheduler, "order") else len(timesteps)
     texts = [prompts_for(request, seed) for seed in seeds]
-    # A1111 schedules an img2img pass's prompt edits over all its steps, from the pass's first step
-    scheduled = request.steps if prepared is not None and start is None else run_steps
+    # A1111 schedules an img2img pass's prompt edits over all its steps, from the pass's first step, and
+    # counts a second-order sampler's in model evaluations (total_steps = 2 × steps)
+    multiplier = SAMPLERS[request.sampler].step_multiplier
+    scheduled = (request.steps if prepared is not None and start is None else run_steps) * multiplier
+    run_steps *= multiplier
     guidance = _guidance(base, request, texts, run_steps, base_steps, scheduled)
     first = guidance.parts[0][1][0][1]
     refiner = None
