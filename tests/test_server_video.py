@@ -107,3 +107,24 @@ def test_a_retried_video_job_resumes_from_its_finished_frames(client):
     assert client.post(f"/v1/jobs/{job_id}/retry").status_code == 202
     assert wait_for(client, job_id)["status"] == "done"
     assert (folder / "000002.png").is_file() and (folder / "000000.png").stat().st_mtime_ns == first
+
+
+def test_a_refused_upload_deletes_only_a_file_it_stored(client):
+    import hashlib
+
+    uploads = client.app.state.services.store.root / "videos" / "uploads"
+    data = star_mp4(4)
+    stored = uploads / f"{hashlib.sha256(data).hexdigest()}.mp4"
+    source = base64.b64encode(data).decode()
+    queued = client.post("/v1/jobs/video", json={"request": {**REQUEST, "steps": 20}, "source": source})
+    assert queued.status_code == 202, queued.text
+    # the same video again with a window past its end: refused, and the queued job's source stays
+    refused = client.post("/v1/jobs/video", json={"request": REQUEST, "source": source, "video": {"start": 100}})
+    assert refused.status_code in (400, 422) and "select no frame" in refused.text, refused.text
+    assert stored.is_file()
+    assert client.delete(f"/v1/jobs/{queued.json()['id']}").status_code == 200
+    other = star_mp4(5)  # a refused upload of its own is not kept
+    refused = client.post("/v1/jobs/video", json={"request": REQUEST, "source": base64.b64encode(other).decode(),
+                                                  "video": {"start": 100}})
+    assert refused.status_code in (400, 422), refused.text
+    assert not (uploads / f"{hashlib.sha256(other).hexdigest()}.mp4").exists()

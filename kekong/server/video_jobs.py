@@ -44,9 +44,10 @@ def video_folder(svc: Any) -> Path:
     return Path(svc.store.root) / "videos"
 
 
-def source_path(body: VideoJob, svc: Any) -> Path:
+def source_path(body: VideoJob, svc: Any) -> tuple[Path, bool]:
     """Where the job's source is: the upload stored by its sha256, or the named file, which must
-    lie inside the video folder (no `..`, no absolute path, no link out of it)."""
+    lie inside the video folder (no `..`, no absolute path, no link out of it); and whether this
+    request stored it (an upload already there may be another queued job's source)."""
     folder = video_folder(svc)
     if (body.source is None) == (body.path is None):
         raise ParameterError("send the source video as `source` (base64) or name it with `path`, not both")
@@ -59,7 +60,7 @@ def source_path(body: VideoJob, svc: Any) -> Path:
             raise ParameterError(f"path: {body.path!r} is outside the server's video folder (give a name inside it)")
         if not target.is_file():
             raise ParameterError(f"path: no file {body.path!r} in the server's video folder")
-        return target
+        return target, False
     payload = body.source.partition(",")[2] if body.source.startswith("data:") else body.source
     try:
         data = base64.b64decode(payload, validate=True)
@@ -69,11 +70,11 @@ def source_path(body: VideoJob, svc: Any) -> Path:
         raise ParameterError(f"source: {len(data)} bytes (1 to {MAX_UPLOAD} accepted)")
     suffix = ".mp4" if data[4:8] == b"ftyp" else SUFFIXES.get(data[:4], ".video")
     target = folder / "uploads" / f"{hashlib.sha256(data).hexdigest()}{suffix}"
-    if not target.is_file():
-        from kekong.io import write_atomic
+    if target.is_file():
+        return target, False
+    from kekong.io import write_atomic
 
-        write_atomic(target, data)
-    return target
+    return write_atomic(target, data), True
 
 
 @router.post("/jobs/video", status_code=202)
@@ -94,13 +95,13 @@ def submit_video(request: Request, body: VideoJob,
         raise ParameterError("request.controls: a list of control units (objects)")
     fields = {**body.request, "controls": [{**unit, "image": unit.get("image") or FRAME} for unit in units]}
     build_request(**fields)  # the request's own rules first (names every bad field), before the source is read
-    source = source_path(body, svc)
+    source, stored = source_path(body, svc)
     try:
         with tempfile.TemporaryDirectory() as scratch:  # the plan's checks only; the job's folder comes later
             planned = plan(source, Path(scratch) / "check.mp4", body.video, fields)
     except KekongError as error:
-        if body.source is not None:
-            source.unlink(missing_ok=True)  # a refused upload is not kept
+        if stored:
+            source.unlink(missing_ok=True)  # a refused upload is not kept (one another job uploaded stays)
         raise ParameterError(str(error).replace(source.name, "source" if body.source is not None else body.path)) \
             from None
     first = with_model_defaults(planned.first)
