@@ -17,7 +17,7 @@ from kekong.scale.run import Local, Options, run_batch
 from tests.test_scale_batch import requests, write_manifest
 
 ray = pytest.importorskip("ray")
-slow = pytest.mark.skipif(not os.environ.get("KEKONG_SLOW"), reason="slow (a 20-line manifest): make bench")
+slow = pytest.mark.skipif(not os.environ.get("KEKONG_SLOW"), reason="slow: make bench runs it (KEKONG_SLOW=1)")
 LAYERS = {"metadata": True, "watermark": False, "c2pa": False}  # C2PA carries its signing time: bytes differ
 
 
