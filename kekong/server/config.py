@@ -122,6 +122,10 @@ class ServerConfig:
                                  "every job)")
         if self.max_disk_gb is not None and not self.max_disk_gb > 0:
             raise ParameterError(f"--max-disk-gb {self.max_disk_gb}: must be above 0 (leave it out for no limit)")
+        if self.ray is not None and self.ray_workers < 1:  # none: every job would wait for a free actor forever
+            raise ParameterError(f"--workers {self.ray_workers}: at least 1 Ray actor runs the jobs")
+        if self.ray is not None and not self.ray_cpus_per_worker > 0:
+            raise ParameterError(f"--cpus-per-worker {self.ray_cpus_per_worker}: must be above 0")
         if self.more_api_keys and not self.api_key:
             raise ParameterError("more API keys without a first one: pass each with --api-key")
         if any(not key for key in self.api_keys) or len(set(self.api_keys)) != len(self.api_keys):
