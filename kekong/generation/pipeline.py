@@ -293,10 +293,15 @@ def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], ru
     return guidance
 
 
+WIDE_POSTERIOR = 0.5  # mean posterior std above which a VAE's latents are read by their mean (SD's is far narrower)
+
+
 def _encode_image(base, image: np.ndarray, generators: list[torch.Generator] | None) -> torch.Tensor:
     pixels = torch.from_numpy(image.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
     dist = base.vae.encode(pixels).latent_dist
-    if generators is None:
+    # A posterior as wide as the prior (kekong-shapes' VAE: a negligible KL term; its UNet was trained on
+    # means) is no distribution to sample: a sample is the mean plus unit noise, which img2img never removes.
+    if generators is None or float(dist.std.mean()) > WIDE_POSTERIOR:
         latents = dist.mode()
     else:
         latents = torch.cat([dist.sample(generator=g) for g in generators])
