@@ -93,3 +93,20 @@ def test_half_storage_computes_in_fp32_from_the_rounded_weights(dtype, bound):
     assert torch.equal(got, expected)  # fp32 arithmetic, nothing else differs
     assert stored.conv_in.weight.dtype == dtype and stored.conv_in.bias.dtype == torch.float32  # state unchanged
     assert ((got - full).norm() / full.norm()).item() < bound  # the rounding of the weights is all it costs
+
+
+def test_half_storage_reports_fp32_compute_and_survives_diffusers_casting_to_it():
+    """diffusers reads `model.dtype` (its IP-Adapter loading ends with `self.to(dtype=self.dtype)`; callers
+    cast inputs to it): an fp16-stored model says float32, where it said float16 and the UNet was cast
+    whole to fp16 (dtype errors); `restore_storage` narrows what such a cast widened."""
+    from tests.tiny_models import tiny_unet
+
+    unet = precision.keep_in(tiny_unet().eval(), torch.float16)
+    assert unet.dtype == torch.float32 and unet.conv_in.weight.dtype == torch.float16
+    unet.to(dtype=unet.dtype)  # what diffusers' _load_ip_adapter_weights does
+    assert unet.conv_in.weight.dtype == torch.float32
+    precision.restore_storage(unet)
+    assert unet.conv_in.weight.dtype == torch.float16 and unet.conv_in.bias.dtype == torch.float32
+    x, e = torch.randn(1, 4, 16, 16), torch.randn(1, 7, 32)
+    with torch.no_grad():
+        assert unet(x.to(unet.dtype), 400, encoder_hidden_states=e).sample.dtype == torch.float32

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from kekong.errors import KekongError, MissingWeightsError
+from kekong.models import precision
 
 MODULES = ("ip-adapter_clip_sd15", "ip-adapter_clip_h", "ip-adapter_clip_sdxl", "ip-adapter_clip_g",
            "ip-adapter_clip_sdxl_plus_vith", "ip-adapter-auto")
@@ -172,7 +173,8 @@ def applied(unet: Any, adapters: list[IPAdapter]) -> Iterator[None]:
     from kekong.models.patch import restored
 
     with restored(unet):  # inside `patch.patched`: the model's lock is held
-        unet._load_ip_adapter_weights([adapter.state for adapter in adapters])
+        unet._load_ip_adapter_weights([adapter.state for adapter in adapters])  # ends with unet.to(unet.dtype)
+        precision.restore_storage(unet)  # an fp16-stored UNet's weights back to fp16 (they compute in fp32)
         unet.encoder_hid_proj.float()
         yield
 

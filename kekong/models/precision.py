@@ -102,11 +102,16 @@ def keep_in(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Modul
         for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
             if tensor.is_floating_point() and tensor.dtype != torch.float32:
                 tensor.data = tensor.data.float()  # norms, embeddings: computed from fp32 weights
-    if rare:  # the other conv types: stored in `dtype`, widened around their own forward by diffusers' hooks
-        from diffusers.hooks.layerwise_casting import apply_layerwise_casting_hook
+    from diffusers.hooks.layerwise_casting import apply_layerwise_casting_hook
 
-        for module in rare:
-            apply_layerwise_casting_hook(module, dtype, torch.float32, False)
+    for module in rare:  # the other conv types: stored in `dtype`, widened around their own forward by diffusers' hooks
+        apply_layerwise_casting_hook(module, dtype, torch.float32, False)
+    # diffusers' `model.dtype` is a layerwise-casting hook's compute dtype where one is attached, else the first
+    # weight's: without this weightless marker an fp16-stored UNet said float16, and diffusers cast to it (its
+    # IP-Adapter loading ends with `self.to(dtype=self.dtype)`: the whole UNet to fp16, then a dtype error)
+    marker = torch.nn.Module()
+    apply_layerwise_casting_hook(marker, dtype, torch.float32, False)
+    model.add_module("kekong_fp32_compute", marker)
     log.info("precision: %s holds its Linear/Conv weights as %s and computes in float32", type(model).__name__,
              str(dtype).removeprefix("torch."))
     model.kekong_storage = dtype
@@ -123,3 +128,15 @@ def _wide_conv(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 def stored_as(model: torch.nn.Module) -> torch.dtype:
     return getattr(model, "kekong_storage", torch.float32)
+
+
+def restore_storage(model: torch.nn.Module) -> None:
+    """Narrow the widen-once layers of `model` back to its storage dtype, after something (diffusers'
+    `model.to(dtype=model.dtype)`) widened them to fp32; the results do not change, the memory returns."""
+    dtype = stored_as(model)
+    if dtype == torch.float32:
+        return
+    for module in model.modules():
+        forward = module.__dict__.get("forward")
+        if getattr(forward, "__func__", None) in (_wide_linear, _wide_conv) and module.weight.dtype != dtype:
+            module.weight.data = module.weight.data.to(dtype)
