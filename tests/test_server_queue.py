@@ -5,6 +5,7 @@ Event-gated generation that writes one file, so no image is generated."""
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -188,3 +189,12 @@ def test_keep_jobs_hours_runs_the_sweeper(tmp_path):
 def test_nonsense_queue_and_retention_settings_are_refused(config, message):
     with pytest.raises(ParameterError, match=message.replace(".", r"\.")):
         ServerConfig(**config).check()
+
+
+def test_serve_ray_without_ray_installed_says_so_before_starting(monkeypatch):
+    from kekong.errors import KekongError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as where the extra is not installed
+    with pytest.raises(KekongError, match=r"Ray is not installed: pip install 'kekong\[ray\]'"):
+        ServerConfig(ray="local").check()
+    ServerConfig().check()  # without --ray nothing asks for it

@@ -126,6 +126,10 @@ class ServerConfig:
             raise ParameterError(f"--workers {self.ray_workers}: at least 1 Ray actor runs the jobs")
         if self.ray is not None and not self.ray_cpus_per_worker > 0:
             raise ParameterError(f"--cpus-per-worker {self.ray_cpus_per_worker}: must be above 0")
+        if self.ray is not None:  # the optional extra: said before the server starts, not as a start-up traceback
+            from kekong.scale.ray_pool import import_ray
+
+            import_ray()
         if self.more_api_keys and not self.api_key:
             raise ParameterError("more API keys without a first one: pass each with --api-key")
         if any(not key for key in self.api_keys) or len(set(self.api_keys)) != len(self.api_keys):
