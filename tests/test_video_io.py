@@ -109,8 +109,10 @@ def test_trimming_selects_frame_numbers(tmp_path):
     assert decode.select(info, VideoSettings()) == list(range(50))
     assert decode.select(info, build_settings(start=1.0, end=2.0, every=3)) == [10, 13, 16, 19]
     assert decode.select(info, build_settings(every=2, max_frames=3)) == [0, 2, 4]
-    with pytest.raises(ParameterError, match="select no frame"):
-        decode.select(info, build_settings(start=9.0))
+    with pytest.raises(ParameterError, match=r"start 9.0 s to the source's end select no frame \(the source has 50"):
+        decode.select(info, build_settings(start=9.0))  # was 'end end select no frame'
+    with pytest.raises(ParameterError, match=r"start 6.0 s to end 7.0 s select no frame"):
+        decode.select(info, build_settings(start=6.0, end=7.0))
     with pytest.raises(ParameterError, match=r"end 1.0 s is not after start 2.0 s"):
         build_settings(start=2.0, end=1.0)
     many = decode.SourceInfo(tmp_path, "frames", 64, 64, Fraction(10), 5000, False)

@@ -125,8 +125,9 @@ def select(info: SourceInfo, settings: VideoSettings) -> list[int]:
     stop = info.frames if not settings.end else min(info.frames, math.floor(settings.end * info.rate + 1e-6) + 1)
     chosen = list(range(first, stop, settings.every))
     if not chosen:
-        raise ParameterError(f"start {settings.start} s / end {settings.end or 'end'} select no frame (the source "
-                             f"has {info.frames} frames, {info.duration:.2f} s)")
+        until = f"end {settings.end} s" if settings.end else "the source's end"
+        raise ParameterError(f"start {settings.start} s to {until} select no frame (the source has {info.frames} "
+                             f"frames, {info.duration:.2f} s)")
     if settings.max_frames:
         chosen = chosen[:settings.max_frames]
     elif len(chosen) > MAX_FRAMES:
