@@ -77,3 +77,9 @@ def test_video_options_have_their_declared_bounds_and_generate_s_help():
         assert video[flag].help == generate[flag].help and (video[flag].min, video[flag].max) == \
             (generate[flag].min, generate[flag].max), flag
     assert "--init" not in video and "--hires" not in video  # per-image features are not offered
+
+
+def test_a_size_with_a_zero_side_is_refused_not_ignored(tmp_path):
+    for size in ("64x0", "0x0"):  # were run at the source's shape, as if --size was not given
+        result = CliRunner().invoke(app, ["video", str(tmp_path), "-o", str(tmp_path / "o.mp4"), "--size", size, "x"])
+        assert result.exit_code != 0 and "both sides must be given" in str(result.exception or result.output)

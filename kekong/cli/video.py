@@ -60,6 +60,8 @@ def run_video(source: Path, out: Path, size: str | None, control: list[str] | No
         fields["controls"] = [parse_frame_control(text) for text in control]
     if size is not None:
         fields["width"], fields["height"] = parse_size("--size", size)
+        if not (fields["width"] and fields["height"]):  # a 0 side read as "the source's shape" without a word
+            raise ParameterError(f"--size {size}: both sides must be given (leave --size out for the source's shape)")
     planned = plan(source, out, settings, fields)
     width, height = planned.size
     typer.echo(f"video: {len(planned.numbers)} frames at {width}x{height}, {float(planned.rate):.3g} fps "
