@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
+import webuiapi  # a dev dependency: installed by make setup
 from PIL import Image
-
-webuiapi = pytest.importorskip("webuiapi")
 
 
 @pytest.fixture(scope="module")
