@@ -67,7 +67,15 @@ def verify(path: str | Path) -> Verdict:
     credentials = read_credentials(data, path.suffix)
     verdict = Verdict(str(path), Outcome.NOTHING, c2pa=asdict(credentials), watermark=_watermark(pixels),
                       metadata=read_metadata(data), sdxl_watermark=_sdxl_watermark(pixels))
-    expected = manifest_expected(verdict.watermark, verdict.metadata)
+    found = bool(verdict.watermark.get("found") or verdict.sdxl_watermark.get("found")
+                 or verdict.metadata.get("parameters") or verdict.metadata.get("recipe"))
+    return judge(verdict, credentials, manifest_expected(verdict.watermark, verdict.metadata), found)
+
+
+def judge(verdict: Verdict, credentials: Any, expected: str | None, found: bool) -> Verdict:
+    """The outcome from what was read (images and videos alike): a tampered or invalid manifest; a
+    stripped one — none where `expected` says one was written; else FOUND when the manifest is valid
+    or anything else was `found` (a watermark, a recipe, parameters); else NOTHING."""
     if credentials.state in ("absent", "unsupported") and expected:
         verdict.c2pa = {**asdict(credentials), "state": "stripped", "found": credentials.state,
                         "expected_because": expected}
@@ -75,8 +83,7 @@ def verify(path: str | Path) -> Verdict:
         verdict.outcome = Outcome.TAMPERED
     elif verdict.c2pa["state"] == "stripped":
         verdict.outcome = Outcome.STRIPPED
-    elif credentials.state == "valid" or verdict.watermark.get("found") or verdict.sdxl_watermark.get("found") \
-            or verdict.metadata.get("parameters") or verdict.metadata.get("recipe"):
+    elif credentials.state == "valid" or found:
         verdict.outcome = Outcome.FOUND
     return verdict
 

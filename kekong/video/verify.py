@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from kekong.provenance.verify import Outcome, Verdict, manifest_expected
+from kekong.provenance.verify import Outcome, Verdict, judge, manifest_expected
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 SAMPLED = 9  # frames read for the watermark, spread evenly
@@ -94,13 +94,4 @@ def verify_video(path: str | Path) -> Verdict:
     mark = read_watermark(frames)
     verdict = Verdict(str(path), Outcome.NOTHING, c2pa=asdict(credentials), watermark=mark, metadata=metadata)
     expected = manifest_expected(mark, {"layers": metadata.get("layers") or {}})
-    if credentials.state in ("absent", "unsupported") and expected:
-        verdict.c2pa = {**asdict(credentials), "state": "stripped", "found": credentials.state,
-                        "expected_because": expected}
-    if credentials.state in ("tampered", "invalid"):
-        verdict.outcome = Outcome.TAMPERED
-    elif verdict.c2pa["state"] == "stripped":
-        verdict.outcome = Outcome.STRIPPED
-    elif credentials.state == "valid" or mark.get("found") or metadata.get("recipe"):
-        verdict.outcome = Outcome.FOUND
-    return verdict
+    return judge(verdict, credentials, expected, bool(mark.get("found") or metadata.get("recipe")))
