@@ -150,3 +150,22 @@ def test_the_flags_reach_the_server_config_and_their_help_is_declared_once(monke
     assert seen[-1].max_disk_gb == 2.5 and seen[-1].api_keys == ("k1", "k2")
     shown = CliRunner().invoke(cli, ["serve", "--help"], env={"COLUMNS": "200"}).output
     assert " ".join(ServerConfig.help("max_disk_gb").split()[:6]) in " ".join(shown.split())
+
+
+def _video_job(store: JobStore, upload: Path) -> str:
+    job, _ = store.submit("video", {"request": {"seed": 1}, "answer": {"video": {"source": str(upload)}}}, 1)
+    assert store.claim_next().id == job.id
+    store.finish(job.id, JobStatus.DONE, result={})
+    return job.id
+
+
+def test_a_video_upload_counts_against_the_disk_and_goes_with_the_last_job_reading_it(tmp_path):
+    store = JobStore(tmp_path)
+    store.uploads.mkdir(parents=True)
+    upload = store.uploads / ("ab" * 32 + ".mp4")
+    upload.write_bytes(b"v" * 200_000)
+    mine, theirs = _video_job(store, upload), _video_job(store, upload)
+    assert store.disk_bytes() >= 200_000  # the upload is part of what the store takes
+    assert store.delete(mine) and upload.is_file()  # the other job still reads it
+    assert store.sweep_disk(store.disk_bytes() - 100_000) == [theirs]  # its upload freed the space
+    assert not upload.exists()

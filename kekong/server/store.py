@@ -258,13 +258,18 @@ class JobStore:
                 db.execute("COMMIT")
                 return False
             digests = [r["sha256"] for r in db.execute("SELECT sha256 FROM job_blobs WHERE job_id = ?", (job_id,))]
+            upload = self._upload_of(db, job_id)
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             db.execute("DELETE FROM job_blobs WHERE job_id = ?", (job_id,))
             unused = [d for d in digests
                       if db.execute("SELECT 1 FROM job_blobs WHERE sha256 = ? LIMIT 1", (d,)).fetchone() is None]
+            upload_unused = upload is not None and db.execute(
+                "SELECT 1 FROM jobs WHERE payload LIKE ? LIMIT 1", (f"%{upload.name}%",)).fetchone() is None
             db.execute("COMMIT")
             for digest in unused:  # under the lock: a submit of the same image waits, then writes it again
                 self.blobs.remove(digest)
+            if upload_unused:  # a video job's uploaded source goes with the last job that used it
+                upload.unlink(missing_ok=True)
         shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
         return True
 
@@ -299,19 +304,40 @@ class JobStore:
         return deleted
 
     def disk_bytes(self) -> int:
-        """What the store takes on disk: every job's files, the blobs, the database files."""
-        files = [*(self.root / "jobs").rglob("*"), *(self.root / "blobs").rglob("*"), *self.root.glob("jobs.sqlite*")]
+        """What the store takes on disk: every job's files, the blobs, video jobs' uploaded sources,
+        the database files."""
+        files = [*(self.root / "jobs").rglob("*"), *(self.root / "blobs").rglob("*"), *self.uploads.glob("*"),
+                 *self.root.glob("jobs.sqlite*")]
         return sum(_size(path) for path in files)
 
+    @property
+    def uploads(self) -> Path:
+        """Where video jobs' uploaded sources are kept, by content hash (server.video_jobs writes them)."""
+        return self.root / "videos" / "uploads"
+
+    def _upload_of(self, db: sqlite3.Connection, job_id: str) -> Path | None:
+        """The uploaded source a video job reads, when it is one of the store's uploads."""
+        row = db.execute("SELECT payload FROM jobs WHERE id = ? AND kind = 'video'", (job_id,)).fetchone()
+        source = (json.loads(row["payload"]).get("answer", {}).get("video", {}).get("source")) if row else None
+        if not source or Path(source).parent != self.uploads:
+            return None
+        return Path(source)
+
     def _job_bytes(self, job_id: str) -> int:
-        """What deleting the job frees: its output folder and the blobs no other job references."""
+        """What deleting the job frees: its output folder, the blobs no other job references, and a
+        video job's uploaded source when no other job reads it."""
         with self._connect() as db:
             only = [r["sha256"] for r in db.execute(
                 "SELECT sha256 FROM job_blobs WHERE job_id = ? AND sha256 NOT IN "
                 "(SELECT sha256 FROM job_blobs WHERE job_id != ?)", (job_id, job_id))]
+            upload = self._upload_of(db, job_id)
+            if upload is not None and db.execute("SELECT COUNT(*) FROM jobs WHERE payload LIKE ?",
+                                                 (f"%{upload.name}%",)).fetchone()[0] > 1:
+                upload = None  # another job reads it too: it stays
         stored = self.blobs.stored()
         return sum(_size(p) for p in self.output_dir(job_id).rglob("*")) + sum(_size(stored[d]) for d in only
-                                                                               if d in stored)
+                                                                               if d in stored) \
+            + (_size(upload) if upload is not None else 0)
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Rows from before blob references: their inline images become blobs (once, at open)."""

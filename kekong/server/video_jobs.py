@@ -69,7 +69,7 @@ def source_path(body: VideoJob, svc: Any) -> tuple[Path, bool]:
     if not data or len(data) > MAX_UPLOAD:
         raise ParameterError(f"source: {len(data)} bytes (1 to {MAX_UPLOAD} accepted)")
     suffix = ".mp4" if data[4:8] == b"ftyp" else SUFFIXES.get(data[:4], ".video")
-    target = folder / "uploads" / f"{hashlib.sha256(data).hexdigest()}{suffix}"
+    target = svc.store.uploads / f"{hashlib.sha256(data).hexdigest()}{suffix}"  # the store deletes it with its jobs
     if target.is_file():
         return target, False
     from kekong.io import write_atomic
