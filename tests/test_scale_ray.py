@@ -25,9 +25,11 @@ LAYERS = {"metadata": True, "watermark": False, "c2pa": False}  # C2PA carries i
 def cluster():
     from kekong.scale.ray_pool import connect
 
+    handler = signal.getsignal(signal.SIGTERM)  # ray.init installs its own and shutdown leaves it
     assert connect(None, cpus=2)  # this module's own Ray, not one left by someone else
     yield
     ray.shutdown()
+    signal.signal(signal.SIGTERM, handler)
 
 
 def pool(workers=2, cpus=1.0):

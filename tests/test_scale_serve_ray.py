@@ -22,9 +22,11 @@ JOB = {"prompt": "a red star", "width": 64, "height": 64, "steps": 2, "seed": -1
 def cluster():
     from kekong.scale.ray_pool import connect
 
+    handler = signal.getsignal(signal.SIGTERM)  # ray.init installs its own and shutdown leaves it
     assert connect(None, cpus=2)
     yield
     ray.shutdown()
+    signal.signal(signal.SIGTERM, handler)
 
 
 @pytest.fixture()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,9 @@ def import_ray() -> Any:
 
 def connect(address: str | None, cpus: float | None = None, gpus: float | None = None) -> bool:
     """Start or join Ray; True when this call started it (and should shut it down)."""
+    # Ray's driver replaces builtins.print with its tqdm-aware one (process-wide, never undone) once a
+    # worker's progress bar reaches it: not in a process that merely uses kekong.
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     ray = import_ray()
     if ray.is_initialized():
         return False
