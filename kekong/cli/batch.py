@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kekong.cli.fields import NoC2pa, NoMetadata, NoWatermark
 from kekong.errors import ParameterError
 from kekong.provenance.stamp import FORMATS
 
@@ -67,9 +68,9 @@ def batch(
     gpus_per_worker: Annotated[float, typer.Option(help="with --ray: GPUs Ray reserves per worker", min=0)] = 0.0,
     allow_urls: Annotated[bool, typer.Option(
         "--allow-urls", help="fetch http(s) image URLs (public hosts only, no redirects, as the server)")] = False,
-    no_metadata: Annotated[bool, typer.Option("--no-metadata", help="no parameters/recipe chunks")] = False,
-    no_watermark: Annotated[bool, typer.Option("--no-watermark", help="no invisible watermark")] = False,
-    no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
+    no_metadata: NoMetadata = False,
+    no_watermark: NoWatermark = False,
+    no_c2pa: NoC2pa = False,
     no_score: Annotated[bool, typer.Option("--no-score", help="skip the fidelity score")] = False,
 ) -> None:
     """Generate every line of a manifest into --out: outputs named LINE-HASH (the recipe's hash), a

@@ -6,7 +6,7 @@ model's recommendation or the request's default (kekong/generation/defaults.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -38,3 +38,10 @@ def help_text(field: FieldSpec, help: str | None = None) -> str:
 def given(**values: Any) -> dict[str, Any]:
     """The options the user set (None = left out)."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+# The output-layer flags every command that writes images takes (generate, repose, batch).
+SaveRecipe = Annotated[bool, typer.Option("--save-recipe", help="write the recipe JSON beside")]
+NoMetadata = Annotated[bool, typer.Option("--no-metadata", help="no parameters/recipe chunks")]
+NoWatermark = Annotated[bool, typer.Option("--no-watermark", help="no invisible watermark")]
+NoC2pa = Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")]

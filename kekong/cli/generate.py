@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kekong.cli.fields import given, option
+from kekong.cli.fields import NoC2pa, NoMetadata, NoWatermark, SaveRecipe, given, option
 from kekong.errors import KekongError, ParameterError
 from kekong.provenance.stamp import FORMATS, Layers
 
@@ -140,10 +140,10 @@ def generate(
     fill: Annotated[str | None, option("inpainting_fill", "--fill")] = None,
     request_file: Annotated[Path | None, typer.Option("--request", help="a request JSON (flags are ignored)")] = None,
     save_maps: Annotated[bool, typer.Option("--save-maps", help="write the control maps beside")] = False,
-    save_recipe: Annotated[bool, typer.Option("--save-recipe", help="write the recipe JSON beside")] = False,
-    no_metadata: Annotated[bool, typer.Option("--no-metadata", help="no parameters/recipe chunks")] = False,
-    no_watermark: Annotated[bool, typer.Option("--no-watermark", help="no invisible watermark")] = False,
-    no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
+    save_recipe: SaveRecipe = False,
+    no_metadata: NoMetadata = False,
+    no_watermark: NoWatermark = False,
+    no_c2pa: NoC2pa = False,
     c2pa_thumbnails: Annotated[bool, typer.Option(
         "--c2pa-thumbnails", help="embed thumbnails of the input images in the C2PA manifest")] = False,
     no_score: Annotated[bool, typer.Option(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kekong.cli.fields import given, option
+from kekong.cli.fields import NoC2pa, NoMetadata, NoWatermark, SaveRecipe, given, option
 from kekong.errors import ParameterError
 from kekong.repose_spec import ReposeSpec
 from kekong.request import ControlUnit
@@ -63,10 +63,10 @@ def repose(
     warp_out: Annotated[Path | None, typer.Option("--warp-out", help="also write the warped photo here")] = None,
     mask_out: Annotated[Path | None, typer.Option("--mask-out", help="also write the repainted areas (white)")
                         ] = None,
-    save_recipe: Annotated[bool, typer.Option("--save-recipe", help="write the recipe JSON beside")] = False,
-    no_metadata: Annotated[bool, typer.Option("--no-metadata", help="no parameters/recipe chunks")] = False,
-    no_watermark: Annotated[bool, typer.Option("--no-watermark", help="no invisible watermark")] = False,
-    no_c2pa: Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")] = False,
+    save_recipe: SaveRecipe = False,
+    no_metadata: NoMetadata = False,
+    no_watermark: NoWatermark = False,
+    no_c2pa: NoC2pa = False,
     no_score: Annotated[bool, typer.Option(
         "--no-score", help="skip the fidelity score (each unit's detector run again on the output)")] = False,
 ) -> None:
