@@ -20,7 +20,7 @@ from kekong.generation.grid import NOTHING, Axis, Cell, axis_text
 from kekong.generation.grid_sheet import contact_sheet, label
 from kekong.io import encode_image, write_atomic
 from kekong.provenance.infotext import format_infotext
-from kekong.provenance.stamp import Layers, infotext_params, stamp
+from kekong.provenance.stamp import Layers, infotext_params, marked, stamp
 
 GRID_KEY = "kekong-grid"  # the sheet's PNG chunk: the axes and every cell by file and sha256
 MAX_C2PA_CELLS = 64  # cells embedded as C2PA ingredients (with their own manifests); all are in GRID_KEY
@@ -104,18 +104,7 @@ def stamp_sheet(sheet: np.ndarray, path: Path, layers: Layers, infotext: str, su
     """Write a contact sheet with the provenance layers every kekong image gets: the infotext and
     the `kekong-grid` chunk, a watermark registered to the grid's summary, a C2PA manifest with the
     cells as ingredients. Returns its provenance record (as a recipe's `provenance`)."""
-    from kekong.provenance import marks, watermark
-
-    record: dict[str, Any] = {"metadata": layers.metadata, "c2pa": layers.c2pa, "watermark": "off"}
-    if layers.watermark:
-        height, width = sheet.shape[:2]
-        if min(height, width) < watermark.MIN_SIDE:
-            record["watermark"] = f"not embedded: {width}x{height} is below {watermark.MIN_SIDE} px"
-        else:
-            mark_id = marks.register(None, str(path.resolve()), {"grid": summary} if layers.metadata else None,
-                                     c2pa=layers.c2pa)
-            sheet = watermark.embed(sheet, mark_id)
-            record["watermark"] = marks.format_id(mark_id)
+    sheet, record = marked(sheet, path, layers, {"grid": summary})
     chunk = {**summary, "provenance": record}
     pnginfo = {"parameters": infotext, GRID_KEY: json.dumps(chunk)} if layers.metadata else None
     encoded = encode_image(sheet, "PNG", pnginfo, name=str(path))

@@ -123,12 +123,32 @@ def describe(generated, record_paths: bool = False) -> tuple[str, dict[str, Any]
         build_recipe(generated, record_paths)
 
 
+def marked(image: Any, path: Path, layers: Layers, register: dict[str, Any] | None, mark_id: int | None = None
+           ) -> tuple[Any, dict[str, Any]]:
+    """`image` with its watermark embedded (when `layers` asks and it is large enough), the id
+    registered for `path` with `register` (kept only with metadata on); and the provenance record
+    of the layers, which says why no mark went in when none did."""
+    from kekong.provenance import marks, watermark
+
+    record: dict[str, Any] = {"metadata": layers.metadata, "c2pa": layers.c2pa, "watermark": "off"}
+    if layers.watermark:
+        height, width = image.shape[:2]
+        if min(height, width) < watermark.MIN_SIDE:
+            record["watermark"] = f"not embedded: {width}x{height} is below {watermark.MIN_SIDE} px"
+        else:
+            mark_id = marks.register(mark_id, str(path.resolve()), register if layers.metadata else None,
+                                     c2pa=layers.c2pa)
+            image = watermark.embed(image, mark_id)
+            record["watermark"] = marks.format_id(mark_id)
+    return image, record
+
+
 def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Layers = Layers(),
           mark_id: int | None = None) -> Path:
     """Write the image (PNG, JPEG or WebP by suffix) with the provenance `layers`; optionally the
     recipe JSON beside it.
     `mark_id` re-uses a watermark id (replay: the same image gets the same mark)."""
-    from kekong.provenance import marks, watermark
+    from kekong.provenance import marks
 
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -137,17 +157,7 @@ def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Lay
     infotext, recipe = describe(generated, layers.record_paths)
     if layers.metadata:  # this machine's replay finds the files where they were; nothing is published
         marks.remember_paths(recipe, local_paths(generated.request))
-    image = generated.image
-    record: dict[str, Any] = {"metadata": layers.metadata, "c2pa": layers.c2pa, "watermark": "off"}
-    if layers.watermark:
-        height, width = image.shape[:2]
-        if min(height, width) < watermark.MIN_SIDE:
-            record["watermark"] = f"not embedded: {width}x{height} is below {watermark.MIN_SIDE} px"
-        else:
-            mark_id = marks.register(mark_id, str(path.resolve()), recipe if layers.metadata else None,
-                                     c2pa=layers.c2pa)
-            image = watermark.embed(image, mark_id)
-            record["watermark"] = marks.format_id(mark_id)
+    image, record = marked(generated.image, path, layers, recipe, mark_id)
     recipe["provenance"] = record
     if fmt == "PNG":
         pnginfo = {"parameters": infotext, RECIPE_KEY: json.dumps(recipe)} if layers.metadata else None
