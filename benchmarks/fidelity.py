@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,8 +48,14 @@ def main() -> None:
     rng = np.random.default_rng(HELD_OUT_SEED)
     samples = [random_sample(rng, 64) for _ in range(max(args.count, args.sweep_count))]
     folder = Path(tempfile.mkdtemp(prefix="kekong-fidelity-"))
+    start = time.perf_counter()
+
+    done = [0]
 
     def run(index: int, weight: float) -> tuple[float, float]:
+        done[0] += 1
+        if done[0] % 20 == 0:  # a long run: say how far it is
+            print(f"{done[0]} generations, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         sample = samples[index]
         path = folder / f"{index}.png"
         if not path.exists():
@@ -57,7 +64,6 @@ def main() -> None:
                                  controls=[{"module": "none", "image": str(path), "weight": weight}])
         return score_generated(made)[0]["value"], score(made.image, sample)["iou"]
 
-    start = time.perf_counter()
     with_cn = [run(i, 1.0)[0] for i in range(args.count)]
     without = [run(i, 0.0)[0] for i in range(args.count)]
     weights = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
