@@ -27,7 +27,7 @@ from kekong.sizes import check_detector_work
 __all__ = ["DETECTORS", "DetectResult", "Detector", "get", "list_detectors", "run"]
 
 _MODULES = ("edges", "lines", "simple", "inpaint", "segmentation", "openpose", "depth", "learned", "recolor",
-            "passthrough", "normal_midas", "sketch_pidi", "mediapipe_face")
+            "passthrough", "normal_midas", "sketch_pidi", "mediapipe_face", "learned.uniformer")
 
 
 def load_all() -> None:
