@@ -85,3 +85,28 @@ def test_cli_fast_flags_reach_the_request(setup, tmp_path):
                                     "--no-score", "--no-c2pa", "--no-watermark", "-o", str(out)])
     assert done.exit_code == 0, done.output
     assert "Fast: control_reuse, Fast interval: 2" in read_png_text(out)["parameters"]
+
+
+def test_a_controlnet_call_holds_the_models_call_lock_so_no_other_request_sees_fast_modes_patch(setup, monkeypatch):
+    """A ControlNet is shared by requests on different bases; fast mode patches it for a call. While
+    one request calls it, another thread cannot take its lock (so cannot call it, patched or not)."""
+    import threading
+
+    from diffusers import ControlNetModel
+
+    from kekong.models.patch import call_lock
+
+    original, seen = ControlNetModel.forward, []
+
+    def forward(self, *args, **kwargs):
+        free = []
+        probe = threading.Thread(target=lambda: free.append(call_lock(self).acquire(blocking=False)))
+        probe.start()
+        probe.join()
+        seen.append(free[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ControlNetModel, "forward", forward)
+    run(setup, fast=True)
+    run(setup)
+    assert seen and not any(seen)  # every call, shallow or full, fast or exact, held the lock

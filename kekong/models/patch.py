@@ -11,11 +11,15 @@ threads (step previews, the UI). A request never changes what another one sees:
   cancelled. ComfyUI's ModelPatcher works the same way (patch the loaded model, unpatch after);
   a copy per request would double the memory.
 Step previews decode with a VAE only, which no patch touches, so they read without the lock.
+A ControlNet is shared by requests on different bases (whose locks differ), and fast mode patches
+it for one call (generation/fast.py): every call of a ControlNet holds that model's `call_lock`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -23,6 +27,19 @@ from typing import Any
 from kekong.models.load import BaseModel
 from kekong.models.lora import applied_loras
 from kekong.models.vae import load_vae
+
+_CALL_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_CALL_LOCKS_GUARD = threading.Lock()
+
+
+def call_lock(module: Any) -> threading.RLock:
+    """The lock held around one call of a shared module that a request may patch for that call
+    (a ControlNet in fast mode): one per module, living as long as the module."""
+    with _CALL_LOCKS_GUARD:
+        lock = _CALL_LOCKS.get(module)
+        if lock is None:
+            lock = _CALL_LOCKS[module] = threading.RLock()
+        return lock
 
 
 def with_vae(base: BaseModel, reference: str | None) -> BaseModel:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from kekong.generation.units.base import Contribution, Loaded, Step, Unit
 from kekong.generation.units.files import refuse_union_type
+from kekong.models.patch import call_lock
 from kekong.request import ControlUnit
 
 
@@ -125,8 +126,11 @@ def control_residuals(
         image, kwargs = members[0].model_inputs(members[0].cond.expand(x.shape[0], -1, -1, -1), x.shape[0])
         if a is not None:
             kwargs["added_cond_kwargs"] = a
-        with fast.control_call(members[0].controlnet, shallow, x.shape[0]) if fast is not None else nullcontext():
-            down, mid = members[0].controlnet(x, t, encoder_hidden_states=e, controlnet_cond=image,
+        controlnet = members[0].controlnet
+        # Held for the call: fast mode patches the (shared) model for it, and no other request may see that.
+        with call_lock(controlnet), fast.control_call(controlnet, shallow, x.shape[0]) if fast is not None \
+                else nullcontext():
+            down, mid = controlnet(x, t, encoder_hidden_states=e, controlnet_cond=image,
                                               conditioning_scale=1.0, guess_mode=False, return_dict=False, **kwargs)
         for unit in members:
             outputs = [*down, mid]
