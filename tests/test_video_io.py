@@ -171,3 +171,19 @@ def test_variable_frame_rate_is_refused(tmp_path):
         out.mux(stream.encode())
     with pytest.raises(ImageError, match=r"variable frame rate .* ffmpeg -i IN -vf fps=24"):
         decode.probe(path, VideoSettings())
+
+
+def test_a_folder_with_a_damaged_later_frame_is_refused_before_any_frame_runs(tmp_path):
+    folder = tmp_path / "frames"
+    for index, frame in enumerate(moving_square(4)):
+        save_image(frame, folder / f"{index:03d}.png")
+    good = (folder / "002.png").read_bytes()
+    (folder / "002.png").write_bytes(good[: len(good) // 2])  # truncated, as an interrupted copy leaves it
+    with pytest.raises(ImageError, match=r"002\.png: frame 2 of the folder is not a readable image"):
+        decode.probe(folder, VideoSettings())
+    (folder / "002.png").write_bytes(good)
+    from PIL import Image
+
+    Image.new("RGB", (9000, 10)).save(folder / "003.png")  # one frame past the side limit
+    with pytest.raises(ImageError, match=r"003\.png: 9000x10 frames are larger than kekong reads"):
+        decode.probe(folder, VideoSettings())

@@ -105,17 +105,28 @@ def constant_rate(name: str, pts: list[int], time_base: Fraction, declared: Frac
 
 
 def _probe_folder(folder: Path, fps: float) -> SourceInfo:
+    """A folder of frames, every one opened and checked before any is generated (a damaged frame
+    500 would otherwise stop a run after 499 generations). Frames may differ in size: each is fitted."""
     from PIL import Image
 
     files = tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()))
     if not files:
         raise ImageError(f"{folder}: no frames (no {', '.join(FRAME_SUFFIXES)} files in the folder)")
-    try:
-        with Image.open(files[0]) as first:
-            width, height = first.size
-    except OSError as error:
-        raise ImageError(f"{files[0].name}: not an image ({error})") from None
-    check_source_size(files[0].name, width, height)
+    sizes = []
+    for index, file in enumerate(files):
+        try:
+            with Image.open(file) as frame:
+                size = frame.size
+                if max(size) <= MAX_SOURCE_SIDE and size[0] * size[1] <= MAX_SOURCE_PIXELS:
+                    frame.load()  # decoded once here: a truncated or damaged frame is found before any runs
+        except Image.DecompressionBombError:
+            size = (MAX_SOURCE_SIDE + 1, MAX_SOURCE_SIDE + 1)  # refused just below, by size
+        except (OSError, SyntaxError, ValueError) as error:  # PIL raises SyntaxError for some broken files
+            raise ImageError(f"{file.name}: frame {index} of the folder is not a readable image ({error}); "
+                             "no frame was generated") from None
+        check_source_size(file.name, *size)
+        sizes.append(size)
+    width, height = sizes[0]
     return SourceInfo(folder, "frames", width, height, Fraction(fps).limit_denominator(1001), len(files), False, files)
 
 
