@@ -73,7 +73,6 @@ S = Slider
 P = Preprocessor
 ANNOTATORS = "lllyasviel/Annotators"
 QINGLONG = "bdsqlsz/qinglong_controlnet-lllite"
-YOLOX = ("yzd-v/DWPose", "yolox_l.onnx")
 _FIDELITY = S("Style Fidelity (only for Balanced mode)", 0.5, 0.0, 1.0, 0.01)
 _REVISION = "Revision feeds CLIP-vision image embeddings to SDXL; kekong has no CLIP-vision path for it"
 _INSIGHTFACE = "insightface face embeddings (the antelopev2 / buffalo_l ONNX models), and kekong does not install " \
@@ -113,9 +112,7 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
     P("scribble_xdog", "scribble_xdog", tags=("Scribble", "SparseCtrl"),
       sliders=(RES, S("XDoG Threshold", 32, 1, 64, 0.01))),
     P("shuffle", "shuffle", tags=("Shuffle",)),
-    P("animal_openpose", _weights("animal pose (RTMPose AP-10K + YOLOX)", YOLOX, (
-        QINGLONG, "Annotators/rtmpose-m_simcc-ap10k_pt-aic-coco_210e-256x256-7a041aa1_20230206.onnx")),
-      tags=("OpenPose",), sliders=(RES,)),
+    P("animal_openpose", "animal_openpose", tags=("OpenPose",), sliders=(RES,)),
     P("densepose", _weights("DensePose", ("LayerNorm/DensePose-TorchScript-with-hint-image",
                                           "densepose_r50_fpn_dl.torchscript")),
       label="densepose (pruple bg & purple torso)", tags=("OpenPose",), sliders=(RES,)),
@@ -135,9 +132,7 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
     P("depth", "depth_midas", label="depth_midas", tags=("Depth",), priority=100, sliders=(RES,)),
     P("depth_zoe", _weights("ZoeDepth", (ANNOTATORS, "ZoeD_M12_N.pt")), tags=("Depth",),
       sliders=(RES,)),
-    P("dw_openpose_full", _weights("DW-Pose (YOLOX + RTMPose whole-body)", YOLOX,
-                                   ("yzd-v/DWPose", "dw-ll_ucoco_384.onnx"), stand_in="openpose_full"),
-      tags=("OpenPose",), sliders=(RES,)),
+    P("dw_openpose_full", "dw_openpose_full", tags=("OpenPose",), sliders=(RES,)),
     P("instant_id_face_embedding", Refusal(LIBRARY, "InstantID needs " + _INSIGHTFACE), tags=("Instant-ID",),
       sliders=(RES,)),
     P("instant_id_face_keypoints", Refusal(LIBRARY, "InstantID needs " + _INSIGHTFACE), tags=("Instant-ID",),

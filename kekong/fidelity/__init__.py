@@ -3,7 +3,7 @@ map's size, and its map is compared with the map the unit used (ControlNet++'s p
 
 - edges and lines (canny, lineart*, softedge*, scribble*, mlsd*, invert, threshold): edge F1
   within 2 px (`edge_f1`), and the maps' SSIM beside it;
-- openpose*: PCK@0.1 of the torso size over the reference's body keypoints, people matched by
+- openpose* and dw_openpose_full: PCK@0.1 of the torso size over the reference's body keypoints, people matched by
   Hungarian assignment (`pose_pck`);
 - depth*: scale-and-shift-invariant RMSE (`depth_rmse`, lower is better); normal*: mean angle
   in degrees (`normal_angle`, lower is better); seg*: mIoU over the classes present (`seg_miou`);
@@ -43,6 +43,8 @@ def family(module: str) -> str | None:
     """Which metric a detector's maps are scored with, or None."""
     if module.startswith(EDGE_PREFIXES):
         return "edges"
+    if module == "dw_openpose_full":  # DW-Pose's OpenPose JSON, compared as openpose's
+        return "openpose"
     for prefix in ("openpose", "depth", "normal", "seg"):
         if module.startswith(prefix):
             return prefix
