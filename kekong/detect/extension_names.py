@@ -86,11 +86,9 @@ def _weights(network: str, *files: tuple[str, str], stand_in: str | None = None)
 
 
 PREPROCESSORS: tuple[Preprocessor, ...] = (
-    P("softedge_teed", _weights("TEED", (QINGLONG, "Annotators/7_model.pth"), stand_in="softedge_dog"),
-      tags=("SoftEdge",), sliders=(RES, S("Safe Steps", 2, 0, 10, 1))),
-    P("softedge_anyline", _weights("Anyline (MTEED)", ("TheMistoAI/MistoLine", "Anyline/MTEED.pth"),
-                                   stand_in="lineart_standard"),
-      tags=("SoftEdge",), sliders=(S("Resolution", 1280, 64, 2048, 8), S("Safe Steps", 2, 0, 10, 1))),
+    P("softedge_teed", "softedge_teed", tags=("SoftEdge",), sliders=(RES, S("Safe Steps", 2, 0, 10, 1))),
+    P("softedge_anyline", "softedge_anyline", tags=("SoftEdge",),
+      sliders=(S("Resolution", 1280, 64, 2048, 8), S("Safe Steps", 2, 0, 10, 1))),
     P("facexlib", Refusal(LIBRARY, "it aligns and parses faces with facexlib (RetinaFace + BiSeNet), which kekong "
                                    "does not install")),
     P("ip-adapter_pulid", Refusal(LIBRARY, "PuLID needs insightface (antelopev2), facexlib and EVA02-CLIP, which "

@@ -35,7 +35,7 @@ def find_annotator(filename: str, detector: str, explicit: str | None = None,
         if not path.is_file():
             raise MissingWeightsError(f"{detector}: weights file {path} does not exist")
         return path
-    local = models_dir() / "annotators" / filename
+    local = models_dir() / "annotators" / Path(filename).name  # `filename` may be a path in the repo
     if local.is_file():
         log.info("%s: weights %s from the models folder (%s)", detector, filename, local)
         return local

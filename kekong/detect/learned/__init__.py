@@ -43,12 +43,26 @@ def load_network(path: str, filename: str) -> torch.nn.Module:
         if isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     state = {key.removeprefix("module."): value for key, value in state.items()}
+    misfit = _misfit(network.state_dict(), state)
+    if misfit:
+        raise KekongError(f"{path}: does not fit the {filename} network ({misfit})")
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise KekongError(f"{path}: does not fit the {filename} network "
                           f"({str(exc).splitlines()[0]})") from exc
     return network.eval()
+
+
+def _misfit(expected: dict, state: dict) -> str:
+    """The keys a checkpoint lacks, has extra or has in another shape (three of each), or ''."""
+    shape = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    kinds = (("missing", [k for k in expected if k not in state]),
+             ("unexpected", [k for k in state if k not in expected]),
+             ("another shape", [f"{k} {shape[k]} instead of {tuple(v.shape)}" for k, v in expected.items()
+                                if k in shape and shape[k] != tuple(v.shape)]))
+    return "; ".join(f"{kind}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}" for kind, keys in kinds
+                     if keys)
 
 
 def _network(filename: str, detector: str, weights: str, stand_in: str) -> torch.nn.Module:
