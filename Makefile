@@ -41,6 +41,8 @@ test: setup lint browser
 # Detector timings on one pinned core (mediapipe's own thread count can't be set).
 bench: setup
 	taskset -c 0 $(PY) benchmarks/detectors.py
+	# OpenPose vs mediapipe alone on the same pixels (issue 28 item 5: goal ≤ mediapipe's own model time + 15%).
+	taskset -c 0 $(PY) benchmarks/openpose.py
 	taskset -c 0 $(PY) benchmarks/warp.py
 	$(PY) benchmarks/prompt_expand.py
 	$(PY) benchmarks/generation.py

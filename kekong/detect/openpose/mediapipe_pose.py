@@ -133,7 +133,7 @@ def _mask_out(work: np.ndarray, segmentation: np.ndarray | None, body: np.ndarra
     """Paint a found person grey so the next pose call looks elsewhere; return the area."""
     h, w = work.shape[:2]
     if segmentation is not None:
-        mask = (np.asarray(segmentation) > 0.5).astype(np.uint8)
+        mask = np.greater(np.asarray(segmentation), 0.5).astype(np.uint8)
     else:
         mask = np.zeros((h, w), np.uint8)
     points = body[~np.isnan(body[:, 0]), :2] * (w, h)
@@ -144,8 +144,9 @@ def _mask_out(work: np.ndarray, segmentation: np.ndarray | None, body: np.ndarra
         cv2.rectangle(mask, (int(x0 - pad), int(y0 - pad)), (int(x1 + pad), int(y1 + pad)), 1, -1)
     size = max(3, int(0.02 * max(h, w)) | 1)
     mask = cv2.dilate(mask, np.ones((size, size), np.uint8))
-    work[mask > 0] = MASK_FILL
-    return mask > 0
+    # cv2.copyTo: 0.3 ms at 512², where `work[mask > 0] = MASK_FILL` (boolean indexing) took 5 ms
+    cv2.copyTo(np.full_like(work, MASK_FILL), mask, work)
+    return mask.astype(bool)
 
 
 def detect_hands(image: np.ndarray, solution: mp_models.Solution | None = None) -> list[tuple[np.ndarray, str]]:

@@ -64,10 +64,15 @@ def draw_pose(pose: PoseResult, width: int | None = None, height: int | None = N
     return canvas
 
 
-def _pixel(point: np.ndarray, w: int, h: int) -> tuple[int, int] | None:
-    if np.isnan(point[0]) or point[0] < EPS or point[1] < EPS:
-        return None
-    return int(point[0] * w), int(point[1] * h)
+def _pixels(points: np.ndarray, w: int, h: int) -> list[tuple[int, int] | None]:
+    """Each normalised point's pixel, None where it is missing or at the top/left edge (below EPS).
+    In float64, as the products of numpy's float32 scalars with ints were (the same pixels), for all
+    points at once: one call per point was half of drawing a full pose."""
+    xy = points[:, :2].astype(np.float64)
+    shown = ~np.isnan(xy[:, 0]) & (xy[:, 0] >= EPS) & (xy[:, 1] >= EPS)
+    pixels = np.zeros((len(xy), 2), np.int64)
+    pixels[shown] = (xy[shown] * (w, h)).astype(np.int64)  # truncation towards 0, as int() does
+    return [(int(x), int(y)) if keep else None for (x, y), keep in zip(pixels.tolist(), shown.tolist(), strict=True)]
 
 
 def _draw_bodies(canvas: np.ndarray, bodies: list[np.ndarray]) -> np.ndarray:
@@ -83,23 +88,23 @@ def _draw_bodies(canvas: np.ndarray, bodies: list[np.ndarray]) -> np.ndarray:
             centre = (int((ax + bx) / 2), int((ay + by) / 2))
             polygon = cv2.ellipse2Poly(centre, (int(length / 2), STICK_WIDTH), int(angle), 0, 360, 1)
             cv2.fillConvexPoly(canvas, polygon, color)
-    canvas = _DIMMED[canvas]  # ControlNet's (canvas * 0.6).astype(uint8), without a float64 copy of the canvas
+    canvas = cv2.LUT(canvas, _DIMMED)  # ControlNet's (canvas * 0.6).astype(uint8), value by value (no float copy)
+    pixels = [_pixels(body, w, h) for body in bodies]
     for index, color in enumerate(COLORS):
-        for body in bodies:
-            xy = _pixel(body[index], w, h)
-            if xy is not None:
-                cv2.circle(canvas, xy, 4, color, thickness=-1)
+        for points in pixels:
+            if points[index] is not None:
+                cv2.circle(canvas, points[index], 4, color, thickness=-1)
     return canvas
 
 
 def _draw_hand(canvas: np.ndarray, hand: np.ndarray) -> None:
     h, w = canvas.shape[:2]
+    points = _pixels(hand, w, h)
     for (i, j), color in zip(HAND_EDGES, HAND_EDGE_COLORS, strict=True):
-        a, b = _pixel(hand[i], w, h), _pixel(hand[j], w, h)
+        a, b = points[i], points[j]
         if a is not None and b is not None:
             cv2.line(canvas, a, b, color, thickness=2)
-    for point in hand:
-        xy = _pixel(point, w, h)
+    for xy in points:
         if xy is not None:
             cv2.circle(canvas, xy, 4, HAND_POINT_COLOR, thickness=-1)
 
@@ -115,7 +120,6 @@ def face_dot_radius(face: np.ndarray, w: int, h: int) -> int:
 def _draw_face(canvas: np.ndarray, face: np.ndarray) -> None:
     h, w = canvas.shape[:2]
     radius = face_dot_radius(face, w, h)
-    for point in face:
-        xy = _pixel(point, w, h)
+    for xy in _pixels(face, w, h):
         if xy is not None:
             cv2.circle(canvas, xy, radius, FACE_POINT_COLOR, thickness=-1)
