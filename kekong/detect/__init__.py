@@ -27,7 +27,7 @@ from kekong.sizes import check_detector_work
 __all__ = ["DETECTORS", "DetectResult", "Detector", "get", "list_detectors", "run"]
 
 _MODULES = ("edges", "lines", "simple", "inpaint", "segmentation", "openpose", "depth", "learned", "recolor",
-            "passthrough", "normal_midas", "sketch_pidi", "mediapipe_face", "learned.uniformer",
+            "passthrough", "normal_midas", "sketch_pidi", "mediapipe_face", "learned.leres", "learned.uniformer",
             "learned.dwpose", "learned.teed")
 
 

@@ -122,10 +122,9 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
     P("depth_hand_refiner", Refusal(LIBRARY, "it runs MeshGraphormer from the hand_refiner package "
                                              "(hr16/ControlNet-HandRefiner-pruned), which kekong does not install"),
       tags=("Depth",), sliders=(RES,)),
-    P("depth_leres", _weights("LeReS depth", (ANNOTATORS, "res101.pth")), tags=("Depth",),
+    P("depth_leres", "depth_leres", tags=("Depth",),
       sliders=(RES, S("Remove Near %", 0, 0, 100, 0.1), S("Remove Background %", 0, 0, 100, 0.1))),
-    P("depth_leres++", _weights("LeReS depth (and its pix2pix boost)", (ANNOTATORS, "res101.pth"),
-                                (ANNOTATORS, "latest_net_G.pth")), tags=("Depth",),
+    P("depth_leres++", "depth_leres++", tags=("Depth",),
       sliders=(RES, S("Remove Near %", 0, 0, 100, 0.1), S("Remove Background %", 0, 0, 100, 0.1))),
     P("depth", "depth_midas", label="depth_midas", tags=("Depth",), priority=100, sliders=(RES,)),
     P("depth_zoe", _weights("ZoeDepth", (ANNOTATORS, "ZoeD_M12_N.pt")), tags=("Depth",),
