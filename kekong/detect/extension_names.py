@@ -111,9 +111,12 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
       sliders=(RES, S("XDoG Threshold", 32, 1, 64, 0.01))),
     P("shuffle", "shuffle", tags=("Shuffle",)),
     P("animal_openpose", "animal_openpose", tags=("OpenPose",), sliders=(RES,)),
-    P("densepose", "densepose", label="densepose (pruple bg & purple torso)", tags=("OpenPose",), sliders=(RES,)),
-    P("densepose_parula", "densepose_parula", label="densepose_parula (black bg & blue torso)", tags=("OpenPose",),
-      sliders=(RES,)),
+    P("densepose", _weights("DensePose", ("LayerNorm/DensePose-TorchScript-with-hint-image",
+                                          "densepose_r50_fpn_dl.torchscript")),
+      label="densepose (pruple bg & purple torso)", tags=("OpenPose",), sliders=(RES,)),
+    P("densepose_parula", _weights("DensePose", ("LayerNorm/DensePose-TorchScript-with-hint-image",
+                                                 "densepose_r50_fpn_dl.torchscript")),
+      label="densepose_parula (black bg & blue torso)", tags=("OpenPose",), sliders=(RES,)),
     P("depth_anything", "depth_anything", tags=("Depth",), sliders=(RES,)),
     P("depth_anything_v2", "depth_anything_v2", tags=("Depth",), sliders=(RES,)),
     P("depth_hand_refiner", Refusal(LIBRARY, "it runs MeshGraphormer from the hand_refiner package "
@@ -140,7 +143,8 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
     P("ip-adapter_face_id_plus", Refusal(LIBRARY, "IP-Adapter Face ID Plus needs " + _INSIGHTFACE),
       tags=("IP-Adapter",), sliders=(RES,)),
     P("lineart_anime", "lineart_anime", tags=("Lineart",), sliders=(RES,)),
-    P("lineart_anime_denoise", "lineart_anime_denoise", tags=("Lineart",), sliders=(RES,)),
+    P("lineart_anime_denoise", _weights("manga line (lineart anime denoise)", (ANNOTATORS, "erika.pth"),
+                                        stand_in="lineart_standard"), tags=("Lineart",), sliders=(RES,)),
     P("lineart_coarse", "lineart_coarse", tags=("Lineart",), sliders=(RES,)),
     P("lineart", "lineart_realistic", label="lineart_realistic", tags=("Lineart",), sliders=(RES,)),
     P("lineart_standard", "lineart_standard", label="lineart_standard (from white bg & black line)",
@@ -200,8 +204,7 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
       sliders=(RES, S("Variation", 8.0, 3.0, 32.0, 1.0), S("Sharpness", 1.0, 0.0, 2.0, 0.01))),
     P("tile_resample", "tile_resample", tags=("Tile",), priority=100,
       sliders=(RES, S("Down Sampling Rate", 1.0, 1.0, 8.0, 0.01))),
-    P("mobile_sam", _weights("MobileSAM", ("dhkim2810/MobileSAM", "mobile_sam.pt"), stand_in="seg_person"),
-      tags=("Segmentation",), sliders=(RES,)),
+    P("mobile_sam", "mobile_sam", tags=("Segmentation",), sliders=(RES,)),
 )
 
 _BY_NAME = {p.name: p for p in PREPROCESSORS}

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kekong.detect.learned import WEIGHTS_PARAM
+from kekong.detect.learned.strict import load_strictly
 from kekong.detect.registry import detector
 from kekong.errors import KekongError
 from kekong.models.weights import find_annotator, load_state_dict
@@ -211,20 +212,6 @@ def load_uniformer(path: str) -> UperNetUniFormer:
         raise KekongError(f"{path}: does not fit the UniFormer + UperNet segmentation network (no tensor {exc})") \
             from None
     return load_strictly(network, state, path, "UniFormer + UperNet segmentation").eval()
-
-
-def load_strictly(network: nn.Module, state: dict, path: str, what: str) -> nn.Module:
-    """`load_state_dict(strict=True)`, refused with the keys that are missing, unexpected or mis-shaped."""
-    try:
-        missing, unexpected = network.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shapes: torch names the tensor on the next line
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise KekongError(f"{path}: does not fit the {what} network ({lines[-1]})") from None
-    if missing or unexpected:
-        parts = [f"{label}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
-        raise KekongError(f"{path}: does not fit the {what} network ({'; '.join(parts)})")
-    return network
 
 
 MEAN, STD = np.array([123.675, 116.28, 103.53], np.float32), np.array([58.395, 57.12, 57.375], np.float32)
