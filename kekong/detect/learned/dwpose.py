@@ -40,7 +40,7 @@ AP10K_LIMBS = ((1, 2), (2, 3), (1, 3), (3, 4), (4, 9), (9, 10), (10, 11), (4, 6)
 AP10K_COLOURS = ((255, 255, 255), (100, 255, 100), (150, 255, 255), (100, 50, 255), (50, 150, 200),
                  (0, 255, 255), (0, 150, 0), (0, 0, 255), (0, 0, 150), (255, 50, 255), (255, 0, 255),
                  (255, 0, 0), (150, 0, 0), (255, 255, 100), (0, 150, 0), (255, 255, 0), (150, 150, 150))
-FEEDS = ("control_v11p_sd15_openpose", "thibaud/controlnet-openpose-sdxl-1.0")
+FEEDS = ("control_v11p_sd15_openpose", "thibaud/controlnet-openpose-sdxl-1.0")  # animal maps: a unit names its model
 DET_PARAM = Param("detector_weights", "", "path of yolox_l.onnx (default: looked up)")
 POSE_PARAM = Param("weights", "", "path of the pose model's .onnx file (default: looked up)")
 
@@ -123,7 +123,7 @@ def draw_animals(animals: list[np.ndarray], height: int, width: int) -> np.ndarr
 @detector("animal_openpose", "Animal pose: YOLOX finds animals, RTMPose AP-10K puts 17 keypoints on each "
           "(learned; yolox_l.onnx + rtmpose-m_simcc-ap10k….onnx via onnxruntime), drawn in the extension's "
           "animal skeleton colours; keypoints exported as JSON (`animals`).",
-          params=(DET_PARAM, POSE_PARAM), feeds=FEEDS, needs_weights=f"{YOLOX_FILE} + {ANIMAL_FILE}", pad64=False,
+          params=(DET_PARAM, POSE_PARAM), feeds=(), needs_weights=f"{YOLOX_FILE} + {ANIMAL_FILE}", pad64=False,
           structured=True)
 def animal_openpose(image: np.ndarray, detector_weights: str = "", weights: str = "") -> DetectResult:
     h, w = image.shape[:2]
