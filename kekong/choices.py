@@ -37,6 +37,7 @@ class SamplerSpec:
     why_not: str = ""  # why it takes no other schedule type (the refusal names it)
     unavailable: str = ""  # why kekong does not run it yet (named, so it is refused with a reason)
     second_order: bool = False  # A1111 counts its prompt-edit steps in model evaluations: twice the steps
+    uses_ensd: bool = False  # A1111 writes `ENSD` for it (its ancestral noise, eta 1, follows the delta)
 
     @property
     def step_multiplier(self) -> int:
@@ -50,16 +51,17 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "DPM++ SDE": SamplerSpec("dpmpp_sde", default_schedule="Karras", second_order=True),
     "DPM++ 2M SDE": SamplerSpec("dpmpp_2m_sde", default_schedule="Exponential"),
     "DPM++ 2M SDE Heun": SamplerSpec("dpmpp_2m_sde_heun", default_schedule="Exponential"),
-    "DPM++ 2S a": SamplerSpec("dpmpp_2s_ancestral", default_schedule="Karras", second_order=True),
+    "DPM++ 2S a": SamplerSpec("dpmpp_2s_ancestral", default_schedule="Karras", second_order=True, uses_ensd=True),
     "DPM++ 3M SDE": SamplerSpec("dpmpp_3m_sde", default_schedule="Exponential", discard_penultimate=True),
-    "Euler a": SamplerSpec("euler_ancestral"),
+    "Euler a": SamplerSpec("euler_ancestral", uses_ensd=True),
     "Euler": SamplerSpec("euler"),
     "LMS": SamplerSpec("lms"),
     "Heun": SamplerSpec("heun", second_order=True),
     "DPM2": SamplerSpec("dpm_2", default_schedule="Karras", discard_penultimate=True, second_order=True),
-    "DPM2 a": SamplerSpec("dpm_2_ancestral", default_schedule="Karras", discard_penultimate=True, second_order=True),
-    "DPM fast": SamplerSpec("dpm_fast", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
-    "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY),
+    "DPM2 a": SamplerSpec("dpm_2_ancestral", default_schedule="Karras", discard_penultimate=True, second_order=True,
+                          uses_ensd=True),
+    "DPM fast": SamplerSpec("dpm_fast", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY, uses_ensd=True),
+    "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY, uses_ensd=True),
     "Restart": SamplerSpec("restart", default_schedule="Karras", second_order=True),
     "DDIM": SamplerSpec(scheduler_class="DDIMScheduler", options={"set_alpha_to_one": False}),
     "DDIM CFG++": SamplerSpec(scheduler_class="DDIMCFGPlusPlusScheduler", options={"set_alpha_to_one": False}),

@@ -145,6 +145,8 @@ class GenerationRequest(_Strict):
                                     "(0 or -1 = off), centred: keeps a composition across sizes")
     seed_resize_from_h: int = Field(0, ge=-1, le=MAX_SIDE)
     rng: RngSource = Field(RngSource.CPU, description="noise source (GPU is A1111's default)")
+    eta_noise_seed_delta: int = Field(0, ge=0, le=MAX_SEED, description="A1111's ENSD (eta noise seed delta): the "
+                                      "samplers' noise after the starting noise comes from seed + this; 0 = off")
     steps: int = Field(20, ge=1, le=MAX_STEPS, description="sampling steps")
     cfg_scale: float = Field(7.0, ge=1, le=30, description="CFG scale; default: the model's recommendation "
                              "(kekong-shapes: 2), else A1111's 7")

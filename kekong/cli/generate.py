@@ -100,6 +100,7 @@ def generate(
     subseed_strength: Annotated[float | None, option("subseed_strength")] = None,
     seed_resize_from: Annotated[str | None, typer.Option(help="WxH: make the noise as for this size")] = None,
     rng: Annotated[str | None, option("rng")] = None,
+    ensd: Annotated[int | None, option("eta_noise_seed_delta", "--ensd")] = None,
     hires: Annotated[bool | None, option("enable_hr", "--hires", help="hires fix: a second pass at a larger size")
                      ] = None,
     hr_scale: Annotated[float | None, option("hr_scale")] = None,
@@ -202,6 +203,7 @@ def request_fields(options: dict[str, Any]) -> dict[str, Any]:
         prompt=o("prompt"), negative_prompt=o("negative"), model=o("model"), vae=o("vae"),
         prediction_type=o("prediction_type"), refiner=o("refiner"), refiner_switch_at=o("refiner_switch_at"),
         seed=o("seed"), subseed=o("subseed"), subseed_strength=o("subseed_strength"), rng=o("rng"),
+        eta_noise_seed_delta=o("ensd"),
         steps=o("steps"), cfg_scale=o("cfg"), sampler=o("sampler"), scheduler=o("schedule"), width=o("width"),
         height=o("height"), batch_size=o("batch_size"), batch_count=o("batch_count"), clip_skip=o("clip_skip"),
         loras=[parse_lora(s) for s in lora] if lora else None, init_image=o("init"),

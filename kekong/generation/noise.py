@@ -14,7 +14,9 @@ pastes it, centred, into noise of the real size — so an image's composition su
 resolution. The samplers' later noise continues each image's generator (A1111's ImageRNG.next():
 the draws after the starting noise, Philox for "GPU"/"NV", torch's CPU generator for "CPU"), and
 the SDE samplers' Brownian trees draw from the same source (A1111's randn_local, which it puts in
-place of torchsde's generator).
+place of torchsde's generator). With an eta noise seed delta (A1111's `eta_noise_seed_delta` option,
+infotext `ENSD`), the draws after the starting noise come from a fresh generator for seed + delta, as
+A1111's ImageRNG.first() replaces its generators; the Brownian trees keep the image's seed, as A1111's do.
 """
 
 from __future__ import annotations
@@ -104,13 +106,14 @@ def slerp(strength: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tenso
 
 
 def initial_noise(source: RngSource, seeds: list[int], shape: tuple[int, int, int], subseeds: list[int] | None = None,
-                  subseed_strength: float = 0.0, resize_from: tuple[int, int] = (0, 0)) \
+                  subseed_strength: float = 0.0, resize_from: tuple[int, int] = (0, 0), ensd: int = 0) \
         -> tuple[torch.Tensor, list[torch.Generator | Philox]]:
     """(starting noise (B, C, H, W), each image's generator, to continue for the sampler's later
     noise: a torch CPU generator for "CPU", Philox for "GPU"/"NV", each drawn from once).
 
     `shape` is one image's latent shape; `resize_from` the (height, width) in latent cells to make
-    the noise for (pixels // 8 for SD), (0, 0) = off."""
+    the noise for (pixels // 8 for SD), (0, 0) = off; `ensd` ≠ 0: the generators returned start afresh
+    at seed + ensd (A1111's eta noise seed delta)."""
     resized = resize_from[0] > 0 and resize_from[1] > 0
     noise_shape = (shape[0], *resize_from) if resized else shape
     images, generators = [], []
@@ -125,6 +128,8 @@ def initial_noise(source: RngSource, seeds: list[int], shape: tuple[int, int, in
             noise = _paste_centred(noise, full)
         images.append(noise)
         generators.append(chain)
+    if ensd:
+        generators = [new_generator(source, seed + ensd) for seed in seeds]
     return torch.stack(images), generators
 
 

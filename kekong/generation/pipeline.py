@@ -245,11 +245,13 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
     shape = (count, channels, request.height // base.vae_scale, request.width // base.vae_scale)
     resize_from = (max(request.seed_resize_from_h, 0) // base.vae_scale, max(request.seed_resize_from_w, 0) //
                    base.vae_scale)
-    noise, generators = initial_noise(request.rng, seeds, shape[1:], subseeds, request.subseed_strength, resize_from)
+    ensd = request.eta_noise_seed_delta
+    noise, generators = initial_noise(request.rng, seeds, shape[1:], subseeds, request.subseed_strength, resize_from,
+                                      ensd)
     noise = noise.to(first.embeds.dtype)
     if hasattr(scheduler, "noise_from"):  # a k-diffusion sampler's later noise continues each image's generator
         scheduler.noise_from(request.rng, generators)
-    generators = [g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(seed)  # diffusers' samplers
+    generators = [g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(seed + ensd)  # diffusers'
                   for g, seed in zip(generators, seeds, strict=True)]
     blend = inpaint_channels = None
     if start is not None:

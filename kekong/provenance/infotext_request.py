@@ -30,7 +30,7 @@ _SIMPLE: dict[str, tuple[str, type]] = {
     "Hires upscaler": ("hr_upscaler", str), "Hires sampler": ("hr_sampler_name", str),
     "Hires schedule type": ("hr_scheduler", str), "Hires prompt": ("hr_prompt", str),
     "Hires negative prompt": ("hr_negative_prompt", str), "Refiner switch at": ("refiner_switch_at", float),
-    "RNG": ("rng", str), "Fast interval": ("fast_interval", int),
+    "RNG": ("rng", str), "Fast interval": ("fast_interval", int), "ENSD": ("eta_noise_seed_delta", int),
 }
 _SIZES = {"Size": ("width", "height"), "Seed resize from": ("seed_resize_from_w", "seed_resize_from_h"),
           "Hires resize": ("hr_resize_x", "hr_resize_y")}

@@ -40,7 +40,7 @@ class Layers:
 def infotext_params(generated) -> dict[str, Any]:
     """A1111's key order for the parameters line."""
     from kekong.detect.registry import get as get_detector
-    from kekong.generation.samplers import infotext_schedule
+    from kekong.generation.samplers import SAMPLERS, infotext_schedule
     from kekong.models.hashes import short_hash
 
     request = generated.request
@@ -61,6 +61,8 @@ def infotext_params(generated) -> dict[str, Any]:
         "Batch pos": generated.batch_position if request.batch_size > 1 else None,
         "Denoising strength": float(request.denoising_strength) if from_image or request.enable_hr else None,
         "Clip skip": request.clip_skip if request.clip_skip != 1 else None,
+        "ENSD": request.eta_noise_seed_delta if request.eta_noise_seed_delta and SAMPLERS[request.sampler].uses_ensd
+        else None,  # A1111 writes it where its sampler's noise follows the delta
         "Mask blur": request.mask_blur if masked else None,
         "Inpaint area": "Only masked" if masked and request.inpaint_only_masked else None,
         "Masked area padding": request.only_masked_padding if masked and request.inpaint_only_masked else None,

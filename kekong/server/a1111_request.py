@@ -43,8 +43,8 @@ _WHY = {
 
 # override_settings / options keys → request fields
 OPTION_FIELDS = {"sd_model_checkpoint": "model", "sd_vae": "vae", "CLIP_stop_at_last_layers": "clip_skip",
-                 "randn_source": "rng"}
-_OPTION_DEFAULT_ONLY = {"eta_noise_seed_delta": (0,), "samples_format": ("png",), "enable_pnginfo": (True,),
+                 "randn_source": "rng", "eta_noise_seed_delta": "eta_noise_seed_delta"}
+_OPTION_DEFAULT_ONLY = {"samples_format": ("png",), "enable_pnginfo": (True,),
                         "control_net_no_detectmap": (False, True),
                         "show_progress_type": ("Approx cheap", "TAESD", "Full")}  # previews only
 

@@ -26,7 +26,8 @@ DISK_SWEEP_S = 30.0  # how often --max-disk-gb is checked
 
 OPTION_DEFAULTS: dict[str, Any] = {"sd_model_checkpoint": "kekong-shapes", "sd_vae": "Automatic",
                                    "CLIP_stop_at_last_layers": spec("clip_skip").default,
-                                   "randn_source": spec("rng").default, "eta_noise_seed_delta": 0,
+                                   "randn_source": spec("rng").default,
+                                   "eta_noise_seed_delta": spec("eta_noise_seed_delta").default,
                                    "samples_format": "png", "enable_pnginfo": True, "control_net_no_detectmap": False,
                                    "show_progress_type": "TAESD"}
 
@@ -205,7 +206,7 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_OPTION_CHOICES = {"randn_source": spec("rng").choices, "eta_noise_seed_delta": (0,), "samples_format": ("png",),
+_OPTION_CHOICES = {"randn_source": spec("rng").choices, "samples_format": ("png",),
                    "enable_pnginfo": (True,), "control_net_no_detectmap": (True, False),
                    "show_progress_type": ("Approx cheap", "TAESD", "Full")}
 
@@ -214,9 +215,10 @@ def _check_option(key: str, value: Any) -> None:
     if key in _OPTION_CHOICES and not any(value == c and type(value) is type(c) for c in _OPTION_CHOICES[key]):
         raise ParameterError(f"option {key}: {value!r} is not supported; kekong takes "
                              + ", ".join(map(repr, _OPTION_CHOICES[key])))
-    clip_skip = spec("clip_skip")  # the option sets the request field: its declared bounds
-    if key == "CLIP_stop_at_last_layers" and (type(value) is not int or not clip_skip.ge <= value <= clip_skip.le):
-        raise ParameterError(f"option {key}: {value!r}; expected a whole number {clip_skip.bounds_text()}")
+    for option, target in (("CLIP_stop_at_last_layers", "clip_skip"), ("eta_noise_seed_delta", "eta_noise_seed_delta")):
+        bounds = spec(target)  # the option sets the request field: its declared bounds
+        if key == option and (type(value) is not int or not bounds.ge <= value <= bounds.le):
+            raise ParameterError(f"option {key}: {value!r}; expected a whole number {bounds.bounds_text()}")
 
 
 def check_models(request) -> None:
