@@ -124,7 +124,7 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
     P("depth_leres++", "depth_leres++", tags=("Depth",),
       sliders=(RES, S("Remove Near %", 0, 0, 100, 0.1), S("Remove Background %", 0, 0, 100, 0.1))),
     P("depth", "depth_midas", label="depth_midas", tags=("Depth",), priority=100, sliders=(RES,)),
-    P("depth_zoe", _weights("ZoeDepth", (ANNOTATORS, "ZoeD_M12_N.pt")), tags=("Depth",),
+    P("depth_zoe", "depth_zoe", tags=("Depth",),
       sliders=(RES,)),
     P("dw_openpose_full", "dw_openpose_full", tags=("OpenPose",), sliders=(RES,)),
     P("instant_id_face_embedding", Refusal(LIBRARY, "InstantID needs " + _INSIGHTFACE), tags=("Instant-ID",),
