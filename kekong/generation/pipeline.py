@@ -23,6 +23,7 @@ from kekong.generation.defaults import with_model_defaults
 from kekong.generation.detailer import check as check_detail
 from kekong.generation.detailer import detail_all
 from kekong.generation.fast import FastPlan
+from kekong.generation.fill_noise import fill_noise
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, Stop, Stopped, denoise
 from kekong.generation.samplers import SAMPLERS, image_steps, make_scheduler
 from kekong.generation.text import encode_schedules
@@ -249,6 +250,8 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
     noise, generators = initial_noise(request.rng, seeds, shape[1:], subseeds, request.subseed_strength, resize_from,
                                       ensd)
     noise = noise.to(first.embeds.dtype)
+    if start is None:  # an inpaint_only+lama unit: the extension's starting noise, leaning to the LaMa fill
+        noise = fill_noise(base, units, noise, lambda image: _encode_image(base, image, None))
     if hasattr(scheduler, "noise_from"):  # a k-diffusion sampler's later noise continues each image's generator
         scheduler.noise_from(request.rng, generators)
     generators = [g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(seed + ensd)  # diffusers'

@@ -99,6 +99,7 @@ class Unit:
     cond: torch.Tensor | None = None  # (1, 3, H, W) in [0, 1] (inpaint: −1 where masked)
     region: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]
     detected: np.ndarray | None = None  # the map as generated against, for saving
+    fill: np.ndarray | None = None  # inpaint_only+lama: the LaMa-filled picture, which the starting noise leans to
 
     kind: ClassVar[str] = ""
     model_role: ClassVar[str | None] = "controlnet"  # the models folder its file resolves in (None: no file)
@@ -138,7 +139,7 @@ class Unit:
 
     def detect(self, image: np.ndarray, mask: np.ndarray | None, size_hw: tuple[int, int], reference: str) -> None:
         """The unit's map: detected (or taken as is), fitted to the generation size; its region mask."""
-        from kekong.detect import run
+        from kekong.detect import get, run
         from kekong.detect.polarity import warn_if_inverted
 
         unit = self.unit
@@ -149,6 +150,11 @@ class Unit:
             detected = run(unit.module, image, res=unit.res, pixel_perfect=unit.pixel_perfect,
                            target_hw=size_hw, resize_mode=unit.resize_mode, mask=mask, **unit.params).image
         fitted = fit_to_target(detected, size_hw, unit.resize_mode)
+        if mask is not None and get(unit.module).extra.get("fills_inpaint"):  # inpaint_only+lama: the filled
+            from kekong.detect.inpaint import inpaint_only  # picture, fed as inpaint_only feeds a picture
+
+            self.fill = fitted
+            fitted = inpaint_only(fitted, fit_to_target(mask, size_hw, unit.resize_mode))
         self.detected = fitted
         self.cond = to_tensor(fitted)
         self.image_key = f"{source_sha256(reference)}:{unit.module}:{sorted(unit.params.items())}:" \
