@@ -103,6 +103,11 @@ class _A1111(BaseModel):
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict, description='ControlNet units go in '
                                              '{"controlnet": {"args": [unit, …]}}')
     infotext: str | None = None
+    # kekong's own (not A1111's): fast mode, also as override_settings kekong_fast / kekong_fast_parts /
+    # kekong_fast_interval for clients that send only A1111's fields (a1111_request.OPTION_FIELDS)
+    fast: bool = sets("fast", False)
+    fast_parts: list[str] | None = sets("fast_parts", None)
+    fast_interval: int | None = sets("fast_interval", None)
 
     def request_fields(self) -> dict[str, Any]:
         """The request fields this body sets directly (its `sets` fields that are not None)."""

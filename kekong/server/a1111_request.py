@@ -43,7 +43,9 @@ _WHY = {
 
 # override_settings / options keys → request fields
 OPTION_FIELDS = {"sd_model_checkpoint": "model", "sd_vae": "vae", "CLIP_stop_at_last_layers": "clip_skip",
-                 "randn_source": "rng", "eta_noise_seed_delta": "eta_noise_seed_delta"}
+                 "randn_source": "rng", "eta_noise_seed_delta": "eta_noise_seed_delta",
+                 # kekong's own settings (fast mode) for clients that can send only A1111's fields
+                 "kekong_fast": "fast", "kekong_fast_parts": "fast_parts", "kekong_fast_interval": "fast_interval"}
 _OPTION_DEFAULT_ONLY = {"samples_format": ("png",), "enable_pnginfo": (True,),
                         "control_net_no_detectmap": (False, True),
                         "show_progress_type": ("Approx cheap", "TAESD", "Full")}  # previews only
@@ -143,6 +145,14 @@ def _apply_styles(fields: dict[str, Any], names: Any) -> None:
 _SETTING_OF = {target: key for key, target in OPTION_FIELDS.items()}
 
 
+def _body_targets() -> set[str]:
+    """The request fields a body field sets (fast mode's can come as a field or as a setting)."""
+    from kekong.server.a1111_models import Img2ImgRequest, Txt2ImgRequest, target_of
+
+    return {target for model in (Txt2ImgRequest, Img2ImgRequest) for info in model.model_fields.values()
+            if (target := target_of(info)[0]) is not None}
+
+
 def _apply_infotext(text: str, fields: dict[str, Any], sent: set[str], overrides: dict[str, Any],
                     translated: Translated) -> None:
     """A1111's `infotext` field: its parameters fill every request field the client did not send
@@ -157,10 +167,9 @@ def _apply_infotext(text: str, fields: dict[str, Any], sent: set[str], overrides
                                            "no control image); send them in alwayson_scripts")
             continue
         setting = _SETTING_OF.get(name)
-        if setting is not None:
-            if setting in overrides:
-                continue
-        elif name in sent:
+        if setting is not None and setting in overrides:
+            continue
+        if name in sent and (setting is None or name in _body_targets()):
             continue
         if name in ("model", "vae", "refiner") and value is None:
             continue  # named but not found here: reported below

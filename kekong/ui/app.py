@@ -253,6 +253,13 @@ class UI:
             fields.update(refiner=refiner.rsplit(" [", 1)[0], refiner_switch_at=float(refiner_switch_at))
         return fields
 
+    @staticmethod
+    def fast_fields(fast: bool, parts: list[str] | None, interval: float) -> dict[str, Any]:
+        """Fast mode's fields, only when it is switched on (off: the exact result, nothing sent)."""
+        if not fast:
+            return {}
+        return {"fast": True, "fast_parts": list(parts or []), "fast_interval": int(interval)}
+
     def collect(self, data: dict[Any, Any]) -> dict[str, Any]:
         """The request fields from the Generate tab's widget values (`data`: component → value)."""
         n = self.named
@@ -267,6 +274,7 @@ class UI:
                               value["width"], value["height"], value["batch"], init, value["strength"], units),
                 **self.extras(*(value[k] for k in ("enable_hr", "hr_scale", "hr_upscaler", "hr_steps",
                                                    "hr_strength", "refiner", "switch_at"))),
+                **self.fast_fields(value["fast"], value["fast_parts"], value["fast_interval"]),
                 **self.base(value["checkpoint"], value["vae"], value["scheduler"], value["batch_count"])}
 
     def inputs(self) -> set[Any]:
@@ -479,6 +487,12 @@ class UI:
                 n["refiner"] = gr.Dropdown(["None", *[m["title"] for m in base_models()]], value="None",
                                            label="Refiner")
                 n["switch_at"] = w.slider(gr, "refiner_switch_at", "Refiner switch at", 0.01)
+        with gr.Accordion("Fast mode", open=False):
+            gr.Markdown(w.field("fast").help)
+            n["fast"] = gr.Checkbox(value=w.field("fast").default, label="Fast mode", elem_id="fast")
+            with gr.Row():
+                n["fast_parts"] = w.choice(gr, "CheckboxGroup", "fast_parts", "Accelerations", elem_id="fast-parts")
+                n["fast_interval"] = w.slider(gr, "fast_interval", "A full step every", 1, elem_id="fast-interval")
         with gr.Accordion("LoRA and embeddings", open=False):
             self.networks = gr.Dataset(components=[gr.Textbox(visible=False)], samples=networks.network_samples(),
                                        label="Click one to add it to the prompt", elem_id="networks",

@@ -18,7 +18,8 @@ from kekong.ui import units as unit_panels
 FIELD_WIDGETS = {"prompt": "prompt", "negative_prompt": "negative", "sampler": "sampler", "steps": "steps",
                  "cfg_scale": "cfg", "seed": "seed", "width": "width", "height": "height", "scheduler": "scheduler",
                  "enable_hr": "enable_hr", "hr_scale": "hr_scale", "hr_upscaler": "hr_upscaler",
-                 "hr_second_pass_steps": "hr_steps", "refiner_switch_at": "switch_at"}
+                 "hr_second_pass_steps": "hr_steps", "refiner_switch_at": "switch_at", "fast": "fast",
+                 "fast_parts": "fast_parts", "fast_interval": "fast_interval"}
 MODEL_WIDGETS = {"model": "checkpoint", "vae": "vae", "refiner": "refiner"}  # named by title in their dropdowns
 UNIT_FIELDS = {"weight": "weight", "start": "start", "end": "end", "mode": "mode", "resize_mode": "resize",
                "res": "res", "pixel_perfect": "perfect", "model": "model"}
@@ -58,6 +59,12 @@ def checked(component: Any, value: Any, notes: list[str]) -> Any:
 
     label = getattr(component, "label", None) or "a field"
     choices = _choices(component)
+    if choices and isinstance(value, list):  # a multiple choice (fast mode's parts): every one offered
+        missing = [v for v in value if v not in choices]
+        if missing:
+            notes.append(f"{label}: {', '.join(map(repr, missing))} not offered here")
+            return gr.skip()
+        return gr.update(value=value)
     if choices and value not in choices:
         notes.append(f"{label}: {value!r} is not offered here")
         return gr.skip()
@@ -93,6 +100,7 @@ class Paster:
         parsed = infotext_fields(text)  # ParameterError for a text with no parameters line
         fields, notes = dict(parsed.fields), [*parsed.unmatched, *parsed.warnings]
         values: dict[str, Any] = {}
+        fields.setdefault("fast", False)  # written only when on: an image without it was made exactly
         for name, key in FIELD_WIDGETS.items():
             if name in fields:
                 values[key] = fields[name]

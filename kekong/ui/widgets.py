@@ -37,9 +37,10 @@ class Widgets:
 
     def choice(self, gr: Any, kind: str, name: str, label: str, model: type[BaseModel] = GenerationRequest,
                **options: Any) -> Any:
-        """A Dropdown or Radio (`kind`) over the field's declared choices, on its default."""
+        """A Dropdown, Radio or CheckboxGroup (`kind`) over the field's declared choices, on its default."""
         field = field_spec(name, model, self.limits)
-        component = getattr(gr, kind)(list(field.choices or ()), value=field.default, label=label, **options)
+        default = [getattr(v, "value", v) for v in field.default] if isinstance(field.default, list) else field.default
+        component = getattr(gr, kind)(list(field.choices or ()), value=default, label=label, **options)
         self.made.append((name, model, component))
         return component
 
