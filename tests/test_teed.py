@@ -142,3 +142,21 @@ def test_the_api_runs_anyline_under_the_extensions_name(tmp_path):
     assert answer.status_code == 200, answer.text
     image = np.asarray(decode(answer.json()["images"][0]).convert("RGB"))
     assert image.shape == (64, 96, 3) and len(np.unique(image)) > 6  # Safe Steps 0: not quantised
+
+
+def test_an_a1111_unit_without_a_resolution_runs_anyline_at_the_extensions_1280():
+    from kekong.server import a1111_request as a1111
+    from kekong.server.inputs import NO_URLS
+    from tests.server_helpers import b64_png
+
+    def unit(module: str, res: float):
+        translated = a1111.Translated({})
+        fields = a1111.control_unit({"enabled": True, "module": module, "model": "None", "image": b64_png(PICTURE),
+                                     "processor_res": res}, "args[0]", NO_URLS, translated)
+        return fields.get("res"), translated.warnings
+
+    assert unit("softedge_anyline", -1) == (1280, [])
+    assert unit("softedge_anyline", 640) == (640, [])
+    res, warnings = unit("softedge_anyline", 4096)
+    assert res == 1280 and "used 1280 (as the extension)" in warnings[0]
+    assert unit("softedge_teed", -1) == (None, [])  # its default is kekong's too: 512

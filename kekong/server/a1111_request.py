@@ -331,12 +331,15 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
         return unit
     detector = get(module)  # an unknown module fails here, with suggestions
     res, declared = values.get("processor_res", -1), spec("res", ControlUnit)
-    if res is not None and res != -1:
-        if declared.ge <= float(res) <= declared.le:
-            unit["res"] = int(res)
-        else:
+    default = _extension_res(module, int(declared.default))  # softedge_anyline's is 1280
+    if res is not None and res != -1 and declared.ge <= float(res) <= declared.le:
+        unit["res"] = int(res)
+    else:
+        if res is not None and res != -1:
             translated.warnings.append(f"{where}.processor_res {res} is out of range ({declared.bounds_text()}); "
-                                       f"used {declared.default} (as the extension)")
+                                       f"used {default} (as the extension)")
+        if default != declared.default:
+            unit["res"] = default
     for key, param in zip(("threshold_a", "threshold_b"), detector.sliders, strict=False):
         value = values.get(key, -1)
         if value is None or value == -1:
@@ -346,6 +349,15 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
         except ParameterError as error:  # the extension resets an out-of-range slider to its default
             translated.warnings.append(f"{where}.{key}: {error}; used the default {param.default}")
     return unit
+
+
+def _extension_res(module: str, fallback: int) -> int:
+    """The extension's default processor resolution for a preprocessor (its Resolution slider's value)."""
+    from kekong.detect.extension_names import lookup
+
+    preprocessor = lookup(module)
+    slider = next((s for s in preprocessor.sliders if s.label == "Resolution"), None) if preprocessor else None
+    return int(slider.value) if slider is not None else fallback
 
 
 def _unit_image(image: Any, mask: Any, where: str, urls: UrlPolicy) -> tuple[str | None, str | None]:
