@@ -110,3 +110,36 @@ def test_half_storage_reports_fp32_compute_and_survives_diffusers_casting_to_it(
     x, e = torch.randn(1, 4, 16, 16), torch.randn(1, 7, 32)
     with torch.no_grad():
         assert unet(x.to(unet.dtype), 400, encoder_hidden_states=e).sample.dtype == torch.float32
+
+
+needs_bf16 = pytest.mark.skipif(not precision.cpu_has_bf16(), reason="this CPU has no bf16 instructions")
+
+
+@needs_bf16
+def test_bf16_compute_runs_the_denoisers_in_bf16_and_stays_near_the_fp32_image(folders, control, monkeypatch):
+    from kekong.models.load import load_controlnet
+
+    full = generate(folders, control)
+    monkeypatch.setenv("KEKONG_COMPUTE", "bf16")
+    fast = generate(folders, control)
+    unet, vae = load_base(folders[0]).unet, load_base(folders[0]).vae
+    controlnet = load_controlnet(folders[1])[0]
+    assert precision.compute_of(unet) == precision.compute_of(controlnet) == torch.bfloat16
+    assert unet.conv_in.weight.dtype == torch.bfloat16 and vae.decoder.conv_in.weight.dtype == torch.float32
+    difference = np.abs(full.image.astype(int) - fast.image.astype(int))
+    assert 0 < difference.mean() < 3  # not the exact image, but near it (measured bound at SD 1.5 size: BENCHMARKS)
+    from kekong.provenance.recipe import build_recipe
+
+    assert build_recipe(fast)["environment"]["compute"] == "bf16"  # a replay elsewhere is told why it differs
+
+
+def test_bf16_compute_is_refused_on_a_cpu_without_bf16_and_unknown_values_are_named(monkeypatch):
+    monkeypatch.setenv("KEKONG_COMPUTE", "bf16")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ParameterError, match="avx512_bf16 or amx_bf16"):
+        precision.compute_setting()
+    monkeypatch.setenv("KEKONG_COMPUTE", "fp8")
+    with pytest.raises(ParameterError, match="KEKONG_COMPUTE='fp8'; expected fp32 or bf16"):
+        precision.compute_setting()
+    monkeypatch.delenv("KEKONG_COMPUTE")
+    assert precision.compute_setting() == "fp32"  # the default: the same image on every machine

@@ -142,7 +142,7 @@ def load_base(reference: str | None = None, config: str | Path | None = None) ->
     """A base model by reference (default: the shipped kekong-shapes), from the cache when loaded."""
     ref = resolve(reference or DEFAULT_BASE, "base")
     quiet_loading()
-    key = f"base:{ref.path.resolve()}:{config}:{precision.setting()}:{offload.setting()}"  # one per setting
+    key = f"base:{ref.path.resolve()}:{config}:{precision.setting()}:{precision.compute_setting()}:{offload.setting()}"
     return CACHE.get(key, lambda: _load_base(ref, config))
 
 
@@ -150,8 +150,8 @@ def _load_base(ref: ModelRef, config: str | Path | None) -> BaseModel:
     if ref.is_file:
         parts = single_file.load_components(load_state_dict(ref.path), Path(config) if config else None)
         for name in ("unet", "vae"):  # each built in fp32 from the file, then stored as `auto` decides
-            parts[name] = precision.keep_in(parts[name], precision.storage_dtype(
-                precision.model_fp32_bytes(parts[name])))
+            prepare = precision.for_denoiser if name == "unet" else precision.keep_in
+            parts[name] = prepare(parts[name], precision.storage_dtype(precision.model_fp32_bytes(parts[name])))
         parts["text_encoders"] = offload.text_encoders(parts["text_encoders"], ref.path)
         if single_file.predicts_v(ref.path):
             parts["scheduler_config"] = {**parts["scheduler_config"], "prediction_type": "v_prediction"}
@@ -182,7 +182,9 @@ def _load_base_folder(ref: ModelRef) -> BaseModel:
             model = cls.from_pretrained(where, local_files_only=True, **options)
         except (OSError, ValueError) as exc:
             raise KekongError(f"{ref.name}: cannot load {name} from {where}: {exc}") from None
-        return precision.keep_in(model, storage) if weighted else model
+        if not weighted:
+            return model
+        return precision.for_denoiser(model, storage) if name == "unet" else precision.keep_in(model, storage)
 
     encoders = [component(n) for n in ("text_encoder", "text_encoder_2") if n in index and index[n][0]]
     tokenizers = [component(n) for n in ("tokenizer", "tokenizer_2") if n in index and index[n][0]]
@@ -210,7 +212,7 @@ def _package_path(source: str) -> Path:
 def load_controlnet(reference: str, config: str | Path | None = None) -> tuple[Any, ModelRef]:
     """A ControlNetModel (diffusers folder, single file in either layout, hub id, or name)."""
     ref = resolve(reference, "controlnet")
-    key = f"controlnet:{ref.path.resolve()}:{config}:{precision.setting()}"  # loaded per storage setting
+    key = f"controlnet:{ref.path.resolve()}:{config}:{precision.setting()}:{precision.compute_setting()}"  # per setting
     model = CACHE.get(key, lambda: _load_controlnet(ref, config))
     return model, ref
 
@@ -224,7 +226,7 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
         state = load_state_dict(ref.path)
         refuse_adapter_weights(ref.name, set(state))  # an adapter is named, not misread as a ControlNet
         model = single_file.load_controlnet(state, Path(config) if config else None)
-        return precision.keep_in(model, precision.storage_dtype(precision.model_fp32_bytes(model)))
+        return precision.for_denoiser(model, precision.storage_dtype(precision.model_fp32_bytes(model)))
     config_file = ref.path / "config.json"
     class_name = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
     if class_name == "T2IAdapter":
@@ -237,7 +239,7 @@ def _load_controlnet(ref: ModelRef, config: str | Path | None) -> Any:
         model = cls.from_pretrained(ref.path, local_files_only=True, torch_dtype=storage or torch.float32).eval()
     except (OSError, ValueError) as exc:
         raise KekongError(f"cannot load ControlNet {ref.name} from {ref.path}: {exc}") from None
-    return precision.keep_in(model, storage)
+    return precision.for_denoiser(model, storage)
 
 
 def _load_t2i_adapter(ref: ModelRef) -> Any:

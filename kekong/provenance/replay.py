@@ -80,8 +80,8 @@ def check_inputs(recipe: dict[str, Any]) -> None:
 def differences(recipe: dict[str, Any]) -> list[str]:
     """Why a replay might not be bit-identical: environment facts that differ."""
     now, then = environment(), recipe.get("environment", {})
-    return [f"{key}: recipe {then.get(key)!r}, here {now[key]!r}"
-            for key in ("torch", "diffusers", "threads", "cpu") if then.get(key) != now[key]]
+    compared = ["torch", "diffusers", "threads", "cpu"] + [k for k in ("weights", "compute") if k in then]  # newer keys
+    return [f"{key}: recipe {then.get(key)!r}, here {now[key]!r}" for key in compared if then.get(key) != now[key]]
 
 
 def replay(recipe: dict[str, Any], on_step=None, folders: Sequence[Path] = ()):
