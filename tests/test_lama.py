@@ -12,6 +12,7 @@ import torch
 
 from kekong.detect import run
 from kekong.detect.learned import NETWORKS, load_network
+from kekong.detect.learned.lama import outpaint_canvas  # registers its network before the fixture swaps it
 from kekong.detect.learned.lama_net import FourierUnit, LamaGenerator
 from kekong.errors import KekongError, MissingWeightsError
 
@@ -182,3 +183,25 @@ def test_a_lama_unit_feeds_the_inpaint_map_and_starts_from_the_fills_noise(inpai
     assert made.image.shape == (64, 64, 3)
     with pytest.raises(ParameterError, match="an inpaint_only\\+lama unit works on the init image"):
         build_request(prompt="x", init_image=inpaint_files["photo"], controls=[{"module": "inpaint_only+lama"}])
+
+
+def test_in_resize_and_fill_the_unit_has_lama_fill_the_bands_too(tmp_path):
+    from kekong.generation.units.base import Unit
+    from kekong.io import save_image
+    from kekong.request import ControlUnit
+
+    net = _tiny()
+    with torch.no_grad():  # LaMa paints every hole white
+        net.model[-2].weight.zero_()
+        net.model[-2].bias.fill_(20.0)
+    _save(tmp_path, net.state_dict())
+    tall = np.full((64, 32, 3), 40, np.uint8)
+    nothing = np.zeros((64, 32), np.uint8)
+    canvas, band = outpaint_canvas(tall, nothing, (64, 64))
+    assert (canvas[:, 16:48] == 40).all() and (band[:, :16] == 255).all() and (band[:, 48:] == 255).all()
+    assert not band[:, 16:48].any()  # the picture itself is not repainted
+    unit = Unit(ControlUnit(module="inpaint_only+lama", resize_mode="Resize and Fill"), 0, None, "", "", "")
+    unit.detect(tall, nothing, (64, 64), str(save_image(tall, tmp_path / "tall.png")))
+    assert (unit.fill[:, :12] == 255).all() and (unit.fill[:, 20:44] == 40).all()  # LaMa filled the bands
+    cond = unit.cond[0].permute(1, 2, 0).numpy()
+    assert (cond[:, :16] == -1).all() and np.allclose(cond[:, 16:48], 40 / 255)  # bands masked for the ControlNet

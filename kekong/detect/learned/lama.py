@@ -50,3 +50,18 @@ def lama_fill(image: np.ndarray, mask: np.ndarray, weights: str = "") -> np.ndar
           takes_mask=True, pad64=False, uses_resolution=False, extra={"fills_inpaint": True})
 def inpaint_only_lama(image: np.ndarray, mask: np.ndarray, weights: str = "") -> np.ndarray:
     return lama_fill(image, mask, weights)
+
+
+def outpaint_canvas(image: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The extension's outpaint fix for an inpaint_only+lama unit in Resize and Fill: the picture fitted inside
+    the generation size first, the bands around it in the border colour and masked (255), so LaMa fills them."""
+    from kekong.detect.resolution import ResizeMode, fit_geometry, fit_to_target
+
+    mode = ResizeMode.RESIZE_AND_FILL
+    canvas = fit_to_target(image, size_hw, mode)
+    (nh, nw), (top, left) = fit_geometry(image.shape[:2], size_hw, mode)
+    grey = mask if mask.ndim == 2 else mask[:, :, :3].mean(axis=2).astype(np.uint8)
+    inside = fit_to_target(grey, size_hw, mode)[top:top + nh, left:left + nw]
+    band = np.full(size_hw, 255, np.uint8)
+    band[top:top + nh, left:left + nw] = np.where(inside > 127, 255, 0)
+    return canvas, band

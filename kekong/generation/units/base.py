@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from kekong.detect.resolution import fit_to_target, resize_map
+from kekong.detect.resolution import ResizeMode, fit_to_target, resize_map
 from kekong.errors import ParameterError
 from kekong.io import image_source, load_image, source_sha256
 from kekong.request import ControlMode, ControlUnit
@@ -147,6 +147,11 @@ class Unit:
             detected = image
             warn_if_inverted(image, self.model_name, self.index)  # a black-on-white sketch reads as a blob
         else:
+            fills = mask is not None and get(unit.module).extra.get("fills_inpaint")  # inpaint_only+lama
+            if fills and ResizeMode.parse(unit.resize_mode) == ResizeMode.RESIZE_AND_FILL:
+                from kekong.detect.learned.lama import outpaint_canvas  # the extension's outpaint fix
+
+                image, mask = outpaint_canvas(image, mask, size_hw)
             detected = run(unit.module, image, res=unit.res, pixel_perfect=unit.pixel_perfect,
                            target_hw=size_hw, resize_mode=unit.resize_mode, mask=mask, **unit.params).image
         fitted = fit_to_target(detected, size_hw, unit.resize_mode)
