@@ -121,7 +121,7 @@ def test_a_file_that_does_not_fit_is_refused_naming_it(tmp_path):
 
 
 def test_without_weights_the_error_names_the_file_and_the_stand_in():
-    with pytest.raises(MissingWeightsError, match=r"150_16_swin_l_oneformer_coco_100ep\.pth.*seg_ufade20k"):
+    with pytest.raises(MissingWeightsError, match=r"150_16_swin_l_oneformer_coco_100ep\.pth.*seg_person"):
         run("oneformer_coco", PICTURE)
 
 

@@ -167,7 +167,7 @@ def paint(classes: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 def _run(image: np.ndarray, name: str, weights: str, detector_name: str) -> np.ndarray:
     dataset = DATASETS[name]
-    path = find_annotator(dataset.file, detector_name, explicit=weights or None, stand_in="seg_ufade20k")
+    path = find_annotator(dataset.file, detector_name, explicit=weights or None, stand_in="seg_person")
     return paint(segment(load_oneformer(str(path)), image, dataset), dataset.palette)
 
 
