@@ -73,7 +73,7 @@ def test_counts_run_and_refused():
     refused = [i for i in IDENTIFIERS if lookup(i).refused is not None]
     kinds = {kind: sum(lookup(i).refused.kind == kind for i in refused) for kind in (WEIGHTS, LIBRARY, ENCODER,
                                                                                        NOT_IN_KEKONG)}
-    assert len(IDENTIFIERS) - len(refused) == 74 and kinds == {WEIGHTS: 1, LIBRARY: 7, ENCODER: 10, NOT_IN_KEKONG: 2}
+    assert len(IDENTIFIERS) - len(refused) == 75 and kinds == {WEIGHTS: 0, LIBRARY: 7, ENCODER: 10, NOT_IN_KEKONG: 2}
     offline = [i for i in IDENTIFIERS if lookup(i).runs and get(i).needs_weights is None]
     assert len(offline) == 27 and {"recolor_luminance", "tile_colorfix+sharp", "inpaint", "mediapipe_face"} <= set(
         offline)

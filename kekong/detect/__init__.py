@@ -29,7 +29,7 @@ __all__ = ["DETECTORS", "DetectResult", "Detector", "get", "list_detectors", "ru
 _MODULES = ("edges", "lines", "simple", "inpaint", "segmentation", "openpose", "depth", "learned", "recolor",
             "passthrough", "normal_midas", "sketch_pidi", "mediapipe_face", "learned.leres", "learned.uniformer",
             "learned.dwpose", "learned.teed", "learned.manga_line", "learned.densepose", "learned.mobile_sam",
-            "learned.anime_face", "learned.zoe", "learned.lama", "learned.oneformer")
+            "learned.anime_face", "learned.zoe", "learned.lama", "learned.oneformer", "learned.dsine")
 
 
 def load_all() -> None:

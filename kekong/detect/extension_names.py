@@ -71,18 +71,12 @@ class Preprocessor:
 RES = Slider("Resolution", 512, 64, 2048, 8)  # every legacy preprocessor shows it, used or not
 S = Slider
 P = Preprocessor
-ANNOTATORS = "lllyasviel/Annotators"
-QINGLONG = "bdsqlsz/qinglong_controlnet-lllite"
 _FIDELITY = S("Style Fidelity (only for Balanced mode)", 0.5, 0.0, 1.0, 0.01)
 _REVISION = "Revision feeds CLIP-vision image embeddings to SDXL; kekong has no CLIP-vision path for it"
 _INSIGHTFACE = "insightface face embeddings (the antelopev2 / buffalo_l ONNX models), and kekong does not install " \
                "insightface"
 _IP = "it encodes the unit's image with CLIP vision for an IP-Adapter: give it to a generation unit with an " \
       "IP-Adapter model (module=…,model=ip-adapter_sd15); it makes no control map"
-
-
-def _weights(network: str, *files: tuple[str, str], stand_in: str | None = None) -> Refusal:
-    return Refusal(WEIGHTS, f"kekong has no loader for the {network} network yet", files, stand_in)
 
 
 PREPROCESSORS: tuple[Preprocessor, ...] = (
@@ -97,8 +91,7 @@ PREPROCESSORS: tuple[Preprocessor, ...] = (
     P("inpaint_only", "inpaint_only", tags=("Inpaint",), priority=100),
     P("inpaint_only+lama", "inpaint_only+lama", tags=("Inpaint",)),
     P("ip-adapter-auto", Refusal(ENCODER, _IP), tags=("IP-Adapter",), priority=1000, sliders=(RES,)),
-    P("normal_dsine", _weights("DSINE", (QINGLONG, "Annotators/dsine.pt"),
-                               stand_in="normal_midas (input_is_depth=true)"),
+    P("normal_dsine", "normal_dsine",
       tags=("NormalMap",), sliders=(RES, S("Fov", 60, 0, 360, 0.1), S("Iterations", 5, 1, 20, 1))),
     P("none", "none", tags=("InstructP2P",), priority=10, sliders=(RES,)),
     P("canny", "canny", tags=("Canny",), priority=100,
