@@ -57,45 +57,68 @@ def control_image(size: int):
     return image
 
 
-def run_one(impl: str, size: int, end: float, steps: int, built=None) -> dict:
+def stock_image(built, size: int, steps: int, end: float, units: int = 1, times: list[float] | None = None):
+    """diffusers' StableDiffusionControlNetPipeline on the built components (`units` copies of the
+    ControlNet, each on the same map), UniPC, CFG 7.5, seed 1: the uint8 image. `times` gets a
+    timestamp before sampling and one after each step. The one stock builder of the benchmarks."""
     import torch
+    from diffusers import StableDiffusionControlNetPipeline
 
-    base, controlnet = built or build(size)
+    from kekong.generation.samplers import make_scheduler
+
+    base, controlnet = built
+    nets = controlnet
+    if units > 1:
+        from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+        nets = MultiControlNetModel([controlnet] * units)
+    pipe = StableDiffusionControlNetPipeline(
+        vae=base.vae, text_encoder=base.text_encoders[0], tokenizer=base.tokenizers[0], unet=base.unet,
+        controlnet=nets, scheduler=make_scheduler("UniPC", "Automatic", base.scheduler_config),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    cond = torch.from_numpy(control_image(size)).permute(2, 0, 1)[None].float() / 255
+    stamps = times if times is not None else []
+
+    def on_end(pipe, i, t, kwargs):
+        stamps.append(time.perf_counter())
+        return kwargs
+
+    stamps.append(time.perf_counter())
+    out = pipe("a photo", image=cond if units == 1 else [cond] * units, num_inference_steps=steps,
+               guidance_scale=CFG, height=size, width=size, generator=torch.Generator().manual_seed(1),
+               control_guidance_end=end if units == 1 else [end] * units, output_type="np",
+               callback_on_step_end=on_end).images[0]
+    return (out * 255).round().astype("uint8")
+
+
+def kekong_image(built, size: int, steps: int, end: float, units: int = 1, fields: dict | None = None,
+                 times: list[float] | None = None):
+    """The same generation through kekong's pipeline (`fields`: more request fields, e.g. fast mode)."""
+    import numpy as np
+
+    from kekong.generation import control as control_module
+    from kekong.generation import pipeline
+    from kekong.request import build_request
+
+    base, controlnet = built
+    controls = [{"module": "none", "image": "x.png", "model": "m", "end": end}] * units
+    request = build_request(prompt="a photo", width=size, height=size, steps=steps, cfg_scale=CFG, seed=1,
+                            sampler="UniPC", controls=controls, **(fields or {}))
+    prepared = [control_module.PreparedUnit(request.controls[i], i, controlnet, "m", "m", f"k{i}",
+                                            control_module.to_tensor(control_image(size)))
+                for i in range(units)]
+    stamps = times if times is not None else []
+    stamps.append(time.perf_counter())
+    image = pipeline.run_batch(base, request, prepared, [1], None, lambda info: stamps.append(time.perf_counter()))[0]
+    return np.asarray(image)
+
+
+def run_one(impl: str, size: int, end: float, steps: int, built=None) -> dict:
+    built = built or build(size)
     times: list[float] = []
-    if impl == "stock":
-        from diffusers import StableDiffusionControlNetPipeline
-
-        from kekong.generation.samplers import make_scheduler
-
-        pipe = StableDiffusionControlNetPipeline(
-            vae=base.vae, text_encoder=base.text_encoders[0], tokenizer=base.tokenizers[0], unet=base.unet,
-            controlnet=controlnet, scheduler=make_scheduler("UniPC", "Automatic", base.scheduler_config),
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        cond = torch.from_numpy(control_image(size)).permute(2, 0, 1)[None].float() / 255
-
-        def on_end(pipe, i, t, kwargs):
-            times.append(time.perf_counter())
-            return kwargs
-
-        times.append(time.perf_counter())
-        out = pipe("a photo", image=cond, num_inference_steps=steps, guidance_scale=CFG, height=size, width=size,
-                   generator=torch.Generator().manual_seed(1), control_guidance_end=end, output_type="np",
-                   callback_on_step_end=on_end).images[0]
-        image = (out * 255).round().astype("uint8")
-    else:
-        from kekong.generation import control as control_module
-        from kekong.generation import pipeline
-        from kekong.request import build_request
-
-        request = build_request(prompt="a photo", width=size, height=size, steps=steps, cfg_scale=CFG, seed=1,
-                                sampler="UniPC", controls=[{"module": "none", "image": "x.png", "model": "m",
-                                                            "end": end}])
-        unit = control_module.PreparedUnit(request.controls[0], 0, controlnet, "m", "m", "k",
-                                           control_module.to_tensor(control_image(size)))
-        times.append(time.perf_counter())
-        image = pipeline.run_batch(base, request, [unit], [1], None,
-                                    lambda info: times.append(time.perf_counter()))[0]
+    make = stock_image if impl == "stock" else kekong_image
+    image = make(built, size, steps, end, times=times)
     per_step = (times[-1] - times[1]) / (len(times) - 2)  # steps 2..N: the first carries warm-up
     return {"impl": impl, "size": size, "end": end, "s_per_step": per_step,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,

@@ -1,8 +1,9 @@
 """Speed table (issue 28): stock diffusers vs kekong exact vs kekong fast (each part alone and
 together), fp32 vs half-precision storage, FLOP efficiency — SD1.5-size UNet + ControlNet with
-random weights (cost does not depend on values), UniPC, CFG 7.5, one unit. Ratios first.
+random weights (cost does not depend on values), UniPC, CFG 7.5, 1 or 2 units. Ratios first; images are
+compared with stock diffusers' fp32 image (pixel levels); `--startup` adds the CLI start-up line.
 
-One process per (size, storage) builds the models once and runs every variant alternately
+One process per (size, units, end, storage) builds the models once and runs every variant alternately
 (A-B-C…, then reversed), so drift on a shared machine hits all alike; each variant's median is
 reported: s/step (steps 2..N) and end to end (text encoding, sampling, VAE decode).
 
@@ -14,15 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generation import CFG, build, control_image, flops
+from generation import build, flops, kekong_image, stock_image
 
 VARIANTS = {  # name → kekong request fields (None: stock diffusers)
     "stock": None,
@@ -47,46 +52,9 @@ def run_variant(name: str, built, size: int, steps: int, end: float, units: int)
             model.to(memory_format=torch.channels_last)
     start = time.perf_counter()
     if fields is None:
-        from diffusers import StableDiffusionControlNetPipeline
-
-        from kekong.generation.samplers import make_scheduler
-
-        nets = controlnet
-        if units > 1:
-            from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
-
-            nets = MultiControlNetModel([controlnet] * units)
-        pipe = StableDiffusionControlNetPipeline(
-            vae=base.vae, text_encoder=base.text_encoders[0], tokenizer=base.tokenizers[0], unet=base.unet,
-            controlnet=nets, scheduler=make_scheduler("UniPC", "Automatic", base.scheduler_config),
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        cond = torch.from_numpy(control_image(size)).permute(2, 0, 1)[None].float() / 255
-
-        def on_end(pipe, i, t, kwargs):
-            times.append(time.perf_counter())
-            return kwargs
-
-        times.append(time.perf_counter())
-        out = pipe("a photo", image=cond if units == 1 else [cond] * units, num_inference_steps=steps,
-                   guidance_scale=CFG, height=size, width=size, generator=torch.Generator().manual_seed(1),
-                   control_guidance_end=end if units == 1 else [end] * units, output_type="np",
-                   callback_on_step_end=on_end).images[0]
-        image = (out * 255).round().astype("uint8")
+        image = stock_image(built, size, steps, end, units, times)
     else:
-        from kekong.generation import control as control_module
-        from kekong.generation import pipeline
-        from kekong.request import build_request
-
-        controls = [{"module": "none", "image": "x.png", "model": "m", "end": end}] * units
-        request = build_request(prompt="a photo", width=size, height=size, steps=steps, cfg_scale=CFG, seed=1,
-                                sampler="UniPC", controls=controls, **fields)
-        prepared = [control_module.PreparedUnit(request.controls[i], i, controlnet, "m", "m", f"k{i}",
-                                                control_module.to_tensor(control_image(size)))
-                    for i in range(units)]
-        times.append(time.perf_counter())
-        image = pipeline.run_batch(base, request, prepared, [1], None,
-                                   lambda info: times.append(time.perf_counter()))[0]
+        image = kekong_image(built, size, steps, end, units, fields, times)
     total = time.perf_counter() - start
     if layout:
         for model in (base.unet, controlnet, base.vae):
@@ -106,7 +74,8 @@ def storage(built, dtype_name: str):
     return base, controlnet
 
 
-def alternate(size: int, steps: int, repeat: int, dtype_name: str, end: float, units: int, names: list[str]) -> dict:
+def alternate(size: int, steps: int, repeat: int, dtype_name: str, end: float, units: int, names: list[str],
+              save: Path) -> dict:
     import numpy as np
 
     built = storage(build(size), dtype_name)
@@ -120,6 +89,7 @@ def alternate(size: int, steps: int, repeat: int, dtype_name: str, end: float, u
     reference = images.get("stock", images.get("exact"))
     out = {}
     for name in names:
+        np.save(save / f"{size}-{units}-{end}-{dtype_name}-{name}.npy", images[name])
         diff = np.abs(images[name].astype(int) - reference.astype(int))
         out[name] = {"s_per_step": statistics.median(t["s_per_step"] for t in timings[name]),
                      "end_to_end_s": statistics.median(t["end_to_end_s"] for t in timings[name]),
@@ -142,43 +112,66 @@ def main() -> None:
     parser.add_argument("--units", type=int, nargs="+", default=[1])
     parser.add_argument("--ends", type=float, nargs="+", default=[1.0])
     parser.add_argument("--storages", nargs="+", default=["fp32", "fp16", "bf16"])
-    parser.add_argument("--child", nargs=5, metavar=("SIZE", "STORAGE", "END", "UNITS", "VARIANTS"))
+    parser.add_argument("--child", nargs=6, metavar=("SIZE", "STORAGE", "END", "UNITS", "VARIANTS", "SAVE"))
     parser.add_argument("--flops", type=int)
     parser.add_argument("--variants", nargs="+", help="only these (names as in the table)")
+    parser.add_argument("--startup", action="store_true", help="also the CLI start-up (benchmarks/startup.py)")
     args = parser.parse_args()
     if args.child:
-        size, dtype_name, end, units, names = args.child
+        size, dtype_name, end, units, names, save = args.child
         print(json.dumps(alternate(int(size), args.steps, args.repeat, dtype_name, float(end), int(units),
-                                   names.split(","))))
+                                   names.split(","), Path(save))))
         return
     if args.flops:
         print(json.dumps(flops(args.flops)))
         return
-    print("| size | units | end | storage | variant | s/step | end to end (s) | vs stock (step / e2e) | "
-          "max / mean pixel diff vs stock | FLOP efficiency |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    import numpy as np
+
+    print(f"# speed (issue 28) — {date.today()} — {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.steps} steps, {args.repeat} alternating "
+          "rounds per variant\n")
+    print("| size | units | end | storage | variant | vs stock: s/step | vs stock: end to end | vs fp32, same variant "
+          "(s/step)† | s/step | end to end (s) | max / mean pixel diff vs stock fp32 | FLOP efficiency |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---|---:|")
+    save = Path(tempfile.mkdtemp(prefix="kekong-speed-"))
     for size in args.sizes:
         f = child("--flops", str(size))
         for units in args.units:
             for end in args.ends:
+                fp32: dict = {}
                 for dtype_name in args.storages:
                     names = list(VARIANTS) if dtype_name == "fp32" else ["exact", "fast (both)"]
                     names = [n for n in names if n in args.variants] if args.variants else names
                     result = child("--steps", str(args.steps), "--repeat", str(args.repeat), "--child", str(size),
-                                   dtype_name, str(end), str(units), ",".join(names))
-                    stock = result.get("stock")
+                                   dtype_name, str(end), str(units), ",".join(names), str(save))
+                    if dtype_name == "fp32":
+                        fp32 = result
+                    stock = fp32.get("stock")
+                    reference = save / f"{size}-{units}-{end}-fp32-stock.npy"
                     for name in names:
                         row = result[name]
-                        ratio = (f"{stock['s_per_step'] / row['s_per_step']:.2f}× / "
-                                 f"{stock['end_to_end_s'] / row['end_to_end_s']:.2f}×") if stock else "—"
+                        vs_stock = (f"{stock['s_per_step'] / row['s_per_step']:.2f}×",
+                                    f"{stock['end_to_end_s'] / row['end_to_end_s']:.2f}×") if stock else ("—", "—")
+                        same = fp32.get(name)
+                        vs_fp32 = f"{row['s_per_step'] / same['s_per_step']:.2f}×" if same and dtype_name != "fp32" \
+                            else "—"
+                        diff = "—"
+                        if reference.exists():
+                            a = np.load(reference).astype(int)
+                            b = np.load(save / f"{size}-{units}-{end}-{dtype_name}-{name}.npy").astype(int)
+                            diff = f"{np.abs(a - b).max()} / {np.abs(a - b).mean():.2f}"
                         work = f["unet"] + units * f["controlnet"] * end
                         efficiency = work / row["s_per_step"] / f["matmul_flops_per_s"]
-                        print(f"| {size} | {units} | {end} | {dtype_name} | {name} | {row['s_per_step']:.3f} | "
-                              f"{row['end_to_end_s']:.2f} | {ratio} | {row['max_diff']} / {row['mean_diff']:.2f} | "
+                        print(f"| {size} | {units} | {end} | {dtype_name} | {name} | {vs_stock[0]} | {vs_stock[1]} | "
+                              f"{vs_fp32} | {row['s_per_step']:.3f} | {row['end_to_end_s']:.2f} | {diff} | "
                               f"{efficiency:.0%} |", flush=True)
-        print(f"\nmatmul fp32 {f['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s; UNet {f['unet'] / 1e9:.0f} and ControlNet "
-              f"{f['controlnet'] / 1e9:.0f} GFLOP per CFG step at {size}px (FLOP efficiency: the exact step's "
-              "FLOPs ÷ step time ÷ matmul rate; for fast rows the same numerator, so it reads as effective)")
+        print(f"\nat {size}px: matmul fp32 {f['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s; UNet {f['unet'] / 1e9:.0f} and "
+              f"ControlNet {f['controlnet'] / 1e9:.0f} GFLOP per CFG step. FLOP efficiency: the exact step's FLOPs ÷ "
+              "step time ÷ matmul rate (fast rows: the same numerator, so it reads as effective). † the storages "
+              "run in separate processes one after the other (not alternated).")
+    if args.startup:  # benchmarks/startup.py's own report (its table of imports), in this run
+        print("\n## start-up (benchmarks/startup.py)\n", flush=True)
+        subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "startup.py")], check=False)
 
 
 if __name__ == "__main__":
