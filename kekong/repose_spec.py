@@ -27,6 +27,9 @@ class ReposeSpec(BaseModel):
                                                "detected on the photo")
     warp: Literal["rigid", "similarity", "affine"] = Field(
         "rigid", description="warp mode: rigid (limbs keep their shape), similarity (may scale) or affine")
+    layered: bool = Field(True, description="move each limb the edit turns as a layer of its own over the "
+                          "rest; the place it left is filled from around it and masked (false: one MLS warp "
+                          "of the whole picture)")
     pins: list[tuple[float, float]] = Field(default_factory=list, max_length=64,
                                             description="x,y pixels of the photo that stay where they are")
     mask_grow: int = Field(8, ge=0, le=128, description="grow the warp's uncovered areas by this many px "
@@ -62,5 +65,6 @@ def infotext_params(spec: ReposeSpec) -> dict[str, Any]:
     from hashlib import sha256
 
     digest = sha256(json.dumps(spec.pose, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return {"Repose warp": spec.warp, "Repose mask grow": spec.mask_grow,
+    return {"Repose warp": spec.warp, "Repose layered": "yes" if spec.layered else "no",
+            "Repose mask grow": spec.mask_grow,
             "Repose pins": len(spec.pins) or None, "Repose pose hash": digest[:10]}

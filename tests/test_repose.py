@@ -72,7 +72,7 @@ def test_expand_makes_the_inpaint_of_the_warped_photo(tiny):
                                                      {"module": "canny", "model": str(tiny / "cn")}]))
     plain = repose.expand(request, load_base(request.model))
     assert plain.repose is None and plain.mode == "inpaint"
-    warped = warp_pose(marked(FIGURE), pose_of(FIGURE), pose_of(raised_right_arm()))
+    warped = warp_pose(marked(FIGURE), pose_of(FIGURE), pose_of(raised_right_arm()), layered=True)  # the spec default
     init = load_image(image_source(plain.init_image))
     assert np.array_equal(init, warped.image)
     mask = load_image(image_source(plain.mask))[..., 0]
@@ -130,7 +130,7 @@ def test_cli_repose_writes_the_image_the_warp_and_the_mask(tiny, tmp_path):
                   "--no-watermark", "--no-score", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert load_image(tmp_path / "out.png").shape == (64, 64, 3)
-    warped = warp_pose(marked(FIGURE), pose_of(FIGURE), pose_of(raised_right_arm()))
+    warped = warp_pose(marked(FIGURE), pose_of(FIGURE), pose_of(raised_right_arm()), layered=True)
     assert np.array_equal(load_image(tmp_path / "warped.png"), warped.image)
     assert load_image(tmp_path / "mask.png")[20:140, 40:120].any()
     from kekong.provenance.replay import load_recipe

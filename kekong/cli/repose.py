@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kekong.cli.fields import NoC2pa, NoMetadata, NoWatermark, SaveRecipe, given, option
+from kekong.cli.warp import LAYERED_HELP
 from kekong.errors import ParameterError
 from kekong.repose_spec import ReposeSpec
 from kekong.request import ControlUnit
@@ -36,6 +37,7 @@ def repose(
     source: Annotated[Path | None, typer.Option("--from", help="the photo's pose as OpenPose JSON (default: "
                                                 "detected on the photo)")] = None,
     mode: Annotated[str | None, option("warp", "--mode", model=ReposeSpec)] = None,
+    layered: Annotated[bool | None, typer.Option("--layered/--no-layered", help=LAYERED_HELP)] = None,
     pin: Annotated[list[str] | None, typer.Option(
         "--pin", help="x,y pixel that must stay where it is (repeatable); the border always stays")] = None,
     mask_grow: Annotated[int | None, option("mask_grow", model=ReposeSpec)] = None,
@@ -85,7 +87,7 @@ def repose(
     before = read_pose(source, "--from").to_json() if source is not None else None
     units = [] if no_pose_unit else [given(module="none", model=pose_model, weight=pose_weight)]
     units += [_unit(text) for text in control or []]
-    spec = given(image=str(image), pose=after, source_pose=before, warp=mode,
+    spec = given(image=str(image), pose=after, source_pose=before, warp=mode, layered=layered,
                  pins=[parse_pin(p) for p in pin or []], mask_grow=mask_grow, pose_unit=None if no_pose_unit else 0)
     fields = given(prompt=prompt, negative_prompt=negative, model=model, seed=seed, steps=steps, cfg_scale=cfg,
                    sampler=sampler, width=width, height=height, denoising_strength=strength, mask_blur=mask_blur,

@@ -7,7 +7,11 @@ from typing import Annotated
 
 import typer
 
+from kekong.cli.fields import help_text, spec
 from kekong.errors import KekongError, ParameterError
+from kekong.repose_spec import ReposeSpec
+
+LAYERED_HELP = help_text(spec("layered", ReposeSpec))
 
 
 def parse_pin(text: str) -> tuple[float, float]:
@@ -44,6 +48,8 @@ def warp(
         "`kekong detect -k openpose --json` writes it)")] = None,
     mode: Annotated[str, typer.Option(help="rigid (limbs keep their shape) | similarity (may scale) | affine")
                     ] = "rigid",
+    layered: Annotated[bool, typer.Option("--layered/--no-layered", help=LAYERED_HELP, show_default=False)
+                       ] = ReposeSpec.model_fields["layered"].default,
     pin: Annotated[list[str] | None, typer.Option(
         "--pin", help="x,y pixel that must stay where it is (repeatable); the border always stays")] = None,
     mask_out: Annotated[Path | None, typer.Option(
@@ -67,10 +73,11 @@ def warp(
             before = photo_pose(picture, after)  # with the parts (hands, face) the edited pose has
         except KekongError:
             raise KekongError(f"{image}: no person found to warp (give the photo's pose with --from)") from None
-    result = warp_pose(picture, before, after, mode=mode, pins=pins)
+    result = warp_pose(picture, before, after, mode=mode, pins=pins, layered=layered)
     save_image(result.image, out)
     uncovered = float((result.mask > 0).mean())
-    typer.echo(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}, {mode}, {result.handles} handles, "
+    typer.echo(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}, {mode}{', layered' if layered else ''}, "
+               f"{result.handles} handles, "
                f"{uncovered:.1%} uncovered)")
     if mask_out is not None:
         save_image(result.mask, mask_out)

@@ -50,7 +50,8 @@ def warp_photo(spec: ReposeSpec, picture: np.ndarray | None = None) -> Reposed:
     picture = load_image(image_source(spec.image)) if picture is None else picture
     after = PoseResult.from_json(spec.pose)
     before = PoseResult.from_json(spec.source_pose) if spec.source_pose is not None else photo_pose(picture, after)
-    result = warp_pose(picture, before, after, mode=spec.warp, pins=[tuple(p) for p in spec.pins])
+    result = warp_pose(picture, before, after, mode=spec.warp, pins=[tuple(p) for p in spec.pins],
+                       layered=spec.layered)
     mask = result.mask
     if spec.mask_grow and mask.any():
         size = 2 * spec.mask_grow + 1

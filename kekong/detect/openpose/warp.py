@@ -114,11 +114,11 @@ def _upsample_matrix(nodes: int, size: int) -> np.ndarray:
     return matrix
 
 
-def warp_points(image: np.ndarray, source: np.ndarray, target: np.ndarray, mode: Mode = "rigid",
-                step: int | None = None) -> WarpResult:
-    """Warp `image` so the pixels at `source` (N×2, x, y in pixels) move to `target`; the caller adds
-    whatever fixed handles it wants (see border_handles)."""
-    h, w = image.shape[:2]
+def backward_map(hw: tuple[int, int], source: np.ndarray, target: np.ndarray, mode: Mode = "rigid",
+                 step: int | None = None) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(map_x, map_y) for cv2.remap of the warp moving `source` to `target` on an h×w image, and what the
+    uncovered-area check needs (the coarse grid, where its nodes read, the upsampling matrices)."""
+    h, w = hw
     step = step or max(2, round(max(h, w) / GRID_NODES))
     gh, gw = max(2, -(-(h - 1) // step) + 1), max(2, -(-(w - 1) // step) + 1)
     ys, xs = np.linspace(0, h - 1, gh), np.linspace(0, w - 1, gw)
@@ -133,8 +133,17 @@ def warp_points(image: np.ndarray, source: np.ndarray, target: np.ndarray, mode:
     _pin_handles(dense, source, target, step)
     map_x = (dense[..., 0] + np.arange(w)[None, :]).astype(np.float32)
     map_y = (dense[..., 1] + np.arange(h)[:, None]).astype(np.float32)
+    return map_x, map_y, (grid, back, (gh, gw), uy, ux)
+
+
+def warp_points(image: np.ndarray, source: np.ndarray, target: np.ndarray, mode: Mode = "rigid",
+                step: int | None = None) -> WarpResult:
+    """Warp `image` so the pixels at `source` (N×2, x, y in pixels) move to `target`; the caller adds
+    whatever fixed handles it wants (see border_handles)."""
+    h, w = image.shape[:2]
+    map_x, map_y, (grid, back, grid_hw, uy, ux) = backward_map((h, w), source, target, mode, step)
     warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mask = _uncovered(grid, back, source, target, mode, (gh, gw), (h, w), uy, ux)
+    mask = _uncovered(grid, back, source, target, mode, grid_hw, (h, w), uy, ux)
     return WarpResult(warped, mask, len(source))
 
 
@@ -242,9 +251,12 @@ def pose_handles(before: PoseResult, after: PoseResult, width: int, height: int,
 
 
 def warp_pose(image: np.ndarray, before: PoseResult, after: PoseResult, mode: Mode = "rigid",
-              pins: list[tuple[float, float]] | None = None, step: int | None = None) -> WarpResult:
+              pins: list[tuple[float, float]] | None = None, step: int | None = None, layered: bool = False,
+              person_mask: np.ndarray | None = None) -> WarpResult:
     """Warp a photo whose people stand as in `before` so they stand as in `after` (same people, in
-    order; keypoints missing in either are ignored). The border and any `pins` (x, y pixels) stay put."""
+    order; keypoints missing in either are ignored). The border and any `pins` (x, y pixels) stay put.
+    `layered`: each limb the edit turns moves as a layer of its own over the rest (warp_layers.py),
+    cut out within `person_mask` (H×W, > 0.5 on people) when given."""
     h, w = image.shape[:2]
     src, dst = pose_handles(before, after, w, h, HAND_STEPS if mode == "affine" else BONE_STEPS)
     if len(src) == 0:
@@ -253,8 +265,38 @@ def warp_pose(image: np.ndarray, before: PoseResult, after: PoseResult, mode: Mo
         if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
             raise KekongError(f"pin {x:g},{y:g} is outside the {w}x{h} image")
     fixed = np.concatenate([border_handles(w, h), np.asarray(pins or [], np.float64).reshape(-1, 2)])
+    if layered:
+        from kekong.detect.openpose.warp_layers import layers
+
+        found, rest_before, rest_after = layers(before, after, (h, w), person_mask)
+        if found:
+            return _layered(image, found, rest_before, rest_after, fixed, mode, step)
     src, dst = _drop_duplicates(np.concatenate([src, fixed]), np.concatenate([dst, fixed]))
     return warp_points(image, src, dst, mode, step)
+
+
+def _layered(image: np.ndarray, found: list, rest_before: PoseResult, rest_after: PoseResult, fixed: np.ndarray,
+             mode: Mode, step: int | None) -> WarpResult:
+    """The background warped by the handles left when the moved limbs are taken out, the limbs laid over it."""
+    from kekong.detect.openpose.warp_layers import composite
+
+    h, w = image.shape[:2]
+    steps = HAND_STEPS if mode == "affine" else BONE_STEPS
+    src, dst = pose_handles(rest_before, rest_after, w, h, steps)
+    src, dst = _drop_duplicates(np.concatenate([src, fixed]), np.concatenate([dst, fixed]))
+    map_x, map_y, (grid, back, grid_hw, uy, ux) = backward_map((h, w), src, dst, mode, step)
+    background = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mask = _uncovered(grid, back, src, dst, mode, grid_hw, (h, w), uy, ux) > 0
+    placed, handles = [], len(src)
+    for layer in found:
+        a = PoseResult([layer.before], rest_before.width, rest_before.height)
+        b = PoseResult([layer.after], rest_after.width, rest_after.height)
+        ls, ld = _drop_duplicates(*pose_handles(a, b, w, h, BONE_STEPS))
+        lx, ly, _ = backward_map((h, w), ls, ld, "rigid" if mode == "rigid" else "similarity", step)
+        placed.append((layer, (lx, ly)))
+        handles += len(ls)
+    picture, uncovered = composite(background, (map_x, map_y), image, placed)
+    return WarpResult(picture, np.where(mask | uncovered, 255, 0).astype(np.uint8), handles)
 
 
 def _drop_duplicates(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
