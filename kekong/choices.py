@@ -38,6 +38,7 @@ class SamplerSpec:
     unavailable: str = ""  # why kekong does not run it yet (named, so it is refused with a reason)
     second_order: bool = False  # A1111 counts its prompt-edit steps in model evaluations: twice the steps
     uses_ensd: bool = False  # A1111 writes `ENSD` for it (its ancestral noise, eta 1, follows the delta)
+    a1111_timesteps: bool = False  # A1111's DDIM timesteps and loop (generation/ddim_a1111.py): steps − 1 evaluations
 
     @property
     def step_multiplier(self) -> int:
@@ -46,6 +47,7 @@ class SamplerSpec:
 
 
 _AUTOMATIC_ONLY = "chooses its own noise levels between the model's σ_min and σ_max"
+_OWN_TIMESTEPS = "steps over A1111's DDIM timesteps, 1000 // steps apart"
 SAMPLERS: dict[str, SamplerSpec] = {
     "DPM++ 2M": SamplerSpec("dpmpp_2m", default_schedule="Karras"),
     "DPM++ SDE": SamplerSpec("dpmpp_sde", default_schedule="Karras", second_order=True),
@@ -63,8 +65,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "DPM fast": SamplerSpec("dpm_fast", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY, uses_ensd=True),
     "DPM adaptive": SamplerSpec("dpm_adaptive", schedules=("Automatic",), why_not=_AUTOMATIC_ONLY, uses_ensd=True),
     "Restart": SamplerSpec("restart", default_schedule="Karras", second_order=True),
-    "DDIM": SamplerSpec(scheduler_class="DDIMScheduler", options={"set_alpha_to_one": False}),
-    "DDIM CFG++": SamplerSpec(scheduler_class="DDIMCFGPlusPlusScheduler", options={"set_alpha_to_one": False}),
+    "DDIM": SamplerSpec(scheduler_class="A1111DDIMScheduler", schedules=("Automatic", "Uniform"),
+                        why_not=_OWN_TIMESTEPS, a1111_timesteps=True),
+    "DDIM CFG++": SamplerSpec(scheduler_class="DDIMCFGPlusPlusScheduler", schedules=("Automatic", "Uniform"),
+                              why_not=_OWN_TIMESTEPS, a1111_timesteps=True),
     "PLMS": SamplerSpec(scheduler_class="PNDMScheduler", options={"skip_prk_steps": True}),
     "UniPC": SamplerSpec(scheduler_class="UniPCMultistepScheduler"),
     "LCM": SamplerSpec(scheduler_class="LCMScheduler", schedules=("Automatic", "Uniform"),

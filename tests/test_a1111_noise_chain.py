@@ -176,17 +176,22 @@ def test_img2img_step_counts():
     assert samplers.image_steps("DPM++ 2M", 20, 1.0) == (20, 20)
     assert samplers.image_steps("Euler", 20, 0.5, hires=True) == (40, 20)  # the hires pass: all its steps
     assert samplers.image_steps("Euler", 10, 0.3, hires=True) == (33, 10)
-    assert samplers.image_steps("DDIM", 20, 0.5) == (20, 10)  # the diffusers-run samplers: steps × strength
-    assert samplers.image_steps("DDIM", 10, 0.5, hires=True) == (20, 10)
+    assert samplers.image_steps("PLMS", 20, 0.5) == (20, 10)  # the diffusers-run samplers: steps × strength
+    assert samplers.image_steps("PLMS", 10, 0.5, hires=True) == (20, 10)
+    assert samplers.image_steps("DDIM", 20, 0.5) == (20, 10)  # A1111's DDIM: t_enc (it then runs t_enc − 1)
+    assert samplers.image_steps("DDIM", 10, 0.5, hires=True) == (20, 9)
 
 
 def test_a_diffusers_sampler_from_an_image_runs_its_last_timesteps():
-    scheduler = samplers.make_scheduler("DDIM", "Automatic", SD15)
-    request = build_request(prompt="x", steps=20, denoising_strength=0.5, sampler="DDIM")
+    scheduler = samplers.make_scheduler("PLMS", "Automatic", SD15)
+    request = build_request(prompt="x", steps=20, denoising_strength=0.5, sampler="PLMS")
     timesteps = _timesteps(scheduler, request, from_image=True)
-    full = samplers.make_scheduler("DDIM", "Automatic", SD15)
+    full = samplers.make_scheduler("PLMS", "Automatic", SD15)
     full.set_timesteps(20)
-    assert torch.equal(timesteps, full.timesteps[10:])
+    assert torch.equal(timesteps, full.timesteps[-len(timesteps):]) and len(timesteps) >= 10
+    ddim = samplers.make_scheduler("DDIM", "Automatic", SD15)  # A1111's: from timesteps[t_enc − 1], 9 of them
+    assert _timesteps(ddim, request.model_copy(update={"sampler": "DDIM"}), from_image=True).tolist() == \
+        list(range(451, 50, -50))
 
 
 def test_the_progress_total_counts_the_steps_img2img_runs():
@@ -196,7 +201,7 @@ def test_the_progress_total_counts_the_steps_img2img_runs():
         return steps_per_batch(build_request(prompt="x", init_image="in.png", steps=20, denoising_strength=0.5,
                                              sampler=sampler))
 
-    assert (total("Euler a"), total("DDIM")) == (11, 10)
+    assert (total("Euler a"), total("PLMS"), total("DDIM")) == (11, 10, 9)
 
 
 @pytest.mark.parametrize(("subseeds", "strength", "resize"), [([9], 0.3, (0, 0)), (None, 0.0, (8, 4)),

@@ -189,15 +189,16 @@ def _ddim(sampler: str, scale: float, steps: int = 4) -> torch.Tensor:
 def test_ddim_cfgpp_one_step_by_hand():
     """x₀ = (x − √(1−ᾱ) ε̃) / √ᾱ with ε̃ = ε_u + (7.5 / 12.5)(ε_c − ε_u); x' = √ᾱ' x₀ + √(1−ᾱ') ε_u."""
     scheduler = make_scheduler("DDIM CFG++", "Automatic", SD15)
-    scheduler.set_timesteps(1)
+    scheduler.set_timesteps(2)  # A1111's timesteps 1 and 501: one evaluation, at 501, stepping to t = 1
     t = int(scheduler.timesteps[0])
     x = torch.linspace(-2, 2, 2 * 4 * 4 * 4).view(2, 4, 4, 4)
     eps_u, eps_c = Denoiser()(x, t, UNCOND)[0], Denoiser()(x, t, COND)[0]
     alphas = scheduler.alphas_cumprod
     guided = eps_u + 7.5 / 12.5 * (eps_c - eps_u)
     x0 = (x - (1 - alphas[t]) ** 0.5 * guided) / alphas[t] ** 0.5
-    expected = scheduler.final_alpha_cumprod ** 0.5 * x0 + (1 - scheduler.final_alpha_cumprod) ** 0.5 * eps_u
-    assert torch.allclose(_ddim("DDIM CFG++", 7.5, steps=1), expected, atol=1e-5)
+    assert t == 501 and len(scheduler.timesteps) == 1
+    expected = alphas[1] ** 0.5 * x0 + (1 - alphas[1]) ** 0.5 * eps_u
+    assert torch.allclose(_ddim("DDIM CFG++", 7.5, steps=2), expected, atol=1e-5)
 
 
 def test_ddim_cfgpp_is_ddim_without_cfg_and_differs_with_it():

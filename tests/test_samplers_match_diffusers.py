@@ -49,8 +49,7 @@ A1111_SCHEDULES = ("Automatic", "Uniform", "Karras", "Exponential", "Polyexponen
 DISCARDS_PENULTIMATE = {"DPM2", "DPM2 a", "DPM++ 3M SDE"}
 
 # The diffusers-run samplers: A1111's name → the diffusers scheduler, with the options that make it that sampler.
-DIFFUSERS_RUN = {
-    "DDIM": ("DDIMScheduler", {"set_alpha_to_one": False}),
+DIFFUSERS_RUN = {  # (DDIM and DDIM CFG++ run A1111's own timesteps and loop: tests/test_ddim_a1111.py)
     "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
@@ -402,11 +401,12 @@ def test_img2img_starts_at_its_noise_level():
 
 @pytest.mark.parametrize("sampler", ["DDIM", "PLMS"])
 def test_compvis_samplers_use_a1111s_timesteps(sampler):
-    """A1111's DDIM/PLMS (sd_samplers_timesteps): t = 1, 1 + 1000 // n, … (descending)."""
+    """A1111's DDIM/PLMS (sd_samplers_timesteps): t = 1, 1 + 1000 // n, … (descending); A1111's DDIM loop
+    evaluates all but t = 1 (PLMS runs as diffusers' PNDM, which evaluates every one)."""
     scheduler = make_scheduler(sampler, "Automatic", SD15)
     scheduler.set_timesteps(STEPS)
-    expected = np.arange(0, 1000, 1000 // STEPS)[:STEPS] + 1
-    assert sorted(set(scheduler.timesteps.tolist())) == expected.tolist()
+    grid = (np.arange(0, 1000, 1000 // STEPS) + 1).tolist()  # 6 steps: 7 timesteps, 1 … 997
+    assert sorted(set(scheduler.timesteps.tolist())) == (grid[1:] if sampler == "DDIM" else grid[:STEPS])
 
 
 # --- combinations that would do nothing are refused by name ---
@@ -414,7 +414,8 @@ def test_compvis_samplers_use_a1111s_timesteps(sampler):
 @pytest.mark.parametrize(("sampler", "schedule", "message"), [
     ("LCM", "SGM Uniform", "sampler 'LCM' takes no SGM Uniform schedule type"),
     ("DPM fast", "Karras", "sampler 'DPM fast' takes no Karras schedule type: it chooses its own noise levels"),
-    ("DDIM", "KL Optimal", "sampler 'DDIM' does not support the KL Optimal schedule type"),
+    ("DDIM", "KL Optimal", "sampler 'DDIM' takes no KL Optimal schedule type: it steps over A1111's DDIM timesteps"),
+    ("PLMS", "KL Optimal", "sampler 'PLMS' does not support the KL Optimal schedule type"),
     ("DPM adaptive", "Karras", "sampler 'DPM adaptive' takes no Karras schedule type: it chooses its own noise"),
 ])
 def test_a_schedule_type_a_sampler_would_not_honour_is_refused(sampler, schedule, message):

@@ -151,7 +151,11 @@ class Unplanned:
     """The timesteps of a sampler that picks its noise levels as it runs (DPM adaptive): one per model
     evaluation, each known once the evaluation before it is done (so the loop's iteration ends when
     the sampler does). Its length is the run's planned steps: as in A1111, prompt edits, the refiner
-    switch and progress count model evaluations against them."""
+    switch and progress count model evaluations against them. A control unit's window counts tries
+    (three evaluations each) against them, as sd-webui-controlnet's does: it reads A1111's step
+    counter, which the sampler's callback sets once a try."""
+
+    evaluations_per_step = 3  # DPM-Solver-23: one try evaluates at s, s + h/3 and s + 2h/3
 
     def __init__(self, model: ModelSigmas, first_sigma: torch.Tensor, planned: int):
         self.model, self.planned = model, max(planned, 1)

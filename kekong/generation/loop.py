@@ -174,13 +174,15 @@ def _denoise(unet: Any, scheduler: Any, latents: torch.Tensor, timesteps: torch.
     batch = latents.shape[0]
     copies = len(guidance.parts) + (1 if cfg else 0)
     total = len(timesteps)
+    # a unit's window: evaluations against the planned steps, a DPM adaptive try's three as one step
+    window_total = total * getattr(timesteps, "evaluations_per_step", 1)
     for i, t in enumerate(timesteps):
         if refiner is not None and i == refiner.start:
             unet, guidance, kinds = refiner.unet, refiner.guidance, []
         embeds, added = guidance.inputs(i * guidance.steps // total)  # steps done, as A1111's CFGDenoiser.step
         latent_in = torch.cat([latents] * copies) if copies > 1 else latents
         latent_in = scheduler.scale_model_input(latent_in, t)
-        step = Step(i, total, t, latent_in, embeds, added, batch, batch if cfg else 0, len(guidance.parts), unet,
+        step = Step(i, window_total, t, latent_in, embeds, added, batch, batch if cfg else 0, len(guidance.parts), unet,
                     scheduler, fast, fast is not None and fast.shallow(i, unet))
         given = Contribution()
         for kind, members in kinds:

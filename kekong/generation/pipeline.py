@@ -25,7 +25,7 @@ from kekong.generation.detailer import detail_all
 from kekong.generation.fast import FastPlan
 from kekong.generation.fill_noise import fill_noise
 from kekong.generation.loop import Guidance, InpaintBlend, InpaintChannels, OnStep, Stop, Stopped, denoise
-from kekong.generation.samplers import SAMPLERS, image_steps, make_scheduler
+from kekong.generation.samplers import SAMPLERS, ddim_evaluations, image_steps, make_scheduler
 from kekong.generation.text import encode_schedules
 from kekong.generation.units.base import Sampling, Unit, applied
 from kekong.io import image_source, load_image
@@ -206,8 +206,12 @@ def steps_per_batch(request: GenerationRequest) -> int:
     from_image = request.init_image or request.repose
     steps = max(1, image_steps(request.sampler, request.steps, request.denoising_strength)[1]) if from_image \
         else request.steps
+    if SAMPLERS[request.sampler].a1111_timesteps:  # A1111's DDIM evaluates all its timesteps but the lowest
+        steps = ddim_evaluations(request.steps) if not from_image else max(steps - 1, 0)
     if request.enable_hr:
-        steps += max(1, image_steps(request.sampler, second_pass(request).steps, request.denoising_strength, True)[1])
+        second = second_pass(request)
+        run = max(1, image_steps(second.sampler, second.steps, request.denoising_strength, True)[1])
+        steps += run - 1 if SAMPLERS[second.sampler].a1111_timesteps else run
     return steps
 
 
@@ -232,7 +236,9 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
     # A1111 schedules an img2img pass's prompt edits over all its steps, from the pass's first step, and
     # counts a second-order sampler's in model evaluations (total_steps = 2 × steps)
     multiplier = SAMPLERS[request.sampler].step_multiplier
-    scheduled = (request.steps if prepared is not None and start is None else run_steps) * multiplier
+    own_timesteps = SAMPLERS[request.sampler].a1111_timesteps  # A1111's DDIM: edits over `steps`, it runs fewer
+    scheduled = (request.steps if (prepared is not None and start is None) or own_timesteps else run_steps) \
+        * multiplier
     run_steps *= multiplier
     guidance = _guidance(base, request, texts, run_steps, base_steps, scheduled)
     first = guidance.parts[0][1][0][1]
@@ -258,7 +264,7 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
                   for g, seed in zip(generators, seeds, strict=True)]
     blend = inpaint_channels = None
     if start is not None:
-        latents = scheduler.add_noise(start.to(noise.dtype), noise, timesteps[:1])
+        latents = scheduler.add_noise(start.to(noise.dtype), noise, _noise_level(scheduler, timesteps))
     elif prepared is None:
         latents = noise * scheduler.init_noise_sigma
     else:
@@ -270,7 +276,7 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
             init = init * (1 - latent_mask) + fill * latent_mask
         elif latent_mask is not None and request.inpainting_fill == InpaintFill.LATENT_NOTHING:
             init = init * (1 - latent_mask)
-        latents = scheduler.add_noise(init, noise, timesteps[:1])
+        latents = scheduler.add_noise(init, noise, _noise_level(scheduler, timesteps))
         if latent_mask is not None:
             if base.unet.config.in_channels == 2 * channels + 1:
                 masked = _encode_image(base, prepared.image * (prepared.mask[..., None] < 128), None)
@@ -280,6 +286,13 @@ def sample(base, request: GenerationRequest, units: list[Unit], seeds: list[int]
     run = Sampling(seeds[0], shape, lambda image: _encode_image(base, image, None))  # what reference-only reads
     return denoise(base.unet, scheduler, latents, timesteps, guidance, units, generators, on_step,
                    blend, inpaint_channels, refiner, run, FastPlan.of(request))
+
+
+def _noise_level(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
+    """The timestep a pass from an image noises its latents to: the first one run, or (A1111's DDIM)
+    the one above it."""
+    level = getattr(scheduler, "noise_timestep", None)
+    return timesteps[:1] if level is None else level.reshape(1)
 
 
 def _guidance(base, request: GenerationRequest, texts: list[tuple[str, str]], run_steps: int,

@@ -44,13 +44,24 @@ def image_steps(sampler: str, steps: int, denoising_strength: float, hires: bool
     setup_img2img_steps. img2img (`hires` False): `steps` levels, of which a k-diffusion sampler runs
     int(min(strength, 0.999) · steps) + 1 (A1111 starts one level above the strength); the diffusers-run
     samplers run int(strength · steps). The hires pass (A1111 passes its steps, as with img2img_fix_steps):
-    all `steps`, the last of int(steps / min(strength, 0.999)) levels."""
+    all `steps`, the last of int(steps / min(strength, 0.999)) levels. A1111's DDIM: its t_enc,
+    int(min(strength, 0.999) · steps) (hires: steps − 1), as ddim_a1111.begin_at takes it."""
     strength = min(denoising_strength, 0.999)
+    if SAMPLERS[sampler].a1111_timesteps:  # A1111's DDIM: t_enc of `steps` (its loop then runs t_enc − 1)
+        if hires:
+            return (int(steps / strength), steps - 1) if strength > 0 else (steps, 0)
+        return steps, int(strength * steps)
     if hires:
         return (int(steps / strength), steps) if strength > 0 else (steps, 0)
     if SAMPLERS[sampler].algorithm:
         return steps, min(int(strength * steps) + 1, steps) if strength > 0 else 0
     return steps, min(int(steps * denoising_strength), steps)
+
+
+def ddim_evaluations(steps: int, train_timesteps: int = 1000) -> int:
+    """Model evaluations of A1111's DDIM at `steps` (txt2img): its timesteps, range(0, 1000, 1000 // steps),
+    but the lowest."""
+    return len(range(0, train_timesteps, train_timesteps // steps)) - 1
 
 
 def make_scheduler(sampler: str, schedule: str, base_config: dict[str, Any], seed: int | Sequence[int] | None = None,
@@ -74,6 +85,8 @@ def _diffusers_scheduler(spec: SamplerSpec, sampler: str, schedule: str, config:
 
     if spec.scheduler_class == "DDIMCFGPlusPlusScheduler":
         from kekong.generation.ddim_cfgpp import DDIMCFGPlusPlusScheduler as cls
+    elif spec.scheduler_class == "A1111DDIMScheduler":
+        from kekong.generation.ddim_a1111 import A1111DDIMScheduler as cls
     else:
         cls = getattr(diffusers, spec.scheduler_class)
     options = dict(spec.options)
