@@ -61,8 +61,9 @@ bench: setup
 	# Origin: null, fair queue, --max-disk-gb); then schemathesis over every route at 50 examples.
 	$(PY) benchmarks/server.py --probes
 	KEKONG_SCHEMATHESIS_EXAMPLES=50 $(PY) -m pytest -q tests/test_server_openapi.py -k schemathesis
-	# kekong batch on Ray: the 20-line byte-identity and SIGKILL tests, then 1 vs 2 local workers.
-	KEKONG_SLOW=1 $(PY) -m pytest -q tests/test_scale_ray.py
+	# kekong batch on Ray: the 20-line byte-identity and SIGKILL tests, then 1 vs 2 local workers (batch and
+	# serve --ray); Ray Serve replicas when the ray-serve extra is installed (skipped otherwise).
+	KEKONG_SLOW=1 $(PY) -m pytest -q tests/test_scale_ray.py tests/test_ray_serve.py
 	$(PY) benchmarks/scale.py
 	# Real-size SD 1.5 / SDXL memory (random weights, built once into ~/.cache/kekong/bench-models, ≈ 13 GB).
 	$(PY) benchmarks/memory.py

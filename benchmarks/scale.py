@@ -8,7 +8,9 @@ warm-up manifest, so actors hold the model and torch is loaded — into fresh fo
 - Ray's own round trip for an actor call that does nothing;
 - a start-up line: Ray's start, the actors' start and their first line (torch import, model load
   from the shared path);
-- a paper estimate at 100 workers from the measured per-image seconds.
+- a paper estimate at 100 workers from the measured per-image seconds;
+- `kekong serve --ray`: as many jobs as lines posted at once to a server with 1 and 2 actors (jobs run
+  side by side, one per actor, the rest queued), jobs/s from the first post to the last job done.
 
 `python benchmarks/scale.py [--lines 12] [--steps 8] [--json out.json]`; prints a Markdown table."""
 
@@ -49,6 +51,7 @@ def timed(manifest_path: Path, out: Path, executor) -> dict:
 def run(lines: int, steps: int) -> dict:
     import ray
 
+    from kekong.scale.bounds import WorkerBounds
     from kekong.scale.ray_pool import RayPool, connect
 
     root = Path(tempfile.mkdtemp(prefix="kekong-scale-bench-"))
@@ -63,7 +66,7 @@ def run(lines: int, steps: int) -> dict:
     results["ray_start_s"] = round(time.perf_counter() - started, 2)
     try:
         for workers in (1, 2):
-            pool = RayPool(workers, 1.0)
+            pool = RayPool(WorkerBounds(workers, 1.0))
             started = time.perf_counter()
             pool.start()
             warmed = run_batch(warm, Options(root / f"warm-{workers}", layers=LAYERS), pool)
@@ -82,10 +85,14 @@ def run(lines: int, steps: int) -> dict:
                     ray.get(handle.stats.remote())
                 results["ray_call_ms"] = round((time.perf_counter() - started) / calls * 1000, 2)
             pool.close()
+        for workers in (1, 2):
+            results[f"serve {workers} worker(s)"] = serve_jobs(root / f"serve{workers}", workers, lines, steps)
     finally:
         ray.shutdown()
     one, two = results["ray 1 worker(s)"], results["ray 2 worker(s)"]
     results["ratio_2_vs_1"] = round(two["images_per_s"] / one["images_per_s"], 2)
+    results["serve_ratio_2_vs_1"] = round(results["serve 2 worker(s)"]["jobs_per_s"]
+                                          / results["serve 1 worker(s)"]["jobs_per_s"], 2)
     results["overhead_per_line_ms"] = round((one["wall_s"] / one["lines"] - one["line_s"]) * 1000, 1)
     # one core's seconds per image: the least disturbed of the three measurements of the same lines
     per_image = min(results[name]["line_s"] for name in ("one process", "ray 1 worker(s)", "ray 2 worker(s)"))
@@ -94,6 +101,33 @@ def run(lines: int, steps: int) -> dict:
                                "usd_per_1000_images": round(1000 * per_image / 3600 * CPU_HOUR_USD, 4),
                                "driver_bound_images_per_s": round(1000 / max(results["overhead_per_line_ms"], 0.1), 1)}
     return results
+
+
+def serve_jobs(folder: Path, workers: int, jobs: int, steps: int) -> dict:
+    """`kekong serve --ray --workers N` in this process (the API's services, no HTTP): warm each
+    actor with a job, then post `jobs` at once and time them to the last one done."""
+    from kekong.scale.bounds import WorkerBounds
+    from kekong.server.config import ServerConfig
+    from kekong.server.services import Services
+
+    services = Services.start(ServerConfig(data_dir=folder, ui=False, ray="local",
+                                           ray_pool=WorkerBounds(workers, 1.0)))
+    try:
+        request = {"prompt": "a red star", "width": 64, "height": 64, "steps": steps}
+
+        def run_all(count: int, first_seed: int) -> float:
+            started = time.perf_counter()
+            ids = [services.submit({**request, "seed": first_seed + i}, "generate")[0].id for i in range(count)]
+            for job_id in ids:
+                assert services.worker.finished_event(job_id).wait(900), job_id
+                assert services.store.get(job_id).status == "done", services.store.get(job_id).error
+            return time.perf_counter() - started
+
+        run_all(workers, 5000)  # each actor loads torch and the model once
+        wall = run_all(jobs, 1)
+        return {"jobs": jobs, "wall_s": round(wall, 2), "jobs_per_s": round(jobs / wall, 3)}
+    finally:
+        services.stop()
 
 
 def table(r: dict) -> str:
@@ -109,7 +143,12 @@ def table(r: dict) -> str:
              f"{r['ray_start_s']} s; load average at start {r['load']:.1f} on {r['cpus']} CPUs",
              f"100 workers (paper): {est['images_per_s']} images/s at the measured {r['per_image_s']} s per image, "
              f"${est['usd_per_1000_images']} per 1000 images at ${CPU_HOUR_USD}/vCPU-hour; one driver "
-             f"dispatches at most ≈ {est['driver_bound_images_per_s']} lines/s at this overhead"]
+             f"dispatches at most ≈ {est['driver_bound_images_per_s']} lines/s at this overhead",
+             "", "| kekong serve --ray | jobs | jobs/s | wall s |", "|---|---|---|---|"]
+    for name in ("serve 1 worker(s)", "serve 2 worker(s)"):
+        e = r[name]
+        rows.append(f"| {name.removeprefix('serve ')} | {e['jobs']} | {e['jobs_per_s']} | {e['wall_s']} |")
+    rows += ["", f"serve, 2 vs 1 worker: {r['serve_ratio_2_vs_1']}× (jobs posted at once; one job per actor)"]
     return "\n".join(rows)
 
 

@@ -287,7 +287,8 @@ def test_the_full_preview_of_a_job_decodes_with_the_jobs_vae(env):
 
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     running = Running("job", model=env.base, vae=env.vaes[1], latents=latents)
-    services = Services(None, None, SimpleNamespace(running=running), {"show_progress_type": "Full"})
+    worker = SimpleNamespace(running=running, running_job=lambda job_id: running if job_id == "job" else None)
+    services = Services(None, None, worker, {"show_progress_type": "Full"})
     assert np.array_equal(services.preview("job"), decode_with_file(env.vaes[1], latents))
     running.vae = None
     assert np.array_equal(services.preview("job"), render(latents, load_base(env.base), "Full"))

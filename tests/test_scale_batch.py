@@ -130,7 +130,7 @@ def test_batch_mistakes_are_named(tmp_path, args, message):
 
 
 def test_a_bare_ray_flag_means_a_local_ray():
-    from kekong.cli.batch import bare_ray_flag
+    from kekong.cli.ray_options import bare_ray_flag
 
     assert bare_ray_flag(["batch", "m.jsonl", "--ray"]) == ["batch", "m.jsonl", "--ray", "local"]
     assert bare_ray_flag(["batch", "--ray", "m.jsonl"]) == ["batch", "--ray", "local", "m.jsonl"]
@@ -142,13 +142,14 @@ def test_a_bare_ray_flag_means_a_local_ray():
 def test_a_free_worker_takes_its_model_and_switches_only_for_a_backlog():
     from collections import deque
 
+    from kekong.scale.bounds import WorkerBounds
     from kekong.scale.ray_pool import RayPool, Slot
     from kekong.scale.work import Task
 
     def queues(**counts):
         return {model: deque(Task(i, {}, [], "", model) for i in range(n)) for model, n in counts.items()}
 
-    pool = RayPool(workers=4)
+    pool = RayPool(WorkerBounds(workers=4))
     a1, a2, b1, fresh = Slot("a1", None, "A"), Slot("a2", None, "A"), Slot("b1", None, "B"), Slot("new", None)
     pool.slots = [a1, a2, b1, fresh]
     assert pool.pick(a1, queues(A=1, B=5)).model == "A"  # its own model first

@@ -33,9 +33,10 @@ def cluster():
 
 
 def pool(workers=2, cpus=1.0):
+    from kekong.scale.bounds import WorkerBounds
     from kekong.scale.ray_pool import RayPool
 
-    return RayPool(workers, cpus)
+    return RayPool(WorkerBounds(workers, cpus))
 
 
 def files(folder) -> dict[str, bytes]:

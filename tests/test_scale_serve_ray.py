@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from kekong.scale.bounds import WorkerBounds
 from kekong.server.config import ServerConfig
 from kekong.server.services import Services
 from kekong.server.status import JobStatus
@@ -31,7 +32,8 @@ def cluster():
 
 @pytest.fixture()
 def services(cluster, tmp_path):
-    started = Services.start(ServerConfig(data_dir=tmp_path / "store", ui=False, ray="local", ray_workers=1))
+    config = ServerConfig(data_dir=tmp_path / "store", ui=False, ray="local", ray_pool=WorkerBounds(workers=1))
+    started = Services.start(config)
     yield started
     started.stop()
 
@@ -79,3 +81,42 @@ def test_a_worker_killed_mid_job_is_retried_on_another_with_the_same_seed(servic
 
     folder = services.store.output_dir
     assert (load_image(folder(job.id) / image["file"]) == load_image(folder(again.id) / same["file"])).all()
+
+
+def test_two_actors_run_two_jobs_at_once_with_their_progress_and_cancel_reaching_the_actor(cluster, tmp_path):
+    """Two workers: two jobs RUNNING together (a third waits queued), each one's steps move on the
+    head while it runs on its actor (/v1/jobs/{id} and /sdapi/v1/progress), and a DELETE stops the
+    job on its actor at the next step (it does not run to its end)."""
+    from fastapi.testclient import TestClient
+
+    from kekong.server.app import create_app
+
+    config = ServerConfig(data_dir=tmp_path / "store", ui=False, ray="local", ray_pool=WorkerBounds(workers=2))
+    with TestClient(create_app(config)) as client:
+        services = client.app.state.services
+        assert services.worker.slots == 2
+        long = {**JOB, "steps": 150, "batch_count": 3}  # 450 steps: seconds to watch, even on an idle core
+        ids = [client.post("/v1/jobs", json={**long, "seed": 5 + i}).json()["id"] for i in range(3)]
+        deadline = time.monotonic() + 240
+        seen_together = moved = False
+        while time.monotonic() < deadline and not (seen_together and moved):
+            statuses = [client.get(f"/v1/jobs/{job_id}").json() for job_id in ids]
+            running = [s for s in statuses if s["status"] == "running"]
+            seen_together = seen_together or len(running) == 2
+            assert len(running) <= 2 and statuses[2]["status"] in ("queued", "running")
+            if len(running) == 2:
+                assert statuses[2]["status"] == "queued"  # back-pressure: no third actor, no third job
+            steps = [s["progress"]["step"] for s in running]
+            moved = moved or (seen_together and any(0 < step < 450 for step in steps))
+            time.sleep(0.2)
+        assert seen_together and moved
+        progress = client.get("/sdapi/v1/progress?skip_current_image=true").json()
+        assert 0 < progress["state"]["sampling_step"] < 450 and progress["state"]["job"] == ids[0]
+        assert progress["state"]["job_count"] == 3  # two running, one queued
+        for job_id in ids:
+            assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+        for job_id in ids:
+            assert services.worker.finished_event(job_id).wait(120)
+        done = [services.store.get(job_id) for job_id in ids]
+        assert [job.status for job in done] == [JobStatus.CANCELLED] * 3
+        assert all(job.step < 450 for job in done[:2])  # stopped on the actor, not run to the end

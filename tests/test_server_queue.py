@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kekong.errors import ParameterError
+from kekong.scale.bounds import WorkerBounds
 from kekong.server.app import create_app
 from kekong.server.config import ServerConfig
 from kekong.server.status import JobStatus
@@ -182,9 +183,10 @@ def test_keep_jobs_hours_runs_the_sweeper(tmp_path):
     ({"max_queue": 0}, "--max-queue 0"), ({"keep_jobs_hours": 0}, "--keep-jobs-hours 0"),
     ({"keep_jobs_hours": -2.0}, "--keep-jobs-hours -2.0"),
     # kekong serve --ray: a negative CPU count was Ray's ValueError traceback at start-up; no actor hung every job
-    ({"ray": "local", "ray_cpus_per_worker": -1.0}, "--cpus-per-worker -1.0"),
-    ({"ray": "local", "ray_cpus_per_worker": 0.0}, "--cpus-per-worker 0.0"),
-    ({"ray": "local", "ray_workers": 0}, "--workers 0"),
+    ({"ray": "local", "ray_pool": WorkerBounds(cpus_per_worker=-1.0)}, "--cpus-per-worker -1.0"),
+    ({"ray": "local", "ray_pool": WorkerBounds(cpus_per_worker=0.0)}, "--cpus-per-worker 0.0"),
+    ({"ray": "local", "ray_pool": WorkerBounds(workers=0)}, "--workers 0"),
+    ({"ray": "local", "ray_pool": WorkerBounds(gpus_per_worker=-1)}, "--gpus-per-worker -1"),
 ])
 def test_nonsense_queue_and_retention_settings_are_refused(config, message):
     with pytest.raises(ParameterError, match=message.replace(".", r"\.")):

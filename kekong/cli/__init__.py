@@ -311,7 +311,9 @@ def main() -> None:
     if hint:
         typer.echo(f"error: {hint}", err=True)
         sys.exit(2)
-    sys.argv[1:] = cli_batch.bare_ray_flag(sys.argv[1:])  # `--ray` alone: Ray in this process
+    from kekong.cli.ray_options import bare_ray_flag
+
+    sys.argv[1:] = bare_ray_flag(sys.argv[1:])  # `--ray` alone: Ray in this process
     try:
         app()
     except KekongError as exc:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kekong.cli.fields import NoC2pa, NoMetadata, NoWatermark, SaveRecipe, given, option
+from kekong.cli.ray_options import CpusPerWorker, GpusPerWorker, Ray, Workers
 from kekong.errors import KekongError, ParameterError
 from kekong.provenance.stamp import FORMATS, Layers
 
@@ -160,6 +161,10 @@ def generate(
                                                       "'CFG Scale:2-8 (+2)' (A1111's axis names and ranges)")] = None,
     y: Annotated[str | None, typer.Option("--y", help="grid: the second axis")] = None,
     z: Annotated[str | None, typer.Option("--z", help="grid: the third axis")] = None,
+    ray: Ray = None,
+    workers: Workers = None,
+    cpus_per_worker: CpusPerWorker = None,
+    gpus_per_worker: GpusPerWorker = None,
     fast: Annotated[bool | None, option("fast", "--fast", help="fast mode: several times quicker, a little less "
                                         "faithful (deep features and ControlNet residuals reused between full steps)")
                     ] = None,
@@ -183,6 +188,11 @@ def generate(
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
                     c2pa_thumbnails=c2pa_thumbnails, record_paths=record_paths)
+    if ray is not None or cpus_per_worker is not None:  # grids and batch jobs on Ray actors: kekong.cli.on_ray
+        from kekong.cli.on_ray import on_ray
+
+        if on_ray(locals(), fields, layers):
+            return
     if x or y or z:
         run_grid(fields, [a for a in (x, y, z) if a], out_dir or out.with_suffix(""), layers, not no_score)
         return

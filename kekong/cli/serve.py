@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kekong.cli.ray_options import ActorCpus, GpusPerWorker, Ray, Workers, worker_bounds
 from kekong.server.config import Limits, ServerConfig, limit_range
 
 _DEFAULT = Limits()
@@ -54,11 +55,10 @@ def serve(
     strict: Annotated[bool, typer.Option(
         "--strict", help="A1111 routes refuse fields kekong does not know (default: ignored and named in "
         "info.kekong.warnings, as A1111 ignores them)")] = False,
-    ray: Annotated[str | None, typer.Option(
-        "--ray", help="run jobs on Ray actors: --ray alone starts Ray in this process, --ray auto or "
-        "ray://HOST:10001 joins a cluster (pip install 'kekong[ray]'); the job record stays here")] = None,
-    workers: Annotated[int, typer.Option(help="with --ray: actors, each holding its loaded models", min=1)] = 2,
-    cpus_per_worker: Annotated[float, typer.Option(help="with --ray: CPUs (torch threads) per actor")] = 1.0,
+    ray: Ray = None,
+    workers: Workers = None,
+    cpus_per_worker: ActorCpus = None,
+    gpus_per_worker: GpusPerWorker = None,
 ) -> None:
     """Serve the API and the UI: `kekong serve`, then open http://127.0.0.1:7860/ui."""
     import uvicorn
@@ -79,7 +79,8 @@ def serve(
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
                           allowed_hosts=tuple(allowed_host or ()), allowed_origins=tuple(allow_origin or ()),
                           max_queue=max_queue, keep_jobs_hours=keep_jobs_hours, max_disk_gb=max_disk_gb,
-                          strict=strict, ray=ray, ray_workers=workers, ray_cpus_per_worker=cpus_per_worker)
+                          strict=strict, ray=ray,
+                          ray_pool=worker_bounds(workers, cpus_per_worker, gpus_per_worker))
     config.check()
     if insecure and not config.loopback and not keys:
         typer.echo(f"WARNING: listening on {host} with no API key — anyone who can reach this port can use it",

@@ -18,7 +18,8 @@ from kekong.video.spec import VideoSettings
 # generate's options that a video run takes as they are (init/mask/hires/batch/grid/detail are per image)
 SHARED = ("prompt", "negative", "model", "vae", "refiner", "refiner_switch_at", "prediction_type", "seed", "subseed",
           "subseed_strength", "seed_resize_from", "rng", "steps", "cfg", "sampler", "schedule", "clip_skip", "lora",
-          "no_metadata", "no_watermark", "no_c2pa", "save_recipe")
+          "no_metadata", "no_watermark", "no_c2pa", "save_recipe", "ray", "workers", "cpus_per_worker",
+          "gpus_per_worker")
 # VideoSettings fields → their flags (booleans as on/off pairs)
 VIDEO_FLAGS = {"every": ("--every",), "max_frames": ("--max-frames",), "start": ("--start",), "end": ("--end",),
                "fps": ("--fps",), "same_noise": ("--same-noise/--fresh-noise",), "reference": ("--reference",),
@@ -47,6 +48,7 @@ def parse_frame_control(text: str) -> dict[str, Any]:
 
 def run_video(source: Path, out: Path, size: str | None, control: list[str] | None, options: dict[str, Any]) -> None:
     from kekong.cli.generate import parse_size, request_fields
+    from kekong.cli.ray_options import local_threads, ray_pool, worker_bounds
     from kekong.provenance.stamp import Layers
     from kekong.video.record import write_video
     from kekong.video.run import plan, run
@@ -62,12 +64,27 @@ def run_video(source: Path, out: Path, size: str | None, control: list[str] | No
         fields["width"], fields["height"] = parse_size("--size", size)
         if not (fields["width"] and fields["height"]):  # a 0 side read as "the source's shape" without a word
             raise ParameterError(f"--size {size}: both sides must be given (leave --size out for the source's shape)")
+    bounds = worker_bounds(options.get("workers"), options.get("cpus_per_worker"), options.get("gpus_per_worker"))
+    if options.get("ray") is not None:  # said before any frame is decoded
+        from kekong.scale.frames import check_independent
+
+        check_independent(settings)
     planned = plan(source, out, settings, fields)
     width, height = planned.size
     typer.echo(f"video: {len(planned.numbers)} frames at {width}x{height}, {float(planned.rate):.3g} fps "
                f"→ {out} (frames in {planned.folder.name}/)")
     with FrameBar(len(planned.numbers)) as bar:
-        run(planned, on_frame=bar)
+        if options.get("ray") is None:
+            if options.get("cpus_per_worker") is not None:  # this process's torch threads
+                import torch
+
+                torch.set_num_threads(local_threads(options["cpus_per_worker"]))
+            run(planned, on_frame=bar)
+        else:  # the frames side by side on Ray actors (the batch path): kekong.scale.frames
+            from kekong.scale.frames import run_frames
+
+            with ray_pool(options["ray"], bounds) as pool:
+                run_frames(planned, pool, on_frame=bar)
     layers = Layers(metadata=not options.get("no_metadata"), watermark=not options.get("no_watermark"),
                     c2pa=not options.get("no_c2pa"))
     record = write_video(planned, out, layers)

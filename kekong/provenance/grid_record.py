@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,38 @@ def cell_name(cell: Cell) -> str:
     return "cell-" + "-".join(str(i) for i in cell.position)
 
 
+@dataclass
+class CellImage:
+    """A cell once stamped to its file: what the sheet and grid.json need of it. Plain data, so a
+    cell made elsewhere (a Ray actor, `kekong grid --ray`) comes back as one."""
+
+    file: str
+    seed: int
+    image: np.ndarray  # as generated (the sheet is drawn from these, before any watermark)
+    params: dict[str, Any]  # its infotext parameters (stamp.infotext_params)
+    prompt: str
+    negative_prompt: str
+    fidelity: list[dict] | None = None
+
+
+def stamp_cell(generated: Any, path: Path, layers: Layers) -> CellImage:
+    """Stamp one cell's image to `path` (as every kekong image) and describe it for the sheet."""
+    stamp(generated, path, layers=layers)
+    request = generated.request
+    return CellImage(path.name, generated.seed, generated.image, infotext_params(generated), request.prompt,
+                     request.negative_prompt, generated.fidelity)
+
+
 def write_grid(cells: list[Cell], results: list[Any], axes: list[Axis], out_dir: Path,
                layers: Layers | None = None, sub_grids: bool = False) -> dict[str, Any]:
-    """Write the grid into `out_dir`; returns its summary (also grid.json). A result of None is a
-    cell that was not made (the run was interrupted): blank on the sheet, as A1111 leaves it.
+    """Write the grid into `out_dir`; returns its summary (also grid.json). A result is a cell's
+    `Generated` (stamped here), a `CellImage` (stamped where it was made, into `out_dir`), or None:
+    a cell that was not made (the run was interrupted), blank on the sheet, as A1111 leaves it.
     `sub_grids`: one sheet per Z value too (`grid-z<i>.png`, A1111's "Include Sub Grids")."""
     layers = layers or Layers()
     out_dir.mkdir(parents=True, exist_ok=True)
+    results = [r if r is None or isinstance(r, CellImage) else stamp_cell(r, out_dir / f"{cell_name(c)}.png", layers)
+               for c, r in zip(cells, results, strict=True)]
     made = [g for g in results if g is not None]
     rows = []
     for cell, generated in zip(cells, results, strict=True):
@@ -45,7 +71,7 @@ def write_grid(cells: list[Cell], results: list[Any], axes: list[Axis], out_dir:
             rows.append({"file": None, "sha256": None, "position": list(cell.position), "seed": None, **values,
                          "fidelity": None, "missing": "not made: the grid was interrupted"})
             continue
-        path = stamp(generated, out_dir / f"{cell_name(cell)}.png", layers=layers)
+        path = out_dir / generated.file
         rows.append({"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                      "position": list(cell.position), "seed": generated.seed, **values,
                      "fidelity": generated.fidelity})
@@ -81,10 +107,10 @@ def write_grid(cells: list[Cell], results: list[Any], axes: list[Axis], out_dir:
     return summary
 
 
-def grid_infotext(first: Any, axes: list[Axis]) -> str:
+def grid_infotext(first: CellImage, axes: list[Axis]) -> str:
     """A1111's grid infotext: the first cell's, plus `Script: X/Y/Z plot` and each axis's type and
     values (`Fixed X Values` for a seed axis, as A1111 writes the seeds it drew)."""
-    params = infotext_params(first)
+    params = dict(first.params)
     params.pop("Version", None)
     params["Script"] = "X/Y/Z plot"
     for letter, axis in zip("XYZ", axes, strict=False):
@@ -95,8 +121,7 @@ def grid_infotext(first: Any, axes: list[Axis]) -> str:
         if axis.type.name in ("Seed", "Var. seed"):
             params[f"Fixed {letter} Values"] = ", ".join(str(v) for v in axis.values)
     params["Version"] = "kekong"
-    request = first.request
-    return format_infotext(request.prompt, request.negative_prompt, params)
+    return format_infotext(first.prompt, first.negative_prompt, params)
 
 
 def stamp_sheet(sheet: np.ndarray, path: Path, layers: Layers, infotext: str, summary: dict[str, Any],

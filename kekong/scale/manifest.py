@@ -39,11 +39,12 @@ class Line:
     request: GenerationRequest | None = None
     recipe_hash: str = ""
     error: str | None = None
+    name: str | None = None  # an output name of its own (generate --prompts-file/--batch-dir's A1111 names)
 
     @property
     def stem(self) -> str:
-        """Output name without suffix: line number and recipe hash."""
-        return f"{self.number:05d}-{self.recipe_hash[:HASH_CHARS]}"
+        """Output name without suffix: line number and recipe hash (or the line's own name)."""
+        return self.name if self.name is not None else f"{self.number:05d}-{self.recipe_hash[:HASH_CHARS]}"
 
     @property
     def images(self) -> int:
@@ -88,6 +89,20 @@ def parse_line(number: int, raw: str, folder: Path, options: dict[str, Any], fet
     except KekongError as error:
         return Line(number, error=str(error))
     return Line(number, fields, request, digest)
+
+
+def job_line(number: int, name: str, fields: dict[str, Any], options: dict[str, Any]) -> Line:
+    """A job made elsewhere than in a manifest (generate --prompts-file/--batch-dir) as a line
+    named `name`: its image paths made absolute against the working folder; a field out of bounds
+    raises (every job is checked before the first runs), an image that cannot be read is the
+    line's error (that job is skipped, the others run)."""
+    fields = resolve_inputs(fields, Path.cwd(), None)
+    request = build_request(**fields)
+    try:
+        digest = recipe_hash(request, options)
+    except KekongError as error:
+        return Line(number, fields, request, error=str(error), name=name)
+    return Line(number, fields, request, digest, name=name)
 
 
 def resolve_inputs(fields: dict[str, Any], folder: Path, fetch: Fetch | None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kekong.errors import KekongError, ParameterError
+from kekong.scale.bounds import WorkerBounds
 from kekong.scale.work import PipelineWorker, Task
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,9 @@ class Slot:
 
 @dataclass
 class RayPool:
-    """Run tasks on `workers` actors (see the module's text)."""
+    """Run tasks on `bounds.workers` actors (see the module's text)."""
 
-    workers: int = 2
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
+    bounds: WorkerBounds = field(default_factory=WorkerBounds)
     max_attempts: int = 3
     address: str | None = None
     slots: list[Slot] = field(default_factory=list)
@@ -101,16 +100,12 @@ class RayPool:
     _made: int = 0
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ParameterError(f"--workers {self.workers}: at least 1")
-        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
-            raise ParameterError("--cpus-per-worker must be > 0 and --gpus-per-worker ≥ 0")
+        self.bounds.check()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> RayPool:
-        self._started_ray = connect(self.address, self.workers * self.cpus_per_worker,
-                                    self.workers * self.gpus_per_worker)
-        self.slots = [self._new_slot() for _ in range(self.workers)]
+        self._started_ray = connect(self.address, *self.bounds.totals())
+        self.slots = [self._new_slot() for _ in range(self.bounds.workers)]
         return self
 
     def close(self) -> None:
@@ -132,9 +127,10 @@ class RayPool:
         ray = import_ray()
         self._made += 1
         name = f"w{self._made}"
-        actor = ray.remote(PipelineWorker).options(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
+        bounds = self.bounds
+        actor = ray.remote(PipelineWorker).options(num_cpus=bounds.cpus_per_worker, num_gpus=bounds.gpus_per_worker,
                                                    max_restarts=0, max_task_retries=0)
-        return Slot(name, actor.remote(name, max(1, int(self.cpus_per_worker))))
+        return Slot(name, actor.remote(name, bounds.threads, bounds.gpus_per_worker))
 
     # -- running ---------------------------------------------------------------------------
     def run(self, tasks: list[Task], done: Any) -> None:

@@ -49,31 +49,39 @@ class Options:
     suffix: str = ".png"
     layers: dict[str, bool] = field(default_factory=dict)  # provenance.stamp.Layers' fields
     score: bool = True
+    sidecar: bool = False  # the recipe JSON beside each image (generate --save-recipe)
 
     def hashed(self) -> dict[str, Any]:
         """What joins each line's recipe hash (the folder does not)."""
-        return {"suffix": self.suffix, "layers": dict(sorted(self.layers.items())), "score": self.score}
+        return {"suffix": self.suffix, "layers": dict(sorted(self.layers.items())), "score": self.score,
+                **({"sidecar": True} if self.sidecar else {})}
 
 
 def outputs(line: Line, options: Options) -> list[Path]:
     count = line.images
     if count == 1:
         return [options.out / f"{line.stem}{options.suffix}"]
+    if line.name is not None:  # generate's own names for several images: NAME-0000 …
+        return [options.out / f"{line.stem}-{k:04d}{options.suffix}" for k in range(count)]
     return [options.out / f"{line.stem}-{k}{options.suffix}" for k in range(count)]
 
 
-def plan(lines: Iterable[Line], options: Options) -> tuple[list[Task], list[Line]]:
-    """(tasks to run, lines already finished): a line is finished when all its files exist."""
+def plan(lines: Iterable[Line], options: Options, earlier: dict[int, dict[str, Any]] | None = None
+         ) -> tuple[list[Task], list[Line]]:
+    """(tasks to run, lines already finished): a line is finished when all its files exist — and,
+    for a line with a name of its own (which does not carry the recipe hash), when the earlier
+    summary (`earlier`) recorded it with the same recipe hash."""
     tasks, finished = [], []
     for line in lines:
         if line.error is not None:
             continue
         paths = outputs(line, options)
-        if all(path.is_file() for path in paths):
+        recorded = line.name is None or (earlier or {}).get(line.number, {}).get("recipe_hash") == line.recipe_hash
+        if recorded and all(path.is_file() for path in paths):
             finished.append(line)
             continue
         tasks.append(Task(line.number, line.fields, [str(p) for p in paths], line.recipe_hash, line.model,
-                          options.layers, options.score))
+                          options.layers, options.score, sidecar=options.sidecar))
     return tasks, finished
 
 
@@ -90,12 +98,12 @@ class Summary:
                 self.entries[line.number] = {"line": line.number, "status": "failed", "error": self._clean(line.error),
                                              "seconds": 0.0, "attempts": 0}
         self.lines = len(lines)
-        self._earlier = earlier
+        self.earlier = earlier  # the previous run's entries, by line
         self._written = 0.0
         self.started = time.perf_counter()
 
     def resumed(self, line: Line, names: list[str]) -> None:
-        before = self._earlier.get(line.number)
+        before = self.earlier.get(line.number)
         kept = before if before and before.get("recipe_hash") == line.recipe_hash else {}
         self.entries[line.number] = {**kept, "line": line.number, "recipe_hash": line.recipe_hash,
                                      "status": "resumed", "outputs": names, "seconds": 0.0}
@@ -141,7 +149,7 @@ def run_batch(manifest: Path, options: Options, executor: Executor | None = None
     lines = lines if lines is not None else read_manifest(manifest, options.hashed(), fetch)
     options.out.mkdir(parents=True, exist_ok=True)
     summary = Summary(options.out / SUMMARY, manifest.name, lines, str(manifest.resolve().parent))
-    tasks, finished = plan(lines, options)
+    tasks, finished = plan(lines, options, summary.earlier)
     for line in finished:
         summary.resumed(line, [p.name for p in outputs(line, options)])
 
@@ -158,6 +166,6 @@ def run_batch(manifest: Path, options: Options, executor: Executor | None = None
 
 
 def plan_counts(lines: list[Line], options: Options) -> dict[str, int]:
-    tasks, finished = plan(lines, options)
+    tasks, finished = plan(lines, options, previous_entries(options.out / SUMMARY))
     return {"lines": len(lines), "to_run": len(tasks), "finished": len(finished),
             "refused": sum(1 for line in lines if line.error is not None)}

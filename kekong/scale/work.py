@@ -32,6 +32,10 @@ class Task:
     layers: dict[str, bool] = field(default_factory=dict)
     score: bool = True
     attempts: int = 0  # earlier tries lost with their worker
+    kind: str = "image"  # image: each output stamped (batch lines, grid cells); frame: saved as made (video)
+    keep: bool = False  # the entry carries each image as grid_record.CellImage (a grid's sheet is drawn from them)
+    recipe: str | None = None  # frame: write the frame's recipe JSON here (a video's frame 0)
+    sidecar: bool = False  # image: the recipe JSON beside each (generate --save-recipe)
 
 
 def run_task(task: Task, threads: int | None = None) -> dict[str, Any]:
@@ -62,30 +66,56 @@ def _generate(task: Task, threads: int | None) -> dict[str, Any]:
     results = generate(request)
     if len(results) != len(task.outputs):
         raise KekongError(f"made {len(results)} images, expected {len(task.outputs)}")
-    fidelity = []
+    if task.kind == "frame":
+        return _frame(task, results)
+    fidelity, kept = [], []
     for generated, out in zip(results, task.outputs, strict=True):
         if task.score and generated.units:
             from kekong.fidelity import score_generated
 
             generated.fidelity = score_generated(generated)  # recorded in the recipe too
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        stamp(generated, out, layers=Layers(**task.layers))  # an atomic write: a file there is whole
+        if task.keep:
+            from kekong.provenance.grid_record import stamp_cell
+
+            kept.append(stamp_cell(generated, Path(out), Layers(**task.layers)))
+        else:
+            # an atomic write: a file there is whole
+            stamp(generated, out, recipe_sidecar=task.sidecar, layers=Layers(**task.layers))
         fidelity.append(generated.fidelity)
-    return {"status": "done", "outputs": [Path(out).name for out in task.outputs],
-            "seeds": [generated.seed for generated in results],
-            "fidelity": fidelity if any(fidelity) else None}
+    entry = {"status": "done", "outputs": [Path(out).name for out in task.outputs],
+             "seeds": [generated.seed for generated in results], "fidelity": fidelity if any(fidelity) else None}
+    return {**entry, "kept": kept} if task.keep else entry
+
+
+def _frame(task: Task, results: list[Any]) -> dict[str, Any]:
+    """A video frame: the image saved as made (the video's writer marks the frames), and for the
+    first frame the recipe beside, as `kekong.video.run` writes them."""
+    import json
+
+    from kekong.io import save_image, write_atomic
+
+    [generated] = results
+    if task.recipe:
+        from kekong.provenance.recipe import build_recipe
+
+        write_atomic(Path(task.recipe), json.dumps(build_recipe(generated)).encode())
+    save_image(generated.image, Path(task.outputs[0]))
+    return {"status": "done", "outputs": [Path(task.outputs[0]).name], "seeds": [generated.seed], "fidelity": None}
 
 
 class PipelineWorker:
     """A worker holding its loaded pipelines (the model cache of its process); Ray runs one per
     actor. It keeps which models it ran, for affinity checks and the summary."""
 
-    def __init__(self, name: str, threads: int | None = None) -> None:
+    def __init__(self, name: str, threads: int | None = None, gpus: float = 0.0) -> None:
         from kekong.models.load import quiet_loading
+        from kekong.scale.placement import place
 
         quiet_loading()
         self.name = name
         self.threads = threads
+        self.device = place(gpus)  # the CUDA device Ray assigned this actor, or cpu
         self.models: dict[str, int] = {}  # model → lines run with it
         self.loaded: list[str] = []  # models in the order this worker first loaded them
 
@@ -97,4 +127,5 @@ class PipelineWorker:
         return {**run_task(task, self.threads), "worker": self.name}
 
     def stats(self) -> dict[str, Any]:
-        return {"name": self.name, "pid": os.getpid(), "models": dict(self.models), "loaded": list(self.loaded)}
+        return {"name": self.name, "pid": os.getpid(), "device": self.device, "models": dict(self.models),
+                "loaded": list(self.loaded)}

@@ -178,7 +178,7 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
             "state": {"skipped": running.stop is not None and running.stop.value == "skip",
                       "interrupted": running.cancel or (running.stop is not None and running.stop.value == "interrupt"),
                       "job": running.job_id,
-                      "job_count": queued + 1, "job_timestamp": "0", "job_no": 0,
+                      "job_count": queued + len(svc.worker.runs), "job_timestamp": "0", "job_no": 0,
                       "sampling_step": running.step, "sampling_steps": running.total}}
 
 

@@ -12,6 +12,7 @@ from kekong.declaration import FieldSpec
 from kekong.declaration import spec as declared
 from kekong.errors import ParameterError
 from kekong.request import GenerationRequest
+from kekong.scale.bounds import WorkerBounds
 from kekong.server.inputs import UrlPolicy
 
 # Each limit → the request fields whose declared upper bound it lowers.
@@ -90,8 +91,8 @@ class ServerConfig:
     more_api_keys: tuple[str, ...] = ()  # --api-key given more than once: each caller its own key (fair queue)
     strict: bool = False  # A1111 routes refuse fields kekong does not know (by default: ignored, and named)
     ray: str | None = None  # run jobs on Ray actors: "local" (Ray in this process), "auto", "ray://HOST:PORT"
-    ray_workers: int = 2
-    ray_cpus_per_worker: float = 1.0
+    ray_pool: WorkerBounds = field(default_factory=WorkerBounds)  # with ray: the actors (one job each at a time)
+    shared_store: bool = False  # a Ray Serve replica: other replicas serve the same store (kekong.server.ray_serve)
 
     @property
     def api_keys(self) -> tuple[str, ...]:
@@ -122,10 +123,8 @@ class ServerConfig:
                                  "every job)")
         if self.max_disk_gb is not None and not self.max_disk_gb > 0:
             raise ParameterError(f"--max-disk-gb {self.max_disk_gb}: must be above 0 (leave it out for no limit)")
-        if self.ray is not None and self.ray_workers < 1:  # none: every job would wait for a free actor forever
-            raise ParameterError(f"--workers {self.ray_workers}: at least 1 Ray actor runs the jobs")
-        if self.ray is not None and not self.ray_cpus_per_worker > 0:
-            raise ParameterError(f"--cpus-per-worker {self.ray_cpus_per_worker}: must be above 0")
+        if self.ray is not None:  # no actor: every job would wait for one forever; Ray's own errors are tracebacks
+            self.ray_pool.check()
         if self.ray is not None:  # the optional extra: said before the server starts, not as a start-up traceback
             from kekong.scale.ray_pool import import_ray
 

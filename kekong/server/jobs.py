@@ -85,8 +85,8 @@ def cancel_or_delete(request: Request, job_id: str) -> dict[str, Any] | Response
     images, maps and the input images no other job uses (204)."""
     svc = services(request)
     job = _job(svc, job_id)
-    running = svc.worker.running
-    if running is not None and running.job_id == job_id and running.cancel:
+    running = svc.worker.running_job(job_id)
+    if running is not None and running.cancel:
         raise HTTPException(409, f"job {job_id} is still running (asked to stop); it can be deleted once it has "
                                  "stopped")
     if not job.status.finished:
@@ -128,8 +128,8 @@ def _file(request: Request, job_id: str, index: int, kind: str) -> FileResponse:
 
 
 def describe(job: Job, svc: Services) -> dict[str, Any]:
-    running = svc.worker.running
-    step = running.step if running is not None and running.job_id == job.id else job.step
+    running = svc.worker.running_job(job.id)  # several run at once under serve --ray
+    step = running.step if running is not None else job.step
     answer: dict[str, Any] = {
         "id": job.id, "kind": job.kind, "status": job.status, "error": job.error, "retryable": job.retryable,
         "progress": {"step": step, "total": job.total, "fraction": step / job.total if job.total else 0.0},

@@ -43,14 +43,15 @@ class Services:
     @classmethod
     def start(cls, config: ServerConfig) -> Services:
         store = JobStore(config.store_dir())
-        store.recover()
-        execute = None
-        if config.ray is not None:  # jobs handed to a Ray actor pool (kekong serve --ray)
+        if not config.shared_store:  # a replica's peers run jobs now: the deployment recovered the store at its start
+            store.recover()
+        execute, slots = None, 1
+        if config.ray is not None:  # jobs handed to a Ray actor pool (kekong serve --ray), one per actor at once
             from kekong.server.ray_jobs import RayJobs
 
-            execute = RayJobs(None if config.ray == "local" else config.ray, config.ray_workers,
-                              config.ray_cpus_per_worker)
-        worker = Worker(store, execute=execute)
+            execute = RayJobs(None if config.ray == "local" else config.ray, config.ray_pool)
+            slots = execute.slots
+        worker = Worker(store, execute=execute, slots=slots, shared=config.shared_store)
         services = cls(config, store, worker)
         services.options.update(services._saved_options())
         worker.start()
@@ -148,8 +149,8 @@ class Services:
         from kekong.models.load import load_base
         from kekong.models.patch import with_vae
 
-        running = self.worker.running
-        if running is None or running.latents is None or (job_id is not None and running.job_id != job_id):
+        running = self.worker.running if job_id is None else self.worker.running_job(job_id)
+        if running is None or running.latents is None:
             return None
         model = with_vae(load_base(running.model), running.vae)  # the job's view: no lock, no patched parts
         return render(running.latents, model, self.options["show_progress_type"])

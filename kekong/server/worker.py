@@ -2,6 +2,11 @@
 their results. Progress and the latest step's latents stay in memory for `/progress` and the UI.
 Whoever waits for a job subscribes to its end (`when_finished`); the worker calls them when it
 files the result, so nobody polls.
+
+`slots` jobs run at once (1 here; `kekong serve --ray` has one per Ray actor, each job in a thread
+of its own): the worker claims a job only while a slot is free, so the rest wait, durable, in the
+store's queue (back-pressure). A `shared` store is one that other processes' workers also take jobs
+from (Ray Serve replicas, kekong.server.ray_serve): a waiter there is also told of jobs they finish.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Running:
     total: int = 0
     started: float = 0.0
     latents: Any = None  # the latest step's latents (a preview is decoded only when asked for)
+    last_write: float = 0.0  # when its progress was last written to the store
     cancel: bool = False  # DELETE /v1/jobs/{id}: stop and keep nothing
     stop: Any = None  # a generation.loop.Stop: end the batch now and keep it (A1111's skip / interrupt)
     stopped: list[str] | None = None  # the Stops the generation obeyed, in order ("skip", "interrupt")
@@ -43,31 +49,47 @@ Execute = Callable[[Job, Any, Path, Callable[[Any], Any]], dict[str, Any]]
 
 
 class Worker:
-    def __init__(self, store: JobStore, progress_interval: float = 0.25, execute: Execute | None = None) -> None:
+    def __init__(self, store: JobStore, progress_interval: float = 0.25, execute: Execute | None = None,
+                 slots: int = 1, shared: bool = False) -> None:
         self.store = store
+        self.shared = shared  # other processes run jobs of this store too (Ray Serve replicas): waits also poll it
         self.progress_interval = progress_interval
         self.execute: Execute = execute or run_generation
-        self.running: Running | None = None
+        self.slots = max(1, slots)
+        self.runs: dict[str, Running] = {}  # job id → what runs, oldest first
+        self._threads: list[threading.Thread] = []
         self._wake = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
         self._waiters: dict[str, list[Callable[[], None]]] = {}  # job id → called once it has finished
         self._waiters_lock = threading.Lock()
-        self._last_write = 0.0  # when progress was last written to the store
+
+    @property
+    def running(self) -> Running | None:
+        """The job that has run longest (A1111's one current job), or None when idle."""
+        return next(iter(list(self.runs.values())), None)
+
+    def running_job(self, job_id: str) -> Running | None:
+        """What runs for this job, or None when it does not run now."""
+        return self.runs.get(job_id)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="kekong-worker", daemon=True)
         self._thread.start()
+        if self.shared:
+            threading.Thread(target=self._watch, name="kekong-watch", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._wake:
             self._stop = True
-            if self.running is not None:
-                self.running.cancel = True
+            for running in list(self.runs.values()):
+                running.cancel = True
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in [self._thread, *self._threads]:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def notify(self) -> None:
         """A job was queued."""
@@ -95,8 +117,8 @@ class Worker:
         if self.store.cancel_queued(job_id):
             self._signal(job_id)
             return True
-        running = self.running
-        if running is not None and running.job_id == job_id:
+        running = self.runs.get(job_id)
+        if running is not None:
             running.cancel = True
             return True
         return False
@@ -130,28 +152,39 @@ class Worker:
             with self._wake:
                 if self._stop:
                     return
+                if len(self.runs) >= self.slots:  # every slot busy: the queue waits in the store
+                    self._wake.wait(timeout=1.0)
+                    continue
             job = self.store.claim_next()
             if job is None:
                 with self._wake:
                     if not self._stop:
                         self._wake.wait(timeout=1.0)
                 continue
-            self._run(job)
+            running = Running(job.id, model=job.payload["request"].get("model"),
+                              vae=job.payload["request"].get("vae"), total=job.total, started=time.time(),
+                              stopped=[])
+            self.runs[job.id] = running
+            if self.slots == 1:
+                self._run(job, running)
+                continue
+            thread = threading.Thread(target=self._run, args=(job, running), name=f"kekong-job-{job.id}",
+                                      daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, running: Running) -> None:
         from kekong.generation.loop import Cancelled
         from kekong.request import build_request
 
-        self.running = Running(job.id, model=job.payload["request"].get("model"),
-                               vae=job.payload["request"].get("vae"), total=job.total,
-                               started=time.time(), stopped=[])
         names: dict[str, str] = {}  # blob path → the fields it is (a message names those, not the path)
         try:
             fields, names = self.store.request_fields(job)
             request = build_request(**fields)  # the stored request, read back once
-            result = self.execute(job, request, self.store.output_dir(job.id), self._on_step)
-            if self.running.stopped:
-                result = {**result, "stopped": self.running.stopped}  # some images are partial
+            result = self.execute(job, request, self.store.output_dir(job.id),
+                                  lambda info: self._on_step(running, info))
+            if running.stopped:
+                result = {**result, "stopped": running.stopped}  # some images are partial
             self.store.finish(job.id, JobStatus.DONE, result=result)
         except Cancelled:
             self.store.finish(job.id, JobStatus.CANCELLED, error="cancelled while running")
@@ -162,18 +195,17 @@ class Worker:
             detail = self.store.blobs.scrub(f"{type(error).__name__}: {error}", names)
             self.store.finish(job.id, JobStatus.FAILED, error=f"internal error: {detail}")
         finally:
-            self.running = None
+            with self._wake:
+                self.runs.pop(job.id, None)
+                self._wake.notify_all()  # a slot is free
             self._signal(job.id)
 
-    def _on_step(self, info: Any) -> Any:
-        running = self.running
-        if running is None:
-            return True
+    def _on_step(self, running: Running, info: Any) -> Any:
         running.step += 1
         running.latents = info.shown  # the predicted clean latents where the sampler gives them (A1111)
         now = time.time()
-        if now - self._last_write >= self.progress_interval or running.step == running.total:
-            self._last_write = now
+        if now - running.last_write >= self.progress_interval or running.step == running.total:
+            running.last_write = now
             self.store.progress(running.job_id, running.step, running.total)
         if running.cancel:
             return False
@@ -184,6 +216,19 @@ class Worker:
                 running.stop = None  # one batch only
             return stop
         return True
+
+    def _watch(self, period: float = 0.5) -> None:
+        """A shared store: a job another process finishes is not signalled here, so whoever waits
+        for one learns it from the store (every `period` seconds)."""
+        while True:
+            with self._wake:
+                if self._stop:
+                    return
+            for job_id in list(self._waiters):
+                job = self.store.get(job_id)
+                if job is None or job.status.finished:
+                    self._signal(job_id)
+            time.sleep(period)
 
     def _signal(self, job_id: str) -> None:
         """The job has finished: call (and forget) whoever waits for it."""
@@ -215,6 +260,10 @@ def run_generation(job: Job, request: Any, out_dir: Path, on_step: Callable[[Any
         from kekong.server.video_run import run_video_job
 
         return run_video_job(job, request, out_dir, on_step)
+    if answer.get("local"):  # `kekong generate` through this server: the CLI stamps what comes back
+        from kekong.server.local_run import run_local
+
+        return run_local(request, out_dir, on_step, answer)
     if answer.get("grid"):  # A1111's X/Y/Z plot: one job, a cell at a time
         from kekong.server.grid_job import run_grid
 

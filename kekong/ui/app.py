@@ -290,7 +290,7 @@ class UI:
             raise gr.Error(str(error)) from None
         event = self.services.worker.finished_event(job.id)
         while not event.wait(0.3):
-            running = self.services.worker.running
+            running = self.services.worker.running_job(job.id)
             preview = self.services.preview(job.id)
             if preview is not None and running is not None:
                 yield enlarged(preview), f"step {running.step} / {running.total}", None

@@ -59,8 +59,8 @@ def run(ui: Any, parts: dict[str, Any], data: dict[Any, Any]) -> Iterator[tuple[
         raise gr.Error(str(error)) from None
     finished = ui.services.worker.finished_event(job.id)
     while not finished.wait(0.3):
-        running = ui.services.worker.running
-        mine = running is not None and running.job_id == job.id
+        running = ui.services.worker.running_job(job.id)
+        mine = running is not None
         yield gr.skip(), f"step {running.step} / {running.total}" if mine else "queued", gr.skip()
     job = ui.services.store.get(job.id)
     if job.status != "done":

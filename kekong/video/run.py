@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,29 +156,16 @@ def run(plan: Plan, on_step: Callable | None = None, on_frame: Callable[[FrameDo
     """Generate every frame not yet in the folder; each is written as it finishes."""
     from kekong.generation.pipeline import generate
 
-    plan.folder.mkdir(parents=True, exist_ok=True)
-    (plan.folder / "source").mkdir(exist_ok=True)
-    write_atomic(plan.folder / "run.json", json.dumps({"fingerprint": plan.fingerprint, "seed": plan.seed,
-                                                       "frames": len(plan.numbers)}).encode())
-    settings = plan.settings
-    smoother = PoseSmoother(settings.smoothing_cutoff, settings.smoothing_beta)
     previous_source = previous_output = None
     started, made = time.perf_counter(), 0
     total = len(plan.numbers)
-    sources = decode.frames(plan.source, plan.numbers)
-    for position, (number, image) in enumerate(sources):
-        frame = fit(image, plan.size)
-        source_file = plan.source_path(position)
-        if not source_file.is_file():
-            save_image(frame, source_file)
-        maps = _pose_maps(plan, position, frame, smoother)  # every frame, so the filter sees each
+    for position, number, frame, maps in source_frames(plan):
         out_file = plan.frame_path(position)
         skipped = out_file.is_file()
         if skipped:
             output = load_image(out_file)
         else:
-            request = build_request(**_request_fields(plan, position, frame, previous_source, previous_output,
-                                                      maps))
+            request = build_request(**frame_fields(plan, position, frame, previous_source, previous_output, maps))
             [generated] = generate(request, on_step)
             output = generated.image
             if position == 0:  # the video's recipe is frame 0's (and the settings): kept for a resumed run
@@ -192,6 +179,24 @@ def run(plan: Plan, on_step: Callable | None = None, on_frame: Callable[[FrameDo
             left = total - position - 1
             rate = (time.perf_counter() - started) / made if made else None
             on_frame(FrameDone(position + 1, total, number, skipped, rate * left if rate is not None else None))
+
+
+def source_frames(plan: Plan) -> Iterator[tuple[int, int, np.ndarray, dict[int, dict[str, Any]]]]:
+    """(position, source frame number, the frame at the generation size, its pose maps) for each
+    selected frame, in order; the folder and its run.json made first, each frame saved under
+    source/ (later frames' control units read it there), pose maps drawn for every frame (so the
+    smoothing filter sees each)."""
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    (plan.folder / "source").mkdir(exist_ok=True)
+    write_atomic(plan.folder / "run.json", json.dumps({"fingerprint": plan.fingerprint, "seed": plan.seed,
+                                                       "frames": len(plan.numbers)}).encode())
+    smoother = PoseSmoother(plan.settings.smoothing_cutoff, plan.settings.smoothing_beta)
+    for position, (number, image) in enumerate(decode.frames(plan.source, plan.numbers)):
+        frame = fit(image, plan.size)
+        source_file = plan.source_path(position)
+        if not source_file.is_file():
+            save_image(frame, source_file)
+        yield position, number, frame, _pose_maps(plan, position, frame, smoother)
 
 
 def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -212,8 +217,10 @@ def frame_seed(plan: Plan, position: int) -> int:
     return plan.seed if plan.settings.same_noise else (plan.seed + position) % 2**32
 
 
-def _request_fields(plan: Plan, position: int, frame: np.ndarray, previous_source: np.ndarray | None,
-                    previous_output: np.ndarray | None, maps: dict[int, dict[str, Any]]) -> dict[str, Any]:
+def frame_fields(plan: Plan, position: int, frame: np.ndarray, previous_source: np.ndarray | None,
+                 previous_output: np.ndarray | None, maps: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The request fields of one frame: its seed, its units on the source frame (or its pose map),
+    the key-frame reference, and the flow start from the previous output when there is one."""
     settings = plan.settings
     fields = _frame_fields(plan.fields, {FRAME: str(plan.source_path(position))}, frame_seed(plan, position))
     fields["controls"] = [maps.get(index, unit) for index, unit in enumerate(fields["controls"])]
