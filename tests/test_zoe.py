@@ -101,14 +101,15 @@ def test_the_midas_resize_keeps_the_nearer_scale_in_multiples_of_32():
 
 
 def test_the_inverse_attractor_pulls_each_centre_by_its_formula():
-    layer = Attractor(4, n_attractors=1, hidden=4, alpha=1000.0, gamma=2)
+    layer = Attractor(4, n_attractors=1, hidden=4, alpha=zoe.ZOED_N.alpha, gamma=2)
     with torch.no_grad():
         layer._net[2].weight.zero_()
         layer._net[2].bias.fill_(math.log(math.exp(2.0) - 1))  # softplus → the attractor sits at 2.0
     centres = torch.tensor([1.9, 2.0, 2.1, 5.0]).view(1, 4, 1, 1)
     moved = layer(torch.zeros(1, 4, 1, 1), centres, torch.zeros(1, 4, 1, 1))[0, :, 0, 0]
     dx = 2.0 - centres.flatten()
-    assert torch.allclose(moved, centres.flatten() + dx / (1 + 1000 * dx**2), atol=1e-6)
+    assert zoe.ZOED_N.alpha == 300  # ZoeDepth's inv_attractor default: the layer never passes its own 1000
+    assert torch.allclose(moved, centres.flatten() + dx / (1 + 300 * dx**2), atol=1e-6)
     assert moved[1] == 2.0 and 1.9 < moved[0] < 2.0 and moved[3] < 5.0
 
 

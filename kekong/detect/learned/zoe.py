@@ -1,6 +1,7 @@
 """`depth_zoe`: ZoeDepth (Bhat et al., 2023) as the extension's annotator runs `ZoeD_M12_N.pt`: the
 single-head ZoeD-N (config_zoedepth.json: 64 softplus bin centres, attractors 16/8/4/1 of the
-inverse kind, mean-aggregated, α 1000, γ 2, log-binomial output at temperatures 0.0212–50) on MiDaS's
+inverse kind, mean-aggregated, γ 2 and α 300 — the config's 1000 is stored on the layer but never passed to
+`inv_attractor`, whose default acts —, log-binomial output at temperatures 0.0212–50) on MiDaS's
 DPT_BEiT_L_384 (zoe_beit.py).
 
 Processing, as the annotator: RGB / 255; each pass pads the image by reflection (⌊√(side/2)·3⌋ per side),
@@ -40,7 +41,7 @@ class ZoeConfig:
     n_attractors: tuple[int, ...] = (16, 8, 4, 1)
     seed_mlp: int = 256  # SeedBinRegressorUnnormed's hidden width
     mlp: int = 128  # the projectors' and attractors' hidden width
-    alpha: float = 1000.0
+    alpha: float = 300.0  # the config says 1000, but the layer never passes it: inv_attractor's default acts
     gamma: int = 2
     min_temp: float = 0.0212
     max_temp: float = 50.0
