@@ -178,3 +178,14 @@ def test_api_job_of_kind_repose(tmp_path, tiny):
         recipe = load_recipe(tmp_path / "out.png")
         assert "/" not in recipe["request"]["repose"]["image"]  # the photo by name, no server path
         assert [r["field"] for r in recipe["inputs"]] == ["repose.image"]
+
+
+def test_a_recipe_from_before_the_layered_warp_replays_the_plain_warp():
+    from kekong.provenance.replay import upgraded
+
+    pose = pose_of(FIGURE).to_json()
+    old = {"prompt": "x", "repose": {"image": "photo.png", "pose": pose, "warp": "rigid"}}
+    assert upgraded(old)["repose"]["layered"] is False and "layered" not in old["repose"]
+    new = {"prompt": "x", "repose": {"image": "photo.png", "pose": pose, "layered": True}}
+    assert upgraded(new) is new
+    assert upgraded({"prompt": "x", "repose": None}) == {"prompt": "x", "repose": None}

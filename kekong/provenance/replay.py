@@ -84,6 +84,15 @@ def differences(recipe: dict[str, Any]) -> list[str]:
     return [f"{key}: recipe {then.get(key)!r}, here {now[key]!r}" for key in compared if then.get(key) != now[key]]
 
 
+def upgraded(fields: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's request fields with the value its kekong used for a field whose default changed since:
+    a re-pose recorded without `layered` was warped by one MLS warp of the whole picture."""
+    repose = fields.get("repose")
+    if isinstance(repose, dict) and "layered" not in repose:
+        return {**fields, "repose": {**repose, "layered": False}}
+    return fields
+
+
 def replay(recipe: dict[str, Any], on_step=None, folders: Sequence[Path] = ()):
     """The recipe's image, regenerated; returns (Generated, warnings). Inputs and models are looked
     for in `folders`, then the current folder (by name, then by sha256)."""
@@ -95,6 +104,7 @@ def replay(recipe: dict[str, Any], on_step=None, folders: Sequence[Path] = ()):
         fields = dict(recipe["request"])
     else:
         fields, warnings = located_request(recipe, [*map(Path, folders), Path.cwd()])
+    fields = upgraded(fields)
     image = recipe["image"]
     # Re-run the image's own batch: batched kernels are not bit-identical to single runs.
     fields.update(seed=image["batch_seed"], batch_count=1)
