@@ -137,8 +137,11 @@ def test_a_checkpoint_with_a_renamed_key_is_refused_naming_it(tiny_model, networ
 
 
 def test_without_weights_the_error_names_the_file(astronaut):
-    with pytest.raises(MissingWeightsError, match=r"Annotators/dsine\.pt from the Hugging Face repo "
-                                                  r"bdsqlsz/qinglong_controlnet-lllite.*normal_midas"):
+    with pytest.raises(
+        MissingWeightsError,
+        match=r"Annotators/dsine\.pt from the Hugging Face repo "
+        r"bdsqlsz/qinglong_controlnet-lllite.*normal_midas",
+    ):
         run("normal_dsine", astronaut, res=64)
 
 
@@ -150,9 +153,16 @@ def test_the_api_runs_the_extensions_name_with_its_sliders(tiny_model, network, 
     _save(tiny_model, network)
     picture = np.random.default_rng(4).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     with TestClient(create_app(ServerConfig(data_dir=tmp_path / "server", ui=False))) as client:
-        answer = client.post("/controlnet/detect", json={
-            "controlnet_module": "normal_dsine", "controlnet_input_images": [b64_png(picture)],
-            "controlnet_processor_res": 64, "controlnet_threshold_a": 45.0, "controlnet_threshold_b": 2})
+        answer = client.post(
+            "/controlnet/detect",
+            json={
+                "controlnet_module": "normal_dsine",
+                "controlnet_input_images": [b64_png(picture)],
+                "controlnet_processor_res": 64,
+                "controlnet_threshold_a": 45.0,
+                "controlnet_threshold_b": 2,
+            },
+        )
     assert answer.status_code == 200, answer.text
     image = np.asarray(decode(answer.json()["images"][0]).convert("RGB"))
     assert np.array_equal(image, run("normal_dsine", picture, res=64, fov=45.0, iterations=2).image)

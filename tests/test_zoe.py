@@ -21,9 +21,23 @@ from kekong.detect.learned.zoe_beit import BeitConfig, relative_position_index
 from kekong.errors import KekongError, MissingWeightsError
 
 TINY = ZoeConfig(
-    beit=BeitConfig(embed_dim=32, depth=4, num_heads=2, hooks=(0, 1, 2, 3), img_size=64,
-                    reassemble=(8, 16, 32, 32), features=8, head_features=4, num_classes=10),
-    n_bins=8, bin_embedding_dim=8, n_attractors=(4, 2, 2, 1), seed_mlp=8, mlp=8)
+    beit=BeitConfig(
+        embed_dim=32,
+        depth=4,
+        num_heads=2,
+        hooks=(0, 1, 2, 3),
+        img_size=64,
+        reassemble=(8, 16, 32, 32),
+        features=8,
+        head_features=4,
+        num_classes=10,
+    ),
+    n_bins=8,
+    bin_embedding_dim=8,
+    n_attractors=(4, 2, 2, 1),
+    seed_mlp=8,
+    mlp=8,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -168,8 +182,14 @@ def test_the_api_runs_the_extensions_name(tiny_model, network, tmp_path, small_g
     _save(tiny_model, network)
     picture = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     with TestClient(create_app(ServerConfig(data_dir=tmp_path / "server", ui=False))) as client:
-        answer = client.post("/controlnet/detect", json={"controlnet_module": "depth_zoe", "controlnet_input_images":
-                                                         [b64_png(picture)], "controlnet_processor_res": 64})
+        answer = client.post(
+            "/controlnet/detect",
+            json={
+                "controlnet_module": "depth_zoe",
+                "controlnet_input_images": [b64_png(picture)],
+                "controlnet_processor_res": 64,
+            },
+        )
     assert answer.status_code == 200, answer.text
     image = np.asarray(decode(answer.json()["images"][0]).convert("RGB"))
     assert image.shape == (64, 64, 3) and (image == image[:, :, :1]).all() and image.min() == 0 and image.max() == 255

@@ -34,6 +34,7 @@ MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224,
 
 def pad_input(height: int, width: int) -> tuple[int, int, int, int]:
     """DSINE's `pad_input`: left, right, top, bottom pads centring the image in multiples of 32."""
+
     def split(side: int) -> tuple[int, int]:
         if side % 32 == 0:
             return 0, 0
@@ -47,8 +48,7 @@ def pad_input(height: int, width: int) -> tuple[int, int, int, int]:
 def intrinsics_from_fov(fov: float, height: int, width: int) -> torch.Tensor:
     """3×3: focal so that `fov` degrees span the longer side, principal point at the centre (top-left pixel 0)."""
     focal = (max(width, height) / 2.0) / np.tan(np.deg2rad(fov / 2.0))
-    return torch.tensor([[focal, 0, width / 2.0 - 0.5], [0, focal, height / 2.0 - 0.5], [0, 0, 1]],
-                        dtype=torch.float32)
+    return torch.tensor([[focal, 0, width / 2.0 - 0.5], [0, focal, height / 2.0 - 0.5], [0, 0, 1]], dtype=torch.float32)
 
 
 @lru_cache(maxsize=2)
@@ -70,17 +70,32 @@ def normals(network: DSINE, image: np.ndarray, fov: float, iterations: int) -> n
     intrins[:, 1, 2] += top
     with torch.inference_mode():
         normal = network(x, intrins, num_iter=iterations)[-1]
-    return normal[0, :, top:top + height, left:left + width].permute(1, 2, 0).numpy()
+    return normal[0, :, top : top + height, left : left + width].permute(1, 2, 0).numpy()
 
 
-@detector("normal_dsine", "DSINE surface normals (learned; dsine.pt), the extension's colours ((n + 1) / 2); "
-          "Fov sets the camera, Iterations the refinement steps.",
-          params=(Param("fov", 60.0, "Fov: the camera's field of view across the longer side, degrees", 0.0, 360.0),
-                  Param("iterations", 5, "Iterations: refinement steps", 1, 20), WEIGHTS_PARAM),
-          feeds=("control_v11p_sd15_normalbae",), needs_weights=DSINE_FILE, pad64=False)
+@detector(
+    "normal_dsine",
+    "DSINE surface normals (learned; dsine.pt), the extension's colours ((n + 1) / 2); "
+    "Fov sets the camera, Iterations the refinement steps.",
+    params=(
+        Param("fov", 60.0, "Fov: the camera's field of view across the longer side, degrees", 0.0, 360.0),
+        Param("iterations", 5, "Iterations: refinement steps", 1, 20),
+        WEIGHTS_PARAM,
+    ),
+    feeds=("control_v11p_sd15_normalbae",),
+    needs_weights=DSINE_FILE,
+    pad64=False,
+)
 def normal_dsine(image: np.ndarray, fov: float = 60.0, iterations: int = 5, weights: str = "") -> np.ndarray:
-    path = str(find_annotator(DSINE_FILE, "normal_dsine", explicit=weights or None, repo=DSINE_REPO,
-                              stand_in="normal_midas (input_is_depth=true)"))
+    path = str(
+        find_annotator(
+            DSINE_FILE,
+            "normal_dsine",
+            explicit=weights or None,
+            repo=DSINE_REPO,
+            stand_in="normal_midas (input_is_depth=true)",
+        )
+    )
     network = _dsine(path, os.stat(path).st_mtime_ns, CONFIG)
     normal = ((normals(network, image, fov, iterations) + 1) * 0.5).clip(0, 1)
     return (normal * 255.0).clip(0, 255).astype(np.uint8)

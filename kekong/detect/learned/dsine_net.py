@@ -48,9 +48,14 @@ class Encoder(normalbae.Encoder):
         from geffnet.efficientnet_builder import BN_EPS_TF_DEFAULT
         from geffnet.gen_efficientnet import _gen_efficientnet  # tf_efficientnet_b5_ap's own builder
 
-        model = _gen_efficientnet("tf_efficientnet_b5_ap", channel_multiplier=config.channel_multiplier,
-                                  depth_multiplier=config.depth_multiplier, pretrained=False,
-                                  bn_eps=BN_EPS_TF_DEFAULT, pad_type="same")
+        model = _gen_efficientnet(
+            "tf_efficientnet_b5_ap",
+            channel_multiplier=config.channel_multiplier,
+            depth_multiplier=config.depth_multiplier,
+            pretrained=False,
+            bn_eps=BN_EPS_TF_DEFAULT,
+            pad_type="same",
+        )
         model.global_pool, model.classifier = nn.Identity(), nn.Identity()
         self.original_model = model
 
@@ -67,9 +72,14 @@ class Conv2dWS(nn.Conv2d):
 class UpSampleGN(nn.Module):
     def __init__(self, skip_input: int, output_features: int) -> None:
         super().__init__()
-        self._net = nn.Sequential(Conv2dWS(skip_input, output_features, 3, padding=1), nn.GroupNorm(8, output_features),
-                                  nn.LeakyReLU(), Conv2dWS(output_features, output_features, 3, padding=1),
-                                  nn.GroupNorm(8, output_features), nn.LeakyReLU())
+        self._net = nn.Sequential(
+            Conv2dWS(skip_input, output_features, 3, padding=1),
+            nn.GroupNorm(8, output_features),
+            nn.LeakyReLU(),
+            Conv2dWS(output_features, output_features, 3, padding=1),
+            nn.GroupNorm(8, output_features),
+            nn.LeakyReLU(),
+        )
 
     def forward(self, x: torch.Tensor, concat_with: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(x, size=concat_with.shape[2:], mode="bilinear", align_corners=False)
@@ -77,9 +87,13 @@ class UpSampleGN(nn.Module):
 
 
 def prediction_head(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(input_dim, hidden_dim, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(hidden_dim, hidden_dim, 1), nn.ReLU(inplace=True),
-                         nn.Conv2d(hidden_dim, output_dim, 1))
+    return nn.Sequential(
+        nn.Conv2d(input_dim, hidden_dim, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden_dim, hidden_dim, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden_dim, output_dim, 1),
+    )
 
 
 class Decoder(nn.Module):
@@ -94,8 +108,9 @@ class Decoder(nn.Module):
         self.feature_head = prediction_head(nf // 4 + 2, 128, 64)
         self.hidden_head = prediction_head(nf // 4 + 2, 128, 64)
 
-    def forward(self, features: list[torch.Tensor], uvs: tuple[torch.Tensor, ...]
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: list[torch.Tensor], uvs: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         uv_32, uv_16, uv_8 = uvs
         x = self.conv2(torch.cat([features[11], uv_32], dim=1))  # conv_head's output, 1/32
         x = self.up1(x, torch.cat([features[8], uv_16], dim=1))  # block 4, 1/16
@@ -148,24 +163,40 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     sin_half_over = torch.where(small, 0.5 - angles * angles / 48, torch.sin(half) / safe)
     r, i, j, k = torch.unbind(torch.cat([torch.cos(half), axis_angle * sin_half_over], dim=-1), -1)
     two_s = 2.0 / (r * r + i * i + j * j + k * k)
-    matrix = torch.stack((1 - two_s * (j * j + k * k), two_s * (i * j - k * r), two_s * (i * k + j * r),
-                          two_s * (i * j + k * r), 1 - two_s * (i * i + k * k), two_s * (j * k - i * r),
-                          two_s * (i * k - j * r), two_s * (j * k + i * r), 1 - two_s * (i * i + j * j)), -1)
+    matrix = torch.stack(
+        (
+            1 - two_s * (j * j + k * k),
+            two_s * (i * j - k * r),
+            two_s * (i * k + j * r),
+            two_s * (i * j + k * r),
+            1 - two_s * (i * i + k * k),
+            two_s * (j * k - i * r),
+            two_s * (i * k - j * r),
+            two_s * (j * k + i * r),
+            1 - two_s * (i * i + j * j),
+        ),
+        -1,
+    )
     return matrix.reshape((*axis_angle.shape[:-1], 3, 3))
 
 
 def pixel_coords(height: int, width: int) -> torch.Tensor:
     """(1, 3, H, W): pixel centres (x + 0.5, y + 0.5, 1)."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
-                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij"
+    )
     return torch.stack([xs, ys, torch.ones_like(xs)])[None]
 
 
 def camera(intrins: torch.Tensor, h: int, w: int, full_h: int, full_w: int) -> tuple[torch.Tensor, ...]:
     """fu, cu, fv, cv scaled from the input's grid to an h×w grid, each (B, 1, 1, 1)."""
     sx, sy = w / full_w, h / full_h
-    return (intrins[:, 0, 0].view(-1, 1, 1, 1) * sx, intrins[:, 0, 2].view(-1, 1, 1, 1) * sx,
-            intrins[:, 1, 1].view(-1, 1, 1, 1) * sy, intrins[:, 1, 2].view(-1, 1, 1, 1) * sy)
+    return (
+        intrins[:, 0, 0].view(-1, 1, 1, 1) * sx,
+        intrins[:, 0, 2].view(-1, 1, 1, 1) * sx,
+        intrins[:, 1, 1].view(-1, 1, 1, 1) * sy,
+        intrins[:, 1, 2].view(-1, 1, 1, 1) * sy,
+    )
 
 
 def rays(intrins: torch.Tensor, h: int, w: int, full_h: int, full_w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,9 +227,16 @@ class DSINE(nn.Module):
         mask = self.up_prob_head(torch.cat([h, uv_8], dim=1))
         return F.normalize(convex_upsampling(normal, mask, RATIO), dim=1)
 
-    def refine(self, h: torch.Tensor, feat_map: torch.Tensor, normal: torch.Tensor, intrins: torch.Tensor,
-               full_hw: tuple[int, int], uv_8: torch.Tensor, ray_8: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def refine(
+        self,
+        h: torch.Tensor,
+        feat_map: torch.Tensor,
+        normal: torch.Tensor,
+        intrins: torch.Tensor,
+        full_hw: tuple[int, int],
+        uv_8: torch.Tensor,
+        ray_8: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         hh, ww = normal.shape[2:]
         fu, cu, fv, cv = camera(intrins, hh, ww, *full_hw)
         h = self.gru(h, feat_map)
@@ -217,8 +255,9 @@ class DSINE(nn.Module):
         tiny = denom.abs() < 1e-8
         denom = torch.where(tiny, 1e-8 * torch.sign(denom), denom)
         delta_z = -(du_over_fu * nx + dv_over_fv * ny) / denom
-        axes = F.normalize(torch.stack([du_over_fu + delta_z * term_u, dv_over_fv + delta_z * term_v, delta_z],
-                                       dim=1), dim=1)
+        axes = F.normalize(
+            torch.stack([du_over_fu + delta_z * term_u, dv_over_fv + delta_z * term_v, delta_z], dim=1), dim=1
+        )
         invalid = (torch.isnan(axes) | torch.isinf(axes)).any(dim=1, keepdim=True)
         axes = torch.where(invalid, torch.zeros_like(axes), axes)
         rotation = axis_angle_to_matrix((axes * angle).permute(0, 2, 3, 4, 1))  # (B, 25, h, w, 3, 3)

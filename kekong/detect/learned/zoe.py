@@ -104,8 +104,11 @@ class LogBinomial(nn.Module):
         x = x.unsqueeze(1)
         one_minus_x = torch.clamp(1 - x, eps, 1)
         x = torch.clamp(x, eps, 1)
-        y = (_log_binom(self.K_minus_1, self.k_idx) + self.k_idx * torch.log(x)
-             + (self.K - 1 - self.k_idx) * torch.log(one_minus_x))
+        y = (
+            _log_binom(self.K_minus_1, self.k_idx)
+            + self.k_idx * torch.log(x)
+            + (self.K - 1 - self.k_idx) * torch.log(one_minus_x)
+        )
         return torch.softmax(y / t, dim=1)
 
 
@@ -117,14 +120,14 @@ def _log_binom(n: torch.Tensor, k: torch.Tensor, eps: float = 1e-7) -> torch.Ten
 class ConditionalLogBinomial(nn.Module):
     """Per pixel, a binomial's p and temperature from the features and the bin embedding → bin probabilities."""
 
-    def __init__(self, in_features: int, condition_dim: int, n_classes: int, min_temp: float,
-                 max_temp: float) -> None:
+    def __init__(self, in_features: int, condition_dim: int, n_classes: int, min_temp: float, max_temp: float) -> None:
         super().__init__()
         self.p_eps, self.min_temp, self.max_temp = 1e-4, min_temp, max_temp
         self.log_binomial_transform = LogBinomial(n_classes)
         bottleneck = (in_features + condition_dim) // 2
-        self.mlp = nn.Sequential(nn.Conv2d(in_features + condition_dim, bottleneck, 1), nn.GELU(),
-                                 nn.Conv2d(bottleneck, 4, 1), nn.Softplus())
+        self.mlp = nn.Sequential(
+            nn.Conv2d(in_features + condition_dim, bottleneck, 1), nn.GELU(), nn.Conv2d(bottleneck, 4, 1), nn.Softplus()
+        )
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         pt = self.mlp(torch.cat((x, cond), dim=1))
@@ -169,10 +172,12 @@ class ZoeDepth(nn.Module):
         self.seed_bin_regressor = SeedBinRegressor(features, config.n_bins, config.seed_mlp)
         self.seed_projector = Projector(features, embedding, config.mlp)
         self.projectors = nn.ModuleList(Projector(features, embedding, config.mlp) for _ in range(4))
-        self.attractors = nn.ModuleList(Attractor(embedding, n, config.mlp, config.alpha, config.gamma)
-                                        for n in config.n_attractors)
+        self.attractors = nn.ModuleList(
+            Attractor(embedding, n, config.mlp, config.alpha, config.gamma) for n in config.n_attractors
+        )
         self.conditional_log_binomial = ConditionalLogBinomial(
-            config.beit.head_features + 1, embedding, config.n_bins, config.min_temp, config.max_temp)
+            config.beit.head_features + 1, embedding, config.n_bins, config.min_temp, config.max_temp
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rel_depth, (head, bottleneck, *blocks) = self.core(x)
@@ -198,7 +203,7 @@ def infer_padded(network: ZoeDepth, x: torch.Tensor) -> torch.Tensor:
     out = network(padded)
     if out.shape[-2:] != padded.shape[-2:]:
         out = F.interpolate(out, size=padded.shape[2:], mode="bicubic", align_corners=False)
-    return out[:, :, pad_h:out.shape[2] - pad_h, pad_w:out.shape[3] - pad_w]
+    return out[:, :, pad_h : out.shape[2] - pad_h, pad_w : out.shape[3] - pad_w]
 
 
 def infer(network: ZoeDepth, x: torch.Tensor) -> torch.Tensor:
@@ -222,9 +227,14 @@ def _zoe(path: str, stamp: int, config: ZoeConfig) -> ZoeDepth:
     return load_strictly(ZoeDepth(config), state, path, "ZoeDepth (ZoeD-N, BEiT-L/384)")  # type: ignore[return-value]
 
 
-@detector("depth_zoe", "ZoeDepth metric depth (learned; ZoeD_M12_N.pt, BEiT-L/384), near = white, the "
-          "2nd–85th percentiles spread over the map.", params=(WEIGHTS_PARAM,), feeds=DEPTH_MODELS,
-          needs_weights=ZOE_FILE)
+@detector(
+    "depth_zoe",
+    "ZoeDepth metric depth (learned; ZoeD_M12_N.pt, BEiT-L/384), near = white, the "
+    "2nd–85th percentiles spread over the map.",
+    params=(WEIGHTS_PARAM,),
+    feeds=DEPTH_MODELS,
+    needs_weights=ZOE_FILE,
+)
 def depth_zoe(image: np.ndarray, weights: str = "") -> np.ndarray:
     path = str(find_annotator(ZOE_FILE, "depth_zoe", explicit=weights or None, stand_in="depth_midas"))
     network = _zoe(path, os.stat(path).st_mtime_ns, CONFIG)

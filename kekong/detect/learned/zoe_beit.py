@@ -195,8 +195,11 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         grid = (x.shape[2] // PATCH, x.shape[3] // PATCH)
         layers = []
-        for tokens, post in zip(self.model(x), (self.act_postprocess1, self.act_postprocess2,
-                                                 self.act_postprocess3, self.act_postprocess4), strict=True):
+        for tokens, post in zip(
+            self.model(x),
+            (self.act_postprocess1, self.act_postprocess2, self.act_postprocess3, self.act_postprocess4),
+            strict=True,
+        ):
             mapped = post[0:2](tokens)
             mapped = mapped.unflatten(2, grid)
             layers.append(post[3:](mapped))
@@ -224,8 +227,9 @@ class FusionBlock(nn.Module):
         self.resConfUnit1 = ResidualConvUnit(features)
         self.resConfUnit2 = ResidualConvUnit(features)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
-                size: torch.Size | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, skip: torch.Tensor | None = None, size: torch.Size | None = None
+    ) -> torch.Tensor:
         if skip is not None:
             x = x + self.resConfUnit1(skip)
         x = self.resConfUnit2(x)
@@ -250,8 +254,14 @@ class Scratch(nn.Module):
         for index in range(1, 5):
             setattr(self, f"refinenet{index}", FusionBlock(f))
         self.output_conv = nn.Sequential(
-            nn.Conv2d(f, f // 2, 3, padding=1), Interpolate(), nn.Conv2d(f // 2, config.head_features, 3, padding=1),
-            nn.ReLU(True), nn.Conv2d(config.head_features, 1, 1), nn.ReLU(True), nn.Identity())
+            nn.Conv2d(f, f // 2, 3, padding=1),
+            Interpolate(),
+            nn.Conv2d(f // 2, config.head_features, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(config.head_features, 1, 1),
+            nn.ReLU(True),
+            nn.Identity(),
+        )
 
 
 class DPTBeit(nn.Module):
