@@ -23,7 +23,7 @@ import torch
 
 from kekong.detect.learned import WEIGHTS_PARAM
 from kekong.detect.learned.dsine_net import DSINE, DSINE_B5, DsineConfig
-from kekong.detect.learned.leres import load_strictly, strip_prefix
+from kekong.detect.learned.strict import load_strictly, strip_prefix
 from kekong.detect.registry import Param, detector
 from kekong.models.weights import find_annotator, load_state_dict
 
@@ -56,7 +56,9 @@ def _dsine(path: str, stamp: int, config: DsineConfig) -> DSINE:
     state = load_state_dict(path)
     if isinstance(state.get("model"), dict):
         state = state["model"]
-    return load_strictly(DSINE(config), strip_prefix(state, "module."), path, "DSINE (EfficientNet-B5)")  # type: ignore[return-value]
+    network = DSINE(config)
+    load_strictly(network, strip_prefix(state, "module."), path, "DSINE (EfficientNet-B5)")
+    return network.eval()
 
 
 def normals(network: DSINE, image: np.ndarray, fov: float, iterations: int) -> np.ndarray:

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from kekong.detect.depth import DEPTH_MODELS
-from kekong.detect.learned import WEIGHTS_PARAM, _misfit
+from kekong.detect.learned import WEIGHTS_PARAM
 from kekong.detect.learned.leres_boost import boost
 from kekong.detect.learned.leres_net import FULL, LeresConfig, RelDepthModel
 from kekong.detect.learned.pix2pix import UnetGenerator
+from kekong.detect.learned.strict import load_strictly, strip_prefix
 from kekong.detect.registry import Param, detector
-from kekong.errors import KekongError
 from kekong.models.weights import find_annotator, load_state_dict
 
 LERES_FILE, MERGE_FILE = "res101.pth", "latest_net_G.pth"
@@ -39,22 +39,6 @@ FEEDS = DEPTH_MODELS
 NEAR = Param("remove_near", 0.0, "Remove Near %: the nearest share of the depth range turns white", 0.0, 100.0)
 BACKGROUND = Param("remove_background", 0.0, "Remove Background %: the farthest share turns black", 0.0, 100.0)
 MERGE_PARAM = Param("merge_weights", "", "path of latest_net_G.pth, the boost's merge network (default: looked up)")
-
-
-def strip_prefix(state: dict, prefix: str) -> dict:
-    """Drop `prefix` from every key when every key has it (the annotator's `strip_prefix_if_present`)."""
-    if state and all(key.startswith(prefix) for key in state):
-        return {key[len(prefix) :]: value for key, value in state.items()}
-    return state
-
-
-def load_strictly(network: torch.nn.Module, state: dict, path: str, what: str) -> torch.nn.Module:
-    """Every key and shape of `network` from `state`, or an error naming the file and the keys."""
-    misfit = _misfit(network.state_dict(), state)
-    if misfit:
-        raise KekongError(f"{path}: does not fit the {what} network ({misfit})")
-    network.load_state_dict(state, strict=True)
-    return network.eval()
 
 
 def _stamp(path: str) -> int:

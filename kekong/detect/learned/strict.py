@@ -19,3 +19,10 @@ def load_strictly(network: nn.Module, state: dict, path: str, what: str) -> nn.M
                  for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
         raise KekongError(f"{path}: does not fit the {what} network ({'; '.join(parts)})")
     return network
+
+
+def strip_prefix(state: dict, prefix: str) -> dict:
+    """Drop `prefix` from every key when every key has it (the annotators' `strip_prefix_if_present`)."""
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix) :]: value for key, value in state.items()}
+    return state
