@@ -12,11 +12,8 @@ serves the contrastive loss in training only: the extension does not build it (I
 tensors are skipped; everything else loads strictly.
 
 Pre-processing is DefaultPredictor's: shortest edge to 640 (ADE20K; COCO 800), longest at most 2560 (COCO 1333),
-PIL bilinear, RGB minus ImageNet mean over std, zero-padded to multiples of 32. The extension paints with
-detectron2's Visualizer (matplotlib polygons on white, alpha 1): each class in its colour, largest area first,
-and a hole-free region's outline in off-white (255, 255, 240). kekong fills the classes exactly and draws those
-outlines as the regions' 1-pixel contours — matplotlib's antialiased 1-point line is not reproduced pixel for
-pixel.
+PIL bilinear, RGB minus ImageNet mean over std, zero-padded to multiples of 32. The map is painted as the
+extension paints it, by the demo Visualizer's draw_sem_seg through matplotlib (learned/visualizer.py).
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,6 +34,7 @@ from kekong.detect.learned.sam_model import MLP
 from kekong.detect.learned.strict import load_strictly
 from kekong.detect.learned.swin import SwinTransformer
 from kekong.detect.learned.uniformer import ADE20K_PALETTE
+from kekong.detect.learned.visualizer import draw_sem_seg
 from kekong.detect.registry import detector
 from kekong.errors import KekongError
 from kekong.models.weights import find_annotator, load_state_dict
@@ -49,7 +46,6 @@ TASK_LENGTH = 77
 TRAINING_ONLY = ("text_encoder.", "text_projector.", "prompt_ctx.", "criterion.")
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
-OFF_WHITE = (255, 255, 240)
 
 
 @dataclass(frozen=True)
@@ -151,24 +147,10 @@ def segment(network: OneFormer, image: np.ndarray, dataset: Dataset) -> np.ndarr
     return scores.argmax(0).numpy()
 
 
-def paint(classes: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """The classes in their colours, largest area first, each hole-free region outlined in off-white."""
-    canvas = palette[classes].astype(np.uint8)
-    labels, areas = np.unique(classes, return_counts=True)
-    for label in labels[np.argsort(-areas, kind="stable")]:
-        mask = (classes == label).astype(np.uint8)
-        contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-        if hierarchy is not None and (hierarchy.reshape(-1, 4)[:, 3] >= 0).any():
-            continue  # a region with holes: the Visualizer paints it as an image, without outline
-        outlines = [c for c in contours if len(c) >= 3]  # the Visualizer's polygons: 3 points or more
-        cv2.drawContours(canvas, outlines, -1, OFF_WHITE, 1)
-    return canvas
-
-
 def _run(image: np.ndarray, name: str, weights: str, detector_name: str) -> np.ndarray:
     dataset = DATASETS[name]
     path = find_annotator(dataset.file, detector_name, explicit=weights or None, stand_in="seg_person")
-    return paint(segment(load_oneformer(str(path)), image, dataset), dataset.palette)
+    return draw_sem_seg(segment(load_oneformer(str(path)), image, dataset), dataset.palette)
 
 
 @detector("seg_ofade20k", "ADE20K semantic segmentation by OneFormer (Swin-L; learned, "
