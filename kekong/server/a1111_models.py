@@ -128,6 +128,11 @@ class _A1111(BaseModel):
             out.add(target or name)
         return out
 
+    @classmethod
+    def body_targets(cls) -> set[str]:
+        """The request fields this route's body fields set."""
+        return {target for info in cls.model_fields.values() if (target := target_of(info)[0]) is not None}
+
     def unknown(self) -> list[str]:
         """The fields sent that A1111's model does not have (less QUIET_EXTRAS)."""
         return sorted(set(self.model_extra or {}) - self.QUIET_EXTRAS)

@@ -16,7 +16,10 @@ from typing import Any
 
 from kekong.declaration import spec
 from kekong.detail_spec import from_adetailer_args
-from kekong.detect.extension_names import MODULE_ALIASES  # the extension's names and labels → kekong's detectors
+from kekong.detect.extension_names import (
+    MODULE_ALIASES,  # the extension's names and labels → kekong's detectors
+    default_resolution,
+)
 from kekong.errors import ParameterError
 from kekong.request import ControlUnit
 from kekong.server.inputs import NO_URLS, UrlPolicy, image_field, model_name
@@ -99,7 +102,8 @@ def translate(body: Any, options: dict[str, Any], urls: UrlPolicy = NO_URLS, str
         warnings += grid.warnings
         translated.send_maps = False  # A1111's X/Y/Z plot answers with its grid and cells only
     if body.infotext:  # first, as A1111: the styles then apply to the prompt it gives
-        _apply_infotext(str(body.infotext), fields, body.sent(), body.override_settings or {}, translated)
+        _apply_infotext(str(body.infotext), fields, body.sent(), body.override_settings or {}, translated,
+                        body.body_targets())
     _apply_styles(fields, body.styles)
     if options.get("control_net_no_detectmap"):
         translated.send_maps = False
@@ -145,18 +149,11 @@ def _apply_styles(fields: dict[str, Any], names: Any) -> None:
 _SETTING_OF = {target: key for key, target in OPTION_FIELDS.items()}
 
 
-def _body_targets() -> set[str]:
-    """The request fields a body field sets (fast mode's can come as a field or as a setting)."""
-    from kekong.server.a1111_models import Img2ImgRequest, Txt2ImgRequest, target_of
-
-    return {target for model in (Txt2ImgRequest, Img2ImgRequest) for info in model.model_fields.values()
-            if (target := target_of(info)[0]) is not None}
-
-
 def _apply_infotext(text: str, fields: dict[str, Any], sent: set[str], overrides: dict[str, Any],
-                    translated: Translated) -> None:
+                    translated: Translated, body_targets: set[str]) -> None:
     """A1111's `infotext` field: its parameters fill every request field the client did not send
-    (`sent`: request field names, from the model's declarations)."""
+    (`sent`: request field names, from the model's declarations; `body_targets`: the request fields a
+    body field sets — fast mode's can come as a field or as a setting)."""
     from kekong.provenance.infotext_request import infotext_fields
 
     parsed = infotext_fields(text)
@@ -169,7 +166,7 @@ def _apply_infotext(text: str, fields: dict[str, Any], sent: set[str], overrides
         setting = _SETTING_OF.get(name)
         if setting is not None and setting in overrides:
             continue
-        if name in sent and (setting is None or name in _body_targets()):
+        if name in sent and (setting is None or name in body_targets):
             continue
         if name in ("model", "vae", "refiner") and value is None:
             continue  # named but not found here: reported below
@@ -331,7 +328,7 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
         return unit
     detector = get(module)  # an unknown module fails here, with suggestions
     res, declared = values.get("processor_res", -1), spec("res", ControlUnit)
-    default = _extension_res(module, int(declared.default))  # softedge_anyline's is 1280
+    default = default_resolution(module, int(declared.default))  # softedge_anyline's is 1280
     if res is not None and res != -1 and declared.ge <= float(res) <= declared.le:
         unit["res"] = int(res)
     else:
@@ -349,15 +346,6 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
         except ParameterError as error:  # the extension resets an out-of-range slider to its default
             translated.warnings.append(f"{where}.{key}: {error}; used the default {param.default}")
     return unit
-
-
-def _extension_res(module: str, fallback: int) -> int:
-    """The extension's default processor resolution for a preprocessor (its Resolution slider's value)."""
-    from kekong.detect.extension_names import lookup
-
-    preprocessor = lookup(module)
-    slider = next((s for s in preprocessor.sliders if s.label == "Resolution"), None) if preprocessor else None
-    return int(slider.value) if slider is not None else fallback
 
 
 def _unit_image(image: Any, mask: Any, where: str, urls: UrlPolicy) -> tuple[str | None, str | None]:
