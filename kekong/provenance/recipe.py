@@ -24,7 +24,6 @@ def environment() -> dict[str, Any]:
     import transformers
 
     from kekong import __version__
-
     from kekong.models import precision
 
     return {"kekong": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
