@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from kekong.detect.control_types import listing
 from kekong.errors import KekongError, ParameterError
-from kekong.models.control_types import identify_weights, listing
+from kekong.models.control_types import identify_weights
 from kekong.models.load import load_controlnet
 from kekong.request import build_request
 
@@ -56,6 +57,19 @@ def test_every_type_says_per_family_whether_it_runs():
     types = {t["name"]: t for t in listing()}
     assert types["Canny"]["support"] == {"sd15": "ControlNet", "sdxl": "ControlNet"}
     assert types["Reference"]["support"]["sd15"].startswith("reference-only")
-    assert types["Instant_ID"]["support"]["sd15"].startswith("refused: InstantID")
+    assert types["Instant-ID"]["support"]["sd15"].startswith("refused: InstantID")  # the extension's spelling
     assert types["T2I-Adapter"]["support"]["sd15"] == "T2I-Adapter (diffusers format)"
     assert "openpose_full" in types["OpenPose"]["modules"]
+
+
+def test_each_type_lists_the_detectors_its_preprocessors_run_on_and_kekongs_own():
+    """Derived from the extension's table: a preprocessor that gains a loader is listed under its
+    types at once, and every kekong detector is listed under some type."""
+    from kekong.detect import list_detectors
+
+    types = {t["name"]: t["modules"] for t in listing()}
+    assert "dw_openpose_full" in types["OpenPose"] and "depth_zoe" in types["Depth"]  # learned ones, with loaders
+    assert types["SoftEdge"][-1] == "softedge_dog"  # kekong's own, after the extension's
+    assert types["Revision"] == ["revision_clipvision", "revision_ignore_prompt"]  # refused: the extension's names
+    listed = {module for modules in types.values() for module in modules}
+    assert {d.name for d in list_detectors()} - listed == {"mediapipe_face"}  # the extension gives it no type

@@ -173,7 +173,7 @@ def detect(
 
 def _print_list(as_json: bool) -> None:
     from kekong.detect import list_detectors
-    from kekong.models.control_types import listing
+    from kekong.detect.control_types import listing
 
     detectors = list_detectors()
     types = listing()

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from kekong.errors import ParameterError
-from kekong.models.control_types import refuse_unsupported_module
 
 ParamValue = int | float | bool | str
 
@@ -147,7 +146,6 @@ def get(name: str) -> Detector:
         return DETECTORS[name]
     if name == "none":
         return NONE
-    refuse_unsupported_module(name)  # sd-webui-controlnet names for adapters kekong does not run
     preprocessor = lookup(name)
     if preprocessor is not None:
         if preprocessor.runs is not None:

@@ -1,96 +1,17 @@
-"""sd-webui-controlnet's control types, and which of them kekong runs on each base-model family.
-
-A control type is supported where a ControlNet reads the map (any ControlNet 1.1 / SDXL
-ControlNet the user has), and T2I-Adapters in diffusers' format run beside them. The other
-adapter kinds — IP-Adapter, reference-only, Revision, InstantID, SparseCtrl, Control-LoRA,
-ControlNet Union, original-format T2I-Adapter files — are refused by name with what is missing,
-whether asked for by module name or by handing over their weights as a `model=`: none is
-silently ignored or misread as a ControlNet.
+"""What a control model's weights are, read from their keys: a file handed over as a ControlNet
+that holds an IP-Adapter, a T2I-Adapter in its original format, ControlNet-XS or another adapter
+kind is named, never misread as a ControlNet. (Which control types kekong runs, per base-model
+family: detect/control_types.py.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from kekong.errors import KekongError, ParameterError
-
-
-@dataclass(frozen=True)
-class ControlType:
-    name: str  # as sd-webui-controlnet's /controlnet/control_types names it
-    modules: tuple[str, ...]  # kekong detectors that make its maps (`none` for a ready map)
-    refused: str | None = None  # why kekong does not run it (None: it runs through a ControlNet)
-
+from kekong.errors import KekongError
 
 _IP_ADAPTER = "an IP-Adapter is not a ControlNet: give it to a unit with an ip-adapter_clip_* module " \
     "(e.g. module=ip-adapter_clip_sd15,model=ip-adapter_sd15)"
 _T2I_ORIGINAL = "kekong runs T2I-Adapters in diffusers' format (a folder with config.json); convert an original " \
     ".pth with diffusers' scripts/convert_original_t2i_adapter.py"
-
-CONTROL_TYPES = (
-    ControlType("Canny", ("canny", "invert")),
-    ControlType("Depth", ("depth_midas", "depth_anything", "depth_anything_v2", "depth_dpt")),
-    ControlType("NormalMap", ("normal_bae", "normal_midas", "normal_from_depth")),
-    ControlType("OpenPose", ("openpose", "openpose_face", "openpose_faceonly", "openpose_full", "openpose_hand")),
-    ControlType("MLSD", ("mlsd", "mlsd_lsd", "invert")),
-    ControlType("Lineart", ("lineart_standard", "lineart_realistic", "lineart_coarse", "lineart_anime", "invert")),
-    ControlType("SoftEdge", ("softedge_dog", "softedge_hed", "softedge_hedsafe", "softedge_pidinet",
-                             "softedge_pidisafe")),
-    ControlType("Scribble/Sketch", ("scribble", "scribble_sketch", "scribble_xdog", "scribble_hed",
-                                    "scribble_pidinet", "threshold", "invert")),
-    ControlType("Segmentation", ("seg_person",)),
-    ControlType("Shuffle", ("shuffle",)),
-    ControlType("Tile/Blur", ("tile_resample", "tile_colorfix", "tile_colorfix+sharp", "blur_gaussian")),
-    ControlType("Inpaint", ("inpaint_only", "inpaint_global_harmonious")),
-    ControlType("Recolor", ("recolor_luminance", "recolor_intensity")),
-    ControlType("InstructP2P", ("none",)),
-    ControlType("Reference", ("reference_only",)),
-    ControlType("T2I-Adapter", ("t2ia_color_grid", "t2ia_sketch_pidi")),
-    ControlType("IP-Adapter", ("ip-adapter_clip_sd15", "ip-adapter_clip_h", "ip-adapter_clip_sdxl",
-                               "ip-adapter_clip_g", "ip-adapter_clip_sdxl_plus_vith", "ip-adapter-auto")),
-    ControlType("Revision", ("revision_clipvision", "revision_ignore_prompt"),
-                refused="Revision feeds CLIP-vision image embeddings to SDXL; kekong has no CLIP-vision path"),
-    ControlType("Instant_ID", ("instant_id_face_embedding", "instant_id_face_keypoints"),
-                refused="InstantID needs a face-embedding model and an IP-Adapter; not in kekong"),
-    ControlType("SparseCtrl", ("none",), refused="SparseCtrl is for AnimateDiff video models, which kekong does "
-                                                "not run"),
-)
-
-FAMILIES = ("sd15", "sdxl")
-
-# modules of supported types that kekong still cannot make
-UNSUPPORTED_MODULES = {
-    "t2ia_style_clipvision": "the style T2I-Adapter takes CLIP-vision image embeddings; kekong has no CLIP-vision "
-                             "path",
-    "reference_adain": "reference_adain (AdaIN on the UNet's group norms) is not in kekong; use reference_only",
-    "reference_adain+attn": "reference_adain+attn is not in kekong; use reference_only",
-    "ip-adapter_face_id": "IP-Adapter Face ID needs insightface face embeddings, which kekong does not compute",
-    "ip-adapter_face_id_plus": "IP-Adapter Face ID Plus needs insightface face embeddings, which kekong does not "
-                               "compute",
-}
-
-
-def listing() -> list[dict]:
-    """Every control type with its modules and, per family, whether kekong runs it (and why not)."""
-    def how(control_type: ControlType) -> str:
-        if control_type.refused is not None:
-            return f"refused: {control_type.refused}"
-        special = {"T2I-Adapter": "T2I-Adapter (diffusers format)",
-                   "IP-Adapter": "IP-Adapter (image prompt, decoupled cross-attention)",
-                   "Reference": "reference-only (attention to the picture, no model)"}
-        return special.get(control_type.name, "ControlNet")
-
-    return [{"name": t.name, "modules": list(t.modules), "support": {family: how(t) for family in FAMILIES}}
-            for t in CONTROL_TYPES]
-
-
-def refuse_unsupported_module(name: str) -> None:
-    """Raise for a module name that belongs to a control type kekong does not run."""
-    if name in UNSUPPORTED_MODULES:
-        raise ParameterError(f"module {name!r} is not supported: {UNSUPPORTED_MODULES[name]}")
-    for control_type in CONTROL_TYPES:
-        if control_type.refused and name in control_type.modules and name != "none":
-            raise ParameterError(f"module {name!r} ({control_type.name}) is not supported: {control_type.refused}")
 
 
 def identify_weights(keys: set[str], class_name: str | None = None) -> str | None:

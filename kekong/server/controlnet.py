@@ -39,14 +39,11 @@ def module_list(alias_names: bool = False) -> dict[str, Any]:
                 "model_free": p.model_free, "sliders": [s.api_json() for s in p.sliders]} for p in listed}}
 
 
-# kekong's names for the extension's control types where they are spelt differently
-_KEKONG_TYPE = {"Scribble": "Scribble/Sketch", "Tile": "Tile/Blur", "Instant-ID": "Instant_ID"}
-
-
 @router.get("/control_types")
 def control_types() -> dict[str, Any]:
     """The extension's answer ({type: {module_list, model_list, default_option, default_model}}, `All` first),
     plus which base-model families kekong runs each type on (`kekong_support`)."""
+    from kekong.detect.control_types import listing
     from kekong.detect.extension_names import (
         control_type_models,
         control_type_modules,
@@ -54,7 +51,6 @@ def control_types() -> dict[str, Any]:
         default_module,
     )
     from kekong.models.catalog import controlnet_models
-    from kekong.models.control_types import listing
 
     models = controlnet_models()
     support = {row["name"]: row["support"] for row in listing()}
@@ -63,8 +59,8 @@ def control_types() -> dict[str, Any]:
         model_list, default_model = control_type_models(name, models)
         answer[name] = {"module_list": control_type_modules(name), "model_list": model_list,
                         "default_option": default_module(name), "default_model": default_model}
-        if _KEKONG_TYPE.get(name, name) in support:
-            answer[name]["kekong_support"] = support[_KEKONG_TYPE.get(name, name)]
+        if name in support:
+            answer[name]["kekong_support"] = support[name]
     return {"control_types": answer}
 
 
