@@ -160,3 +160,28 @@ def test_an_a1111_unit_without_a_resolution_runs_anyline_at_the_extensions_1280(
     res, warnings = unit("softedge_anyline", 4096)
     assert res == 1280 and "used 1280 (as the extension)" in warnings[0]
     assert unit("softedge_teed", -1) == (None, [])  # its default is kekong's too: 512
+
+
+def test_kekong_detect_without_res_uses_the_extensions_default_resolution(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import kekong.detect
+    from kekong.cli import app
+    from kekong.detect.extension_names import default_resolution
+    from kekong.detect.registry import DetectResult
+
+    assert default_resolution("softedge_anyline") == 1280 and default_resolution("softedge_teed") == 512
+    assert default_resolution("depth_midas") == 512 and default_resolution("inpaint_only") == 512  # no slider
+    asked = []
+
+    def fake_run(name, image, res, **kwargs):
+        asked.append((name, res))
+        return DetectResult(np.zeros((8, 8, 3), np.uint8))
+
+    monkeypatch.setattr(kekong.detect, "run", fake_run)
+    photo = save_image(PICTURE, tmp_path / "photo.png")
+    for extra in ([], ["--res", "640"]):
+        done = CliRunner().invoke(app, ["detect", str(photo), "-k", "softedge_anyline", "-o", str(tmp_path / "m.png"),
+                                        *extra])
+        assert done.exit_code == 0, done.output
+    assert asked == [("softedge_anyline", 1280), ("softedge_anyline", 640)]

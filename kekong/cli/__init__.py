@@ -104,7 +104,8 @@ def detect(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="control map to write")] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="detector parameter key=value (repeatable)")] = None,
-    res: Annotated[int, typer.Option(help="processor resolution (short side)")] = 512,
+    res: Annotated[int | None, typer.Option(
+        help="processor resolution (short side); default: the preprocessor's own (512; softedge_anyline 1280)")] = None,
     pixel_perfect: Annotated[bool, typer.Option(
         "--pixel-perfect", help="processor resolution from --width/--height")] = False,
     width: Annotated[int | None, typer.Option(
@@ -149,6 +150,10 @@ def detect(
     if detector.takes_mask:
         mask_array = (mask_from_image(load_image(mask)) if mask
                       else mask_from_alpha(load_image_rgba(image)))
+    if res is None:
+        from kekong.detect.extension_names import default_resolution
+
+        res = default_resolution(kind)
     result = run(kind, load_image(image), res=res, pixel_perfect=pixel_perfect,
                  target_hw=target, resize_mode=mode, mask=mask_array, **params)
     control = result.image

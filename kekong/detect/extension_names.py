@@ -206,6 +206,14 @@ MODULE_ALIASES: dict[str, str] = {
 } | {"fake_scribble": "scribble_hed"}  # the extension's ControlNet 1.0 name, still sent by old clients
 
 
+def default_resolution(identifier: str, fallback: int = 512) -> int:
+    """The extension's default processor resolution for a preprocessor: its Resolution slider's value
+    (1280 for softedge_anyline), else `fallback`."""
+    preprocessor = lookup(identifier)
+    slider = next((s for s in preprocessor.sliders if s.label == "Resolution"), None) if preprocessor else None
+    return int(slider.value) if slider is not None else fallback
+
+
 def sorted_preprocessors() -> list[Preprocessor]:
     """`none` first, then by priority and label, highest first — the extension's list order."""
     rest = [p for p in PREPROCESSORS if p.display != "none"]

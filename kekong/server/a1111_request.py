@@ -16,7 +16,10 @@ from typing import Any
 
 from kekong.declaration import spec
 from kekong.detail_spec import from_adetailer_args
-from kekong.detect.extension_names import MODULE_ALIASES  # the extension's names and labels → kekong's detectors
+from kekong.detect.extension_names import (
+    MODULE_ALIASES,  # the extension's names and labels → kekong's detectors
+    default_resolution,
+)
 from kekong.errors import ParameterError
 from kekong.request import ControlUnit
 from kekong.server.inputs import NO_URLS, UrlPolicy, image_field, model_name
@@ -325,7 +328,7 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
         return unit
     detector = get(module)  # an unknown module fails here, with suggestions
     res, declared = values.get("processor_res", -1), spec("res", ControlUnit)
-    default = _extension_res(module, int(declared.default))  # softedge_anyline's is 1280
+    default = default_resolution(module, int(declared.default))  # softedge_anyline's is 1280
     if res is not None and res != -1 and declared.ge <= float(res) <= declared.le:
         unit["res"] = int(res)
     else:
@@ -343,15 +346,6 @@ def control_unit(raw: Any, where: str, urls: UrlPolicy, translated: Translated) 
         except ParameterError as error:  # the extension resets an out-of-range slider to its default
             translated.warnings.append(f"{where}.{key}: {error}; used the default {param.default}")
     return unit
-
-
-def _extension_res(module: str, fallback: int) -> int:
-    """The extension's default processor resolution for a preprocessor (its Resolution slider's value)."""
-    from kekong.detect.extension_names import lookup
-
-    preprocessor = lookup(module)
-    slider = next((s for s in preprocessor.sliders if s.label == "Resolution"), None) if preprocessor else None
-    return int(slider.value) if slider is not None else fallback
 
 
 def _unit_image(image: Any, mask: Any, where: str, urls: UrlPolicy) -> tuple[str | None, str | None]:
