@@ -205,3 +205,23 @@ def test_in_resize_and_fill_the_unit_has_lama_fill_the_bands_too(tmp_path):
     assert (unit.fill[:, :12] == 255).all() and (unit.fill[:, 20:44] == 40).all()  # LaMa filled the bands
     cond = unit.cond[0].permute(1, 2, 0).numpy()
     assert (cond[:, :16] == -1).all() and np.allclose(cond[:, 16:48], 40 / 255)  # bands masked for the ControlNet
+
+
+def test_kekong_detect_writes_the_filled_picture(tmp_path):
+    from typer.testing import CliRunner
+
+    from kekong.cli import app
+    from kekong.io import load_image, save_image
+
+    net = _tiny()
+    with torch.no_grad():
+        net.model[-2].weight.zero_()
+        net.model[-2].bias.fill_(-20.0)  # LaMa paints the hole black
+    _save(tmp_path, net.state_dict())
+    photo, mask = save_image(PICTURE, tmp_path / "p.png"), save_image(MASK, tmp_path / "m.png")
+    done = CliRunner().invoke(app, ["detect", str(photo), "-k", "inpaint_only+lama", "--mask", str(mask), "-o",
+                                    str(tmp_path / "filled.png")])
+    assert done.exit_code == 0, done.output
+    filled = load_image(tmp_path / "filled.png")
+    assert filled.shape == PICTURE.shape and (filled[30:66, 38:90] == 0).all()
+    assert np.array_equal(filled[MASK == 0], PICTURE[MASK == 0])
