@@ -46,9 +46,10 @@ bench: setup
 	taskset -c 0 $(PY) benchmarks/warp.py
 	$(PY) benchmarks/prompt_expand.py
 	$(PY) benchmarks/generation.py
-	# Issue 28's table: stock vs exact vs fast, fp32 vs fp16/bf16 storage, FLOP efficiency; start-up; fast mode's IoU.
-	$(PY) benchmarks/speed.py --sizes 256 512 --units 1 2 --ends 1.0 0.5
-	$(PY) benchmarks/startup.py
+	# Issue 28's table: stock vs exact vs fast, fp32 vs fp16/bf16 storage, FLOP efficiency, then start-up
+	# (benchmarks/startup.py); exact mode's headroom (channels_last, jit.freeze + oneDNN, torch.compile); fast mode's IoU.
+	$(PY) benchmarks/speed.py --sizes 256 512 --units 1 2 --ends 1.0 0.5 --startup
+	$(PY) benchmarks/headroom.py --size 512
 	$(PY) benchmarks/fast_fidelity.py --count 60
 	# The fidelity score separates followed from ignored controls (AUC) and tracks the shapes IoU (Spearman).
 	$(PY) benchmarks/fidelity.py

@@ -33,9 +33,10 @@ from kekong.detect import mp_models, run
 from kekong.detect.resolution import resize_short_side
 
 GOAL = 1.15
-DETECTORS = {  # kekong detector → the mediapipe solutions a plain user calls for the same parts
-    "openpose": ("pose",),
-    "openpose_full": ("pose", "hands", "face_mesh"),
+DETECTORS = {  # row → (kekong detector, its parameters, the mediapipe solutions a plain user calls for the same parts)
+    "openpose": ("openpose", {}, ("pose",)),
+    "openpose, max_people=1 (no second look)": ("openpose", {"max_people": 1}, ("pose",)),
+    "openpose_full": ("openpose_full", {}, ("pose", "hands", "face_mesh")),
 }
 SOLUTIONS: dict[str, Callable[[], mp_models.Solution]] = {
     "pose": mp_models.pose, "hands": mp_models.hands, "face_mesh": mp_models.face_mesh}
@@ -88,10 +89,11 @@ def main() -> None:
         work, _ = resize_short_side(photo, 512, pad=False)
         work = np.ascontiguousarray(work)
         sides: dict[str, Callable[[], object]] = {}
-        for name, parts in DETECTORS.items():
+        for name, (detector, params, parts) in DETECTORS.items():
             graphs = [SOLUTIONS[part]()._solution for part in parts]  # the graphs kekong calls, unwrapped
             sides[f"mediapipe {name}"] = lambda graphs=graphs, work=work: [graph.process(work) for graph in graphs]
-            sides[f"kekong {name}"] = lambda name=name, photo=photo: run(name, photo)
+            sides[f"kekong {name}"] = lambda detector=detector, params=params, photo=photo: run(detector, photo,
+                                                                                               **params)
         times: dict[str, list[float]] = {side: [] for side in sides}
         models: dict[str, list[tuple[int, float]]] = {side: [] for side in sides}
         for side in sides.values():
