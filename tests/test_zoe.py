@@ -112,6 +112,13 @@ def test_the_midas_resize_keeps_the_nearer_scale_in_multiples_of_32():
     assert net_size(480, 640) == (384, 512)
     assert net_size(96, 96) == (384, 384)
     assert net_size(1000, 200) == (384, 64)
+    assert net_size(96, 8378) == (32, 512) and net_size(8378, 96) == (384, 32)  # a 64x8000 image: never 0
+
+
+def test_a_thin_image_runs(tiny_model, network):  # the 384x512 grid: its height rounded to 0
+    _save(tiny_model, network)
+    thin = np.random.default_rng(4).integers(0, 255, (64, 3000, 3), dtype=np.uint8)
+    assert run("depth_zoe", thin, res=64).image.shape == (64, 3000, 3)
 
 
 def test_the_inverse_attractor_pulls_each_centre_by_its_formula():

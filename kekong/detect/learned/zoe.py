@@ -149,10 +149,11 @@ class Core(nn.Module):
 
 
 def net_size(height: int, width: int) -> tuple[int, int]:
-    """MiDaS's Resize(512, 384, keep_aspect_ratio, multiple of 32, 'minimal'): the scale nearer 1."""
+    """MiDaS's Resize(512, 384, keep_aspect_ratio, multiple of 32, 'minimal'): the scale nearer 1.
+    A side that would round to 0 (an aspect ratio past ~1:32, where MiDaS's rule fails) keeps 32."""
     scale_h, scale_w = NET_H / height, NET_W / width
     scale = scale_w if abs(1 - scale_w) < abs(1 - scale_h) else scale_h
-    return int(np.round(scale * height / 32) * 32), int(np.round(scale * width / 32) * 32)
+    return max(32, int(np.round(scale * height / 32) * 32)), max(32, int(np.round(scale * width / 32) * 32))
 
 
 def prepare(x: torch.Tensor) -> torch.Tensor:
