@@ -273,3 +273,13 @@ class HrOption(str, Enum):
     @classmethod
     def parse(cls, value: str | int | HrOption) -> HrOption:
         return _parse_choice(cls, value, "hr_option")
+
+
+# IP-Adapter's preprocessor names (sd-webui-controlnet's); a leaf here so request rules and recipes
+# can ask without importing the IP-Adapter code (and torch) — kekong/models/ip_adapter.py uses them.
+IP_ADAPTER_MODULES = ("ip-adapter_clip_sd15", "ip-adapter_clip_h", "ip-adapter_clip_sdxl", "ip-adapter_clip_g",
+                      "ip-adapter_clip_sdxl_plus_vith", "ip-adapter-auto")
+
+
+def is_ip_module(module: str) -> bool:
+    return module in IP_ADAPTER_MODULES

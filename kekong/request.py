@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from kekong.choices import (
     DEFAULT_RES,
@@ -70,14 +70,14 @@ class ControlUnit(_Strict):
 
     @field_validator("module")
     @classmethod
-    def _known_module(cls, value: str) -> str:
+    def _known_module(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
         if value.lower() in ("none", ""):
             return "none"
-        from kekong.models.ip_adapter import is_ip_module
+        from kekong.choices import is_ip_module
 
-        if is_ip_module(value):
-            return value  # no detector: the unit's image is encoded by CLIP vision
+        if is_ip_module(value) or not _detectors_checked(info):
+            return value  # no detector: the unit's image is encoded by CLIP vision (or: checked by the server)
         from kekong.detect import load_all
         from kekong.detect.registry import get
 
@@ -105,20 +105,20 @@ class ControlUnit(_Strict):
         return parse_union_type(value)
 
     @model_validator(mode="after")
-    def _window_and_params(self) -> ControlUnit:
+    def _window_and_params(self, info: ValidationInfo) -> ControlUnit:
         if self.start > self.end:
             raise ValueError(f"guidance start {self.start} is after guidance end {self.end}")
-        from kekong.models.ip_adapter import is_ip_module
+        from kekong.choices import is_ip_module
 
         if is_ip_module(self.module):
             if self.params:
                 raise ValueError(f"module {self.module} takes no detector parameters")
             _ip_unit_rules(self)
-        elif self.module != "none":
+        elif self.module != "none" and _detectors_checked(info):
             from kekong.detect.registry import get
 
             self.__dict__["params"] = get(self.module).validate(dict(self.params))
-        elif self.params:
+        elif self.params and self.module == "none":
             raise ValueError("module `none` takes no detector parameters")
         if self.module == "reference_only" and self.model is not None:
             raise ValueError(f"reference_only uses no model (model={self.model!r})")
@@ -259,6 +259,24 @@ def build_request(**fields: Any) -> GenerationRequest:
         raise ParameterError(describe_validation_error(error)) from None
 
 
+def build_request_for_server(**fields: Any) -> GenerationRequest:
+    """As `build_request`, every rule but the detector ones: a unit's module name and its detector
+    parameters are left to the rules of the `kekong serve` the request goes to (the same code), so
+    `kekong generate` through a server imports no detector (torch). A request the server refuses is
+    built again with `build_request` before it runs here."""
+    try:
+        return GenerationRequest.model_validate(fields, context={DETECTORS_CHECKED: False})
+    except ValidationError as error:
+        raise ParameterError(describe_validation_error(error)) from None
+
+
+DETECTORS_CHECKED = "detectors_checked"
+
+
+def _detectors_checked(info: ValidationInfo) -> bool:
+    return bool((info.context or {}).get(DETECTORS_CHECKED, True))
+
+
 def describe_validation_error(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -322,9 +340,11 @@ def _repose_rules(request: GenerationRequest) -> None:
 
 def _takes_mask(module: str) -> bool:
     """Inpaint detectors (inpaint_only, inpaint_global_harmonious) read the request's inpaint mask."""
-    from kekong.detect.registry import DETECTORS
+    import sys
 
-    return module in DETECTORS and DETECTORS[module].takes_mask
+    registry = sys.modules.get("kekong.detect.registry")  # loaded by the unit's module check; absent only when
+    # the detector rules are left to a server (build_request_for_server): nothing here then imports detectors
+    return registry is not None and module in registry.DETECTORS and registry.DETECTORS[module].takes_mask
 
 
 def _ip_unit_rules(unit: ControlUnit) -> None:

@@ -13,6 +13,8 @@ from skimage import data
 _HOME = tempfile.mkdtemp(prefix="kekong-test-home-")
 os.environ["KEKONG_CONFIG_DIR"] = os.path.join(_HOME, "config")  # subprocesses inherit these
 os.environ["KEKONG_DATA_DIR"] = os.path.join(_HOME, "data")
+os.environ["KEKONG_RUNTIME_DIR"] = os.path.join(_HOME, "run")  # servers started by tests announce themselves here
+os.environ["KEKONG_NO_SERVER"] = "1"  # `kekong generate` in tests runs here (tests/test_cli_via_server.py opts in)
 
 
 @pytest.fixture(scope="session")

@@ -45,3 +45,6 @@ SaveRecipe = Annotated[bool, typer.Option("--save-recipe", help="write the recip
 NoMetadata = Annotated[bool, typer.Option("--no-metadata", help="no parameters/recipe chunks")]
 NoWatermark = Annotated[bool, typer.Option("--no-watermark", help="no invisible watermark")]
 NoC2pa = Annotated[bool, typer.Option("--no-c2pa", help="no signed C2PA manifest")]
+NoServer = Annotated[bool, typer.Option(
+    "--no-server", help="generate in this process even when a `kekong serve` runs on this machine (by default "
+    "it is used, its models already loaded; KEKONG_NO_SERVER=1 does the same)")]

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kekong.cli.fields import NoC2pa, NoMetadata, NoWatermark, SaveRecipe, given, option
+from kekong.cli.fields import NoC2pa, NoMetadata, NoServer, NoWatermark, SaveRecipe, given, option
+from kekong.cli.output import StepBar, fidelity_text, output_paths
 from kekong.cli.ray_options import CpusPerWorker, GpusPerWorker, Ray, Workers
 from kekong.errors import KekongError, ParameterError
 from kekong.provenance.stamp import FORMATS, Layers
@@ -52,35 +53,6 @@ def parse_lora(spec: str) -> dict[str, Any]:
         except ValueError:
             pass
     return {"path": spec, "weight": 1.0}
-
-
-def output_paths(out: Path, count: int) -> list[Path]:
-    if count == 1:
-        return [out]
-    return [out.with_name(f"{out.stem}-{i:04d}{out.suffix}") for i in range(count)]
-
-
-class StepBar:
-    """A rich progress bar over all steps of all batches: step, it/s, ETA."""
-
-    def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
-        self.task = self.progress.add_task("steps", total=total, rate="")
-
-    def __enter__(self) -> StepBar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def __call__(self, info: Any) -> None:
-        self.progress.advance(self.task)
-        speed = self.progress.tasks[0].speed
-        self.progress.update(self.task, rate=f"{speed:.2f} it/s" if speed else "")
 
 
 def generate(
@@ -171,6 +143,7 @@ def generate(
     fast_parts: Annotated[str | None, option("fast_parts", help="fast mode's accelerations, comma-separated "
                                              "(default: all)")] = None,
     fast_interval: Annotated[int | None, option("fast_interval")] = None,
+    no_server: NoServer = False,
 ) -> None:
     """Generate images following a prompt and control images:
     `kekong generate "a red star" --control scribble_sketch:sketch.png -o star.png`.
@@ -197,9 +170,14 @@ def generate(
         run_grid(fields, [a for a in (x, y, z) if a], out_dir or out.with_suffix(""), layers, not no_score)
         return
     if prompts_file is None and batch_dir is None:
+        from kekong.cli import via_server
+
+        if not no_server and via_server.served(fields, out, save_maps, save_recipe, layers, not no_score):
+            return  # a `kekong serve` on this machine made it (this process imported no torch)
         run_and_write(build_request(**fields), out, save_maps, save_recipe, layers, not no_score)
         return
-    run_batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers, not no_score)
+    run_batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers, not no_score,
+                   not no_server)
 
 
 def request_fields(options: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +238,8 @@ def run_grid(fields: dict[str, Any], axes_text: list[str], folder: Path, layers:
 
 
 def run_batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Path | None, batch_as: str,
-                   out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers, score: bool = True) -> None:
+                   out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers, score: bool = True,
+                   server: bool = False) -> None:
     """Every job is validated before the first runs; a job whose input turns out bad is reported
     and skipped, the others still run (exit code 1 when any was skipped)."""
     from kekong.generation.batch import folder_images, jobs, read_prompts
@@ -274,21 +253,13 @@ def run_batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir:
     failed = 0
     for name, request in planned:
         try:
-            run_and_write(request, out_dir / f"{name}{suffix}", False, save_recipe, layers, score)
+            run_and_write(request, out_dir / f"{name}{suffix}", False, save_recipe, layers, score, server)
         except KekongError as error:
             failed += 1
             typer.echo(f"skipped {name}: {error}", err=True)
     if failed:
         typer.echo(f"{failed} of {len(planned)} jobs skipped", err=True)
         raise typer.Exit(1)
-
-
-def fidelity_text(entry: dict[str, Any]) -> str:
-    if entry.get("value") is None:
-        return f"not scored — {entry.get('reason', '')}"
-    extra = "".join(f", {name} {value:.3f}" for name, value in (entry.get("extra") or {}).items())
-    better = "" if entry.get("higher_is_better", True) else " (lower is better)"
-    return f"{entry['metric']} {entry['value']:.3f}{extra}{better}"
 
 
 def parse_size(flag: str, text: str | None) -> tuple[int, int]:
@@ -302,7 +273,15 @@ def parse_size(flag: str, text: str | None) -> tuple[int, int]:
 
 
 def run_and_write(request: Any, out: Path, save_maps: bool = False, save_recipe: bool = False,
-                  layers: Layers | None = None, score: bool = True) -> None:
+                  layers: Layers | None = None, score: bool = True, server: bool = False) -> None:
+    """Generate and write; with `server`, on a `kekong serve` running here when there is one (the
+    same files as a local run), else here."""
+    if server:
+        from kekong.cli import via_server
+
+        if via_server.wanted(no_server=False) and via_server.generate(request, out, save_maps, save_recipe,
+                                                                      layers or Layers(), score):
+            return
     from kekong.generation.pipeline import generate as run
     from kekong.generation.pipeline import steps_per_batch
     from kekong.io import save_image

@@ -63,7 +63,9 @@ def serve(
     """Serve the API and the UI: `kekong serve`, then open http://127.0.0.1:7860/ui."""
     import uvicorn
 
+    from kekong import __version__
     from kekong.errors import ParameterError
+    from kekong.server import runtime
     from kekong.server.app import create_app
     from kekong.server.inputs import UrlPolicy
 
@@ -79,7 +81,7 @@ def serve(
                           urls=UrlPolicy(enabled=allow_urls), ui=not no_ui,
                           allowed_hosts=tuple(allowed_host or ()), allowed_origins=tuple(allow_origin or ()),
                           max_queue=max_queue, keep_jobs_hours=keep_jobs_hours, max_disk_gb=max_disk_gb,
-                          strict=strict, ray=ray,
+                          strict=strict, local_token=runtime.new_token(), ray=ray,
                           ray_pool=worker_bounds(workers, cpus_per_worker, gpus_per_worker))
     config.check()
     if insecure and not config.loopback and not keys:
@@ -89,11 +91,28 @@ def serve(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_level="warning"))
     listen = server.startup
+    written: list[runtime.RuntimeEntry] = []
 
     async def startup(sockets: list | None = None) -> None:  # say "serving" once the socket listens
         await listen(sockets=sockets)
         if server.started:
+            entry = runtime.write(port, host, config.local_token or "", __version__)  # `kekong generate` finds it
+            written.extend([entry] if entry else [])
             typer.echo(f"kekong serving on http://{host}:{port} (UI at /ui, API docs at /docs)")
 
+    close = server.shutdown
+
+    async def shutdown(sockets: list | None = None) -> None:  # the file goes first: no CLI picks a closing server
+        forget()
+        await close(sockets=sockets)
+
+    def forget() -> None:
+        while written:
+            runtime.remove(written.pop())
+
     server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    server.shutdown = shutdown  # type: ignore[method-assign]
+    try:
+        server.run()  # uvicorn re-raises SIGTERM/SIGINT after shutting down: `finally` may never run then
+    finally:
+        forget()

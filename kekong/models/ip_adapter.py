@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from kekong.choices import IP_ADAPTER_MODULES, is_ip_module  # noqa: F401 (callers import it from here too)
 from kekong.errors import KekongError, MissingWeightsError
 from kekong.models import precision
 
-MODULES = ("ip-adapter_clip_sd15", "ip-adapter_clip_h", "ip-adapter_clip_sdxl", "ip-adapter_clip_g",
-           "ip-adapter_clip_sdxl_plus_vith", "ip-adapter-auto")
+MODULES = IP_ADAPTER_MODULES
 _CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])[:, None, None]
 _CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])[:, None, None]
 # OpenCLIP ViT-H/14 and ViT-bigG/14 as transformers configs (for single files without one)
@@ -33,10 +33,6 @@ _VISION = {1024: dict(hidden_size=1280, intermediate_size=5120, num_hidden_layer
                       patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu"),
            1280: dict(hidden_size=1664, intermediate_size=8192, num_hidden_layers=48, num_attention_heads=16,
                       patch_size=14, image_size=224, projection_dim=1280, hidden_act="gelu")}
-
-
-def is_ip_module(module: str) -> bool:
-    return module in MODULES
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def input_fields(request: Any) -> list[tuple[str, str]]:
 
 def model_fields(request: Any) -> list[tuple[str, str, str]]:
     """(field, reference, role) of every model the request names by reference."""
-    from kekong.models.ip_adapter import is_ip_module
+    from kekong.choices import is_ip_module
 
     fields = [("model", request.model, "base"), ("vae", request.vae, "vae"), ("refiner", request.refiner, "base")]
     for index, unit in enumerate(request.controls):
@@ -117,6 +117,22 @@ def local_paths(request: Any) -> dict[str, str]:
     paths = {field: ref for field, ref in input_fields(request) if not ref.startswith("data:")}
     paths.update((field, strip_hash(ref)) for field, ref, _ in model_fields(request) if is_local_path(ref))
     return {field: str(Path(ref).expanduser().resolve()) for field, ref in paths.items()}
+
+
+def with_local_inputs(recipe: dict[str, Any], request: Any, record_paths: bool = False) -> dict[str, Any]:
+    """A recipe made on a server from `request` with its images sent as contents, as a local run
+    records it: each input by this side's file name (sha256 and size are the bytes' own, the same
+    either side), and this machine's `local_paths` when `record_paths`."""
+    names = {field: None if reference.startswith("data:") else Path(reference).name
+             for field, reference in input_fields(request)}
+    for record in recipe.get("inputs", []):
+        if record["field"] in names:
+            record["name"] = names[record["field"]]
+            set_field(recipe["request"], record["field"], record["name"] or f"sha256:{record['sha256']}")
+    recipe.pop(LOCAL_PATHS_KEY, None)
+    if record_paths:
+        recipe[LOCAL_PATHS_KEY] = local_paths(request)
+    return recipe
 
 
 def get_field(fields: dict[str, Any], field: str) -> Any:

@@ -145,21 +145,52 @@ def marked(image: Any, path: Path, layers: Layers, register: dict[str, Any] | No
     return image, record
 
 
+@dataclass
+class Described:
+    """What a stamp writes beside the pixels, worked out where the image was made: the infotext,
+    the recipe, and the inputs the C2PA manifest lists as ingredients."""
+
+    infotext: str
+    recipe: dict[str, Any]
+    ingredients: list[tuple[str, str, str]]  # (image reference, title, relationship), each reference once
+    edited: bool  # made from an init image (C2PA's "edited" rather than "created")
+
+
+def described(generated, record_paths: bool = False) -> Described:
+    infotext, recipe = describe(generated, record_paths)
+    return Described(infotext, recipe, ingredients(generated), bool(generated.request.init_image))
+
+
 def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Layers = Layers(),
           mark_id: int | None = None) -> Path:
     """Write the image (PNG, JPEG or WebP by suffix) with the provenance `layers`; optionally the
     recipe JSON beside it.
     `mark_id` re-uses a watermark id (replay: the same image gets the same mark)."""
+    image_format(path)  # a wrong suffix is refused before the recipe is worked out
+    return write_stamped(generated.image, described(generated, layers.record_paths), path,
+                         local_paths(generated.request), recipe_sidecar, layers, mark_id)
+
+
+def image_format(path: str | Path) -> str:
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ParameterError(f"{path}: generated images are written as .png, .jpg or .webp")
+    return fmt
+
+
+def write_stamped(image: Any, described: Described, path: str | Path, paths: dict[str, str] | None = None,
+                  recipe_sidecar: bool = False, layers: Layers = Layers(), mark_id: int | None = None) -> Path:
+    """The writing half of `stamp`, for pixels and a description made elsewhere (`kekong generate`
+    through a running `kekong serve`): watermark registered on this machine, chunks, C2PA signed
+    here, file written. `paths`: field → local path, remembered for this machine's replay."""
     from kekong.provenance import marks
 
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ParameterError(f"{path}: generated images are written as .png, .jpg or .webp")
-    infotext, recipe = describe(generated, layers.record_paths)
+    fmt = image_format(path)
+    infotext, recipe = described.infotext, described.recipe
     if layers.metadata:  # this machine's replay finds the files where they were; nothing is published
-        marks.remember_paths(recipe, local_paths(generated.request))
-    image, record = marked(generated.image, path, layers, recipe, mark_id)
+        marks.remember_paths(recipe, paths or {})
+    image, record = marked(image, path, layers, recipe, mark_id)
     recipe["provenance"] = record
     if fmt == "PNG":
         pnginfo = {"parameters": infotext, RECIPE_KEY: json.dumps(recipe)} if layers.metadata else None
@@ -167,7 +198,7 @@ def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Lay
     else:  # A1111 keeps the parameters in EXIF UserComment; the recipe rides in the C2PA manifest / sidecar
         encoded = encode_image(image, fmt, name=str(path), user_comment=infotext if layers.metadata else None)
     if layers.c2pa:
-        encoded = _sign(encoded, fmt, generated, path.name, record,
+        encoded = _sign(encoded, fmt, described, path.name, record,
                         publishable(recipe) if layers.metadata else None, layers.c2pa_thumbnails)
     write_atomic(path, encoded)
     if recipe_sidecar:
@@ -175,12 +206,10 @@ def stamp(generated, path: str | Path, recipe_sidecar: bool = False, layers: Lay
     return path
 
 
-def _sign(encoded: bytes, fmt: str, generated, title: str, record: dict[str, Any], recipe: dict[str, Any] | None,
-          thumbnails: bool) -> bytes:
-    from kekong.provenance.credentials import Ingredient, sign_image
-
+def ingredients(generated) -> list[tuple[str, str, str]]:
+    """(reference, title, relationship) of every input image, each reference once, in manifest order."""
     request = generated.request
-    inputs: list[tuple[str, str, str]] = []  # (reference, title, relationship)
+    inputs: list[tuple[str, str, str]] = []
     if request.init_image:
         inputs.append((request.init_image, "init image", "parentOf"))
     if request.mask:
@@ -189,15 +218,24 @@ def _sign(encoded: bytes, fmt: str, generated, title: str, record: dict[str, Any
         if unit.unit.image:
             inputs.append((unit.unit.image, f"control unit {unit.index} image", "inputTo"))
     seen: set[str] = set()
-    ingredients = []
-    for reference, name, relationship in inputs:
-        if reference not in seen:
-            seen.add(reference)
-            ingredients.append(Ingredient(name, relationship, source_bytes(reference), _mime(reference)))
+    unique = []
+    for entry in inputs:
+        if entry[0] not in seen:
+            seen.add(entry[0])
+            unique.append(entry)
+    return unique
+
+
+def _sign(encoded: bytes, fmt: str, described: Described, title: str, record: dict[str, Any],
+          recipe: dict[str, Any] | None, thumbnails: bool) -> bytes:
+    from kekong.provenance.credentials import Ingredient, sign_image
+
+    found = [Ingredient(name, relationship, source_bytes(reference), _mime(reference))
+             for reference, name, relationship in described.ingredients]
     layers = Layers(record["metadata"], record["watermark"] != "off", True, thumbnails)
     assertion = {"layers": {key: value for key, value in asdict(layers).items() if key != "record_paths"},
                  "watermark": record["watermark"], "recipe": recipe}
-    return sign_image(encoded, MIME[fmt], title=title, edited=bool(request.init_image), ingredients=ingredients,
+    return sign_image(encoded, MIME[fmt], title=title, edited=described.edited, ingredients=found,
                       assertion=assertion, thumbnails=thumbnails)
 
 

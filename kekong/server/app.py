@@ -40,13 +40,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app = FastAPI(title="kekong", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Controllable image generation: A1111-compatible routes, ControlNet routes and "
                               "kekong's job API.")
-    from kekong.server import a1111, a1111_extra, controlnet, jobs, openapi, video_jobs
+    from kekong.server import a1111, a1111_extra, controlnet, jobs, local, openapi, video_jobs
 
     app.include_router(a1111.router)
     app.include_router(a1111_extra.router)
     app.include_router(controlnet.router)
     app.include_router(video_jobs.router)  # before jobs: /v1/jobs/video is not a job id
     app.include_router(jobs.router)
+    app.include_router(local.router)  # `kekong generate` on this machine (runtime-file token, loopback only)
     _error_handlers(app)
     _offline_docs(app)
     openapi.install(app, config)

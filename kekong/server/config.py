@@ -93,6 +93,7 @@ class ServerConfig:
     ray: str | None = None  # run jobs on Ray actors: "local" (Ray in this process), "auto", "ray://HOST:PORT"
     ray_pool: WorkerBounds = field(default_factory=WorkerBounds)  # with ray: the actors (one job each at a time)
     shared_store: bool = False  # a Ray Serve replica: other replicas serve the same store (kekong.server.ray_serve)
+    local_token: str | None = None  # the runtime file's token: `kekong generate` on this machine (/v1/local/*)
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -11,6 +11,8 @@
   refused (403): a web page the user visits cannot drive the server through their browser.
 - Every answer forbids framing (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`), so the UI
   cannot be overlaid inside another site's page (clickjacking).
+- The local CLI route (`/v1/local/*`, server/local.py) answers loopback clients only and takes
+  the runtime file's token in place of an API key (the CLI knows the file, not the key).
 - With an API key, every request must carry it: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or
   HTTP Basic with the key as password (so a browser can open the UI). With several keys (one per
   caller), the key's short id (`owner`) goes with the request to the job queue, which is fair
@@ -46,7 +48,7 @@ class Guard:
             return
         send = _with_frame_protection(send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self.refusal(scope["method"], headers, scope.get("scheme", "http"))
+        refusal = self.refusal(scope["method"], headers, scope.get("scheme", "http"), scope.get("path", ""))
         if refusal is not None:
             await _respond(send, *refusal)
             return
@@ -64,7 +66,8 @@ class Guard:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def refusal(self, method: str, headers: dict[str, str], scheme: str = "http") -> tuple[int, str, dict] | None:
+    def refusal(self, method: str, headers: dict[str, str], scheme: str = "http", path: str = ""
+                ) -> tuple[int, str, dict] | None:
         host = _hostname(headers.get("host", ""))
         if self.config.loopback and host not in self.hosts:
             return 421, f"Host {headers.get('host', '')!r} is not this server (DNS rebinding is refused)", {}
@@ -76,6 +79,8 @@ class Guard:
                              "serve with --allow-origin ORIGIN to accept another)"), {}
             if headers.get("sec-fetch-site") == "cross-site":
                 return 403, "cross-site request refused", {}
+        if path == LOCAL_HELLO or (path.startswith(LOCAL_PREFIX) and local_token_ok(self.config, headers)):
+            return None  # the routes also check that the client is on loopback (hello proves the token, sends none)
         if self.config.api_keys and self._key(headers) is None:
             return 401, "missing or wrong API key", {"www-authenticate": 'Basic realm="kekong"'}
         return None
@@ -97,6 +102,17 @@ class Guard:
             if given and hmac.compare_digest(given.encode(), key.encode()):
                 found = key
         return found
+
+
+LOCAL_PREFIX = "/v1/local/"
+LOCAL_HELLO = LOCAL_PREFIX + "hello"
+LOCAL_TOKEN_HEADER = "x-kekong-local-token"
+
+
+def local_token_ok(config: ServerConfig, headers: dict[str, str]) -> bool:
+    """The request carries this server's runtime-file token (compared in constant time)."""
+    given = headers.get(LOCAL_TOKEN_HEADER, "")
+    return bool(config.local_token and given and hmac.compare_digest(given.encode(), config.local_token.encode()))
 
 
 def owner_of(key: str) -> str:
