@@ -12,7 +12,7 @@ from PIL import Image
 from kekong.detect import run
 from kekong.detect.learned import anime_face
 from kekong.detect.learned.anime_face import PALETTE, AnimeFaceUNet, network_input, paint
-from kekong.errors import KekongError, MissingWeightsError
+from kekong.errors import KekongError, MissingWeightsError, ParameterError
 
 PICTURE = np.random.default_rng(8).integers(0, 256, (64, 96, 3), dtype=np.uint8)
 
@@ -111,3 +111,10 @@ def test_a_file_that_does_not_fit_is_refused_naming_it(tmp_path):
 def test_without_weights_the_error_names_the_file_the_repo_and_the_stand_in():
     with pytest.raises(MissingWeightsError, match=r"Annotators/UNet\.pth.*qinglong_controlnet-lllite.*seg_person"):
         run("anime_face_segment", PICTURE, res=64)
+
+
+def test_a_thin_image_is_refused_before_the_512_px_resize(monkeypatch):
+    monkeypatch.setattr(anime_face, "INPUT_SHORT_SIDE", 512)
+    assert network_input(np.zeros((64, 1024, 3), np.uint8)).shape == (1, 3, 512, 8192)
+    with pytest.raises(ParameterError, match=r"1100x64 image is 8800 px long .* at most 16:1"):
+        network_input(np.zeros((64, 1100, 3), np.uint8))

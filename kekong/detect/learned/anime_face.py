@@ -22,7 +22,9 @@ from torch.nn import functional as F
 
 from kekong.detect.learned import NETWORKS, WEIGHTS_PARAM, load_network
 from kekong.detect.registry import detector
+from kekong.errors import ParameterError
 from kekong.models.weights import find_annotator
+from kekong.sizes import MAX_WORK_SIDE
 
 UNET_FILE = ("bdsqlsz/qinglong_controlnet-lllite", "Annotators/UNet.pth")
 # background, hair, eye, mouth, face, skin, clothes: the extension's PALETTE, in class order
@@ -104,10 +106,15 @@ NETWORKS["UNet.pth"] = AnimeFaceUNet
 
 
 def network_input(image: np.ndarray) -> torch.Tensor:
-    """torchvision's Resize(512, bicubic) + ToTensor on a PIL image: short side 512 (long side truncated)."""
+    """torchvision's Resize(512, bicubic) + ToTensor on a PIL image: short side 512 (long side truncated);
+    refused when that long side would pass MAX_WORK_SIDE (a thin image at a low processor resolution)."""
     h, w = image.shape[:2]
     short, long = (h, w) if h <= w else (w, h)
     new_long = int(INPUT_SHORT_SIDE * long / short)
+    if new_long > MAX_WORK_SIDE:
+        raise ParameterError(
+            f"seg_anime_face: a {w}x{h} image is {new_long} px long at the network's {INPUT_SHORT_SIDE} px short "
+            f"side, over {MAX_WORK_SIDE}; use an image of aspect ratio at most {MAX_WORK_SIDE // INPUT_SHORT_SIDE}:1")
     size = (new_long, INPUT_SHORT_SIDE) if h <= w else (INPUT_SHORT_SIDE, new_long)  # PIL: (width, height)
     resized = np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
     return torch.from_numpy(resized.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
