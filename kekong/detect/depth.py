@@ -17,6 +17,8 @@ from kekong.detect.registry import Param, detector
 from kekong.models.weights import find_pretrained
 
 DEPTH_MODELS = ("control_v11f1p_sd15_depth", "diffusers/controlnet-depth-sdxl-1.0")
+# What a depth detector without its weights offers instead: every depth detector needs some weights.
+NO_OFFLINE_DEPTH = "none for depth (depth_midas and depth_anything need a Hugging Face model instead of this file)"
 DEFAULT_MODELS = {
     "depth_midas": "Intel/dpt-hybrid-midas",
     "depth_dpt": "Intel/dpt-large",

@@ -28,8 +28,9 @@ def models_dir() -> Path:
 
 
 def find_annotator(filename: str, detector: str, explicit: str | None = None,
-                   repo: str = ANNOTATORS_REPO, stand_in: str | None = None) -> Path:
-    """Path of an annotator weight file, or MissingWeightsError saying how to get it."""
+                   repo: str = ANNOTATORS_REPO, stand_in: str | None = None, param: str = "weights") -> Path:
+    """Path of an annotator weight file, or MissingWeightsError saying how to get it.
+    `param` is the detector parameter that takes the file's path (`detector_weights` for DW-Pose's YOLOX …)."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
@@ -48,7 +49,8 @@ def find_annotator(filename: str, detector: str, explicit: str | None = None,
     raise MissingWeightsError(
         f"{detector} needs the weights file {filename} from the Hugging Face repo {repo} "
         f"(https://huggingface.co/{repo}/blob/main/{filename}), which is not on this machine. "
-        f"Download it and put it at {local} (or set KEKONG_MODELS_DIR), pass weights=PATH, or "
+        f"Download it and put it at {local} (or set KEKONG_MODELS_DIR), pass {param}=PATH "
+        f"(`-p {param}=PATH` on kekong detect, `,{param}=PATH` in a --control), or "
         f"fetch it into the HF cache with `hf download {repo} {filename}`.{hint}"
     )
 

@@ -47,7 +47,8 @@ POSE_PARAM = Param("weights", "", "path of the pose model's .onnx file (default:
 
 def _network(filename: str, repo: str, contract: Contract, who: str, explicit: str,
              stand_in: str | None) -> OnnxNetwork:
-    path = find_annotator(filename, who, explicit=explicit or None, repo=repo, stand_in=stand_in)
+    param = DET_PARAM.name if filename == YOLOX_FILE else POSE_PARAM.name  # the one a user sets for this file
+    path = find_annotator(filename, who, explicit=explicit or None, repo=repo, stand_in=stand_in, param=param)
     return load_onnx(str(path), contract)
 
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from kekong.detect.depth import DEPTH_MODELS
+from kekong.detect.depth import DEPTH_MODELS, NO_OFFLINE_DEPTH
 from kekong.detect.learned import WEIGHTS_PARAM
 from kekong.detect.learned.leres_boost import boost
 from kekong.detect.learned.leres_net import FULL, LeresConfig, RelDepthModel
@@ -31,7 +31,7 @@ from kekong.detect.registry import Param, detector
 from kekong.models.weights import find_annotator, load_state_dict
 
 LERES_FILE, MERGE_FILE = "res101.pth", "latest_net_G.pth"
-STAND_IN = "depth_midas"
+STAND_IN = NO_OFFLINE_DEPTH
 CONFIG: LeresConfig = FULL  # the tests build tiny networks of the same layout
 MERGE_NGF = 64
 MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
@@ -69,7 +69,8 @@ def leres_network(weights: str, detector: str) -> RelDepthModel:
 
 
 def merge_network(weights: str, detector: str) -> UnetGenerator:
-    path = str(find_annotator(MERGE_FILE, detector, explicit=weights or None, stand_in=STAND_IN))
+    path = str(find_annotator(MERGE_FILE, detector, explicit=weights or None, stand_in=STAND_IN,
+                              param=MERGE_PARAM.name))
     return _merge_net(path, _stamp(path), MERGE_NGF)
 
 

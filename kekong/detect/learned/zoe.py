@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kekong.detect.depth import DEPTH_MODELS
+from kekong.detect.depth import DEPTH_MODELS, NO_OFFLINE_DEPTH
 from kekong.detect.learned import WEIGHTS_PARAM
 from kekong.detect.learned.strict import load_strictly
 from kekong.detect.learned.zoe_beit import BEIT_L_384, BeitConfig, DPTBeit
@@ -239,7 +239,7 @@ def _zoe(path: str, stamp: int, config: ZoeConfig) -> ZoeDepth:
     needs_weights=ZOE_FILE,
 )
 def depth_zoe(image: np.ndarray, weights: str = "") -> np.ndarray:
-    path = str(find_annotator(ZOE_FILE, "depth_zoe", explicit=weights or None, stand_in="depth_midas"))
+    path = str(find_annotator(ZOE_FILE, "depth_zoe", explicit=weights or None, stand_in=NO_OFFLINE_DEPTH))
     network = _zoe(path, os.stat(path).st_mtime_ns, CONFIG)
     x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
     with torch.inference_mode():
