@@ -120,3 +120,19 @@ def test_two_actors_run_two_jobs_at_once_with_their_progress_and_cancel_reaching
         done = [services.store.get(job_id) for job_id in ids]
         assert [job.status for job in done] == [JobStatus.CANCELLED] * 3
         assert all(job.step < 450 for job in done[:2])  # stopped on the actor, not run to the end
+
+
+def test_a1111_skip_reaches_the_job_on_its_actor(services):
+    """/sdapi/v1/skip on a job running on an actor: its first batch ends early and is kept, the second runs."""
+    job, _ = services.submit({**JOB, "steps": 100, "batch_count": 2, "seed": 9}, "generate")
+    deadline = time.monotonic() + 240
+    while services.worker.running_job(job.id) is None or services.worker.running_job(job.id).step < 2:
+        assert time.monotonic() < deadline and not services.store.get(job.id).status.finished
+        time.sleep(0.05)
+    assert services.worker.skip() == job.id
+    done = finished(services, job.id)
+    assert done.status == JobStatus.DONE, done.error
+    first, second = done.result["images"]
+    assert done.result["stopped"] == ["skip"]
+    assert "Stopped at step" in first["infotext"] and "(skip)" in first["infotext"]  # the actor's sampler obeyed
+    assert "Stopped at step" not in second["infotext"]  # the next batch ran its 100 steps
