@@ -39,9 +39,9 @@ def test_the_hires_pass_keeps_seed_resize_from(tiny, monkeypatch):
     seen = []
     real = noise.initial_noise
 
-    def spy(rng, seeds, shape, subseeds, strength, resize_from):
+    def spy(rng, seeds, shape, subseeds, strength, resize_from, *rest):
         seen.append((tuple(shape[1:]), tuple(resize_from)))
-        return real(rng, seeds, shape, subseeds, strength, resize_from)
+        return real(rng, seeds, shape, subseeds, strength, resize_from, *rest)
 
     monkeypatch.setattr(noise, "initial_noise", spy)
     kekong.generate(request)

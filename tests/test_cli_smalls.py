@@ -45,8 +45,8 @@ def test_json_on_a_map_only_detector_is_refused_before_anything_is_written(tmp_p
     done = kekong("detect", str(photo), "-k", "canny", "-o", str(tmp_path / "map.png"),
                   "--json", str(tmp_path / "map.json"))
     assert done.returncode == 2
-    assert "--json writes OpenPose JSON, which only openpose" in done.stderr and "canny makes a map alone" in \
-        done.stderr
+    assert "--json writes OpenPose JSON, which only " in done.stderr and "canny makes a map alone" in done.stderr
+    assert all(f" {name}" in done.stderr for name in ("openpose,", "openpose_full,", "dw_openpose_full,"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
 

@@ -33,7 +33,7 @@ def test_a_finished_jobs_answer_lists_its_warnings():
     job = SimpleNamespace(id="j1", kind="generate", status=JobStatus.DONE, error=None, retryable=False, step=4,
                           total=4, created=0, started=0, finished=1,
                           result={"images": [], "maps": [], "warnings": ["control unit 0: dark lines …"]})
-    svc = SimpleNamespace(worker=SimpleNamespace(running=None))
+    svc = SimpleNamespace(worker=SimpleNamespace(running_job=lambda job_id: None))  # the job is not running
     assert describe(job, svc)["warnings"] == ["control unit 0: dark lines …"]
     job.result = {"images": [], "maps": []}  # jobs stored before warnings were kept
     assert describe(job, svc)["warnings"] == []
