@@ -1,8 +1,10 @@
 """Batch jobs from the command line: a folder of images (as init or control images) and a prompts
-file, each output named after its job and stamped; a bad input is reported and skipped, and the
-other jobs still run."""
+file, each output named after its job and stamped, summary.json recording each, a re-run skipping
+what is finished; a bad input is reported and skipped, and the other jobs still run."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -48,6 +50,25 @@ def test_prompts_file_times_control_images(setup, tmp_path):
                                                              "00001-a-blue-circle-b.png"]
     prompt, _, params = parse_infotext(read_png_text(tmp_path / "00001-a-blue-circle-b.png")["parameters"])
     assert prompt == "a blue circle" and "ControlNet 0" in params
+
+
+def test_a_rerun_skips_the_finished_jobs_and_runs_a_changed_one(setup, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red star\na blue circle\n")
+    run = ("generate", *common(setup), "--prompts-file", str(prompts), "--out-dir", str(tmp_path / "out"))
+    assert kekong(*run).returncode == 0
+    first = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.png")}
+    assert sorted(first) == ["00000-a-red-star.png", "00001-a-blue-circle.png"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [(e["status"], e["outputs"]) for e in summary["lines"]] == [("done", ["00000-a-red-star.png"]),
+                                                                        ("done", ["00001-a-blue-circle.png"])]
+    prompts.write_text("a red star\na green circle\n")  # job 2 changed: only it runs again
+    again = kekong(*run)
+    assert again.returncode == 0 and "2 jobs — 1 to run, 1 finished before" in again.stdout
+    assert (tmp_path / "out" / "00000-a-red-star.png").stat().st_mtime_ns == first["00000-a-red-star.png"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [e["status"] for e in summary["lines"]] == ["resumed", "done"]
+    assert (tmp_path / "out" / "00001-a-green-circle.png").is_file()
 
 
 def test_a_bad_image_is_skipped_and_the_rest_still_run(setup, tmp_path):

@@ -104,6 +104,8 @@ def test_grid_and_score_from_the_command_line(tmp_path):
                "[ControlNet] Weight:0,1", "--steps", "6", "--seed", "2", "--out-dir", str(tmp_path / "g"))
     assert done.returncode == 0, done.stderr
     assert "2 = 2 cells" in done.stdout and (tmp_path / "g" / "grid.png").is_file()
+    # A field the grid leaves unset takes the model's recommendation, as one image does (shipped: CFG 2, not 7).
+    assert "CFG scale: 2," in Image.open(tmp_path / "g" / "cell-1-0-0.png").text["parameters"]
     followed = cli("score", str(tmp_path / "g" / "cell-1-0-0.png"), "-c", f"none:{outline}", "--score-as", "canny",
                    "--json")
     ignored = cli("score", str(tmp_path / "g" / "cell-0-0-0.png"), "-c", f"none:{outline}", "--score-as", "canny",

@@ -82,16 +82,15 @@ def test_video_frames_on_two_actors_are_the_frames_made_in_one_process(cluster, 
 
 
 def test_prompts_file_jobs_on_ray_are_named_as_locally_and_a_rerun_skips_them(cluster, tmp_path, capsys):
-    from kekong.cli.generate import run_batch_jobs
-    from kekong.cli.on_ray import jobs_on_ray
+    from kekong.cli.on_ray import batch_jobs
     from kekong.io import save_image
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red star\na blue circle\n")
     save_image(np.full((64, 64, 3), 255, np.uint8), tmp_path / "sketch.png")
     fields = {**FIELDS, "controls": [{"module": "scribble_sketch", "image": str(tmp_path / "sketch.png")}]}
-    run_batch_jobs(dict(fields), prompts, None, "init", tmp_path / "alone", ".png", False, LAYERS)
-    jobs_on_ray(dict(fields), prompts, None, "init", tmp_path / "ray", ".png", False, LAYERS, True, "local", TWO)
+    batch_jobs(dict(fields), prompts, None, "init", tmp_path / "alone", ".png", False, LAYERS)  # no Ray
+    batch_jobs(dict(fields), prompts, None, "init", tmp_path / "ray", ".png", False, LAYERS, True, "local", TWO)
     spread = files(tmp_path / "ray")
     assert sorted(spread) == ["00000-a-red-star.png", "00001-a-blue-circle.png"]
     assert spread == files(tmp_path / "alone")  # the names and the bytes of the run in one process
@@ -99,10 +98,10 @@ def test_prompts_file_jobs_on_ray_are_named_as_locally_and_a_rerun_skips_them(cl
     assert [e["status"] for e in summary["lines"]] == ["done", "done"] and summary["lines"][0]["fidelity"]
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").glob("*.png")}
     capsys.readouterr()
-    jobs_on_ray(dict(fields), prompts, None, "init", tmp_path / "ray", ".png", False, LAYERS, True, "local", TWO)
+    batch_jobs(dict(fields), prompts, None, "init", tmp_path / "ray", ".png", False, LAYERS, True, "local", TWO)
     assert "0 to run, 2 finished before" in capsys.readouterr().out
     prompts.write_text("a red star\na green circle\n")  # job 2 changed: only it runs again
-    jobs_on_ray(dict(fields), prompts, None, "init", tmp_path / "ray", ".png", False, LAYERS, True, "local", TWO)
+    batch_jobs(dict(fields), prompts, None, "init", tmp_path / "ray", ".png", False, LAYERS, True, "local", TWO)
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
     assert [e["status"] for e in summary["lines"]] == ["resumed", "done"]
     assert (tmp_path / "ray" / "00000-a-red-star.png").stat().st_mtime_ns == before["00000-a-red-star.png"]

@@ -36,7 +36,7 @@ class Bar:
     def __call__(self, entry: dict[str, Any]) -> None:
         if entry.get("status") == "failed":
             self.failed += 1
-            self.progress.console.print(self.failure(entry), markup=False)
+            typer.echo(self.failure(entry), err=True)  # above the bar in a terminal (rich redirects stderr)
         self.progress.update(self.task, advance=1, failed=f"{self.failed} failed" if self.failed else "")
 
 

@@ -176,8 +176,9 @@ def generate(
             return  # a `kekong serve` on this machine made it (this process imported no torch)
         run_and_write(build_request(**fields), out, save_maps, save_recipe, layers, not no_score)
         return
-    run_batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers, not no_score,
-                   not no_server)
+    from kekong.cli.on_ray import batch_jobs  # resumable, with summary.json, as with --ray
+
+    batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers, not no_score)
 
 
 def request_fields(options: dict[str, Any]) -> dict[str, Any]:
@@ -211,55 +212,23 @@ def request_fields(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_grid(fields: dict[str, Any], axes_text: list[str], folder: Path, layers: Layers, score: bool) -> None:
-    """Plan every cell (all checked first), generate them with one progress bar, write the grid."""
-    from kekong.generation.grid import fix_seeds, parse_axis, plan, run
-    from kekong.generation.pipeline import generate as run_one
+    """Plan every cell (all checked first), make them through the batch path in this process (as
+    `--ray` makes them on actors: kekong.scale.cells) with one progress bar, write the grid."""
+    from kekong.generation.grid import fix_seeds, parse_axis, plan
     from kekong.generation.pipeline import steps_per_batch
     from kekong.provenance.grid_record import write_grid
+    from kekong.scale.cells import run_cells
+    from kekong.scale.run import Local
 
     fields, axes = fix_seeds(fields, [parse_axis(text) for text in axes_text])  # the sheet names the seeds drawn
     cells = plan(fields, axes)
     typer.echo(f"grid: {' × '.join(str(len(a.values)) for a in axes)} = {len(cells)} cells into {folder}")
-
-    with StepBar(sum(steps_per_batch(c.request) for c in cells)) as bar:
-        def one(request: Any) -> list:
-            results = run_one(request, on_step=bar)
-            if score:
-                from kekong.fidelity import score_generated
-
-                for generated in results:
-                    generated.fidelity = score_generated(generated) if generated.units else None
-            return results
-
-        results = run(cells, one)
+    single = [c.request.model_copy(update={"batch_size": 1, "batch_count": 1}) for c in cells]  # as cells run
+    with StepBar(sum(steps_per_batch(request) for request in single)) as bar:
+        results = run_cells(cells, Local(on_step=bar), folder, layers, score)
     summary = write_grid(cells, results, axes, folder, layers)
     typer.echo(f"wrote {folder / summary['sheet']} ({len(cells)} cells, grid.json, grid.csv"
                f"{', ' + summary['plot'] if 'plot' in summary else ''})")
-
-
-def run_batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Path | None, batch_as: str,
-                   out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers, score: bool = True,
-                   server: bool = False) -> None:
-    """Every job is validated before the first runs; a job whose input turns out bad is reported
-    and skipped, the others still run (exit code 1 when any was skipped)."""
-    from kekong.generation.batch import folder_images, jobs, read_prompts
-    from kekong.request import build_request
-
-    if out_dir is None:
-        raise ParameterError("--prompts-file / --batch-dir need --out-dir (outputs are named after each job)")
-    prompts = read_prompts(prompts_file) if prompts_file else None
-    images = folder_images(batch_dir) if batch_dir else None
-    planned = [(name, build_request(**job)) for name, job in jobs(fields, prompts, images, batch_as)]
-    failed = 0
-    for name, request in planned:
-        try:
-            run_and_write(request, out_dir / f"{name}{suffix}", False, save_recipe, layers, score, server)
-        except KekongError as error:
-            failed += 1
-            typer.echo(f"skipped {name}: {error}", err=True)
-    if failed:
-        typer.echo(f"{failed} of {len(planned)} jobs skipped", err=True)
-        raise typer.Exit(1)
 
 
 def parse_size(flag: str, text: str | None) -> tuple[int, int]:

@@ -1,7 +1,6 @@
-"""`kekong grid --ray` and `kekong generate --prompts-file/--batch-dir --ray`: the cells or jobs
-through the batch path (kekong.scale) on the Ray actor pool. Without --ray both run as before, in
-this process (or on a local `kekong serve`, see cli/via_server.py): the batch path is taken when
-the work leaves the process."""
+"""`kekong grid` and `kekong generate --prompts-file/--batch-dir`: the cells or jobs through the
+batch path (kekong.scale) — in this process (kekong.scale.run.Local), or with --ray on the Ray
+actor pool: the same files either way."""
 
 from __future__ import annotations
 
@@ -37,18 +36,19 @@ def grid_on_ray(fields: dict[str, Any], axes_text: list[str], folder: Path, laye
                f"{', ' + summary['plot'] if 'plot' in summary else ''})")
 
 
-def jobs_on_ray(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Path | None, batch_as: str,
-                out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers, score: bool, ray: str,
-                bounds: WorkerBounds) -> None:
-    """generate's batch jobs as `kekong batch` runs a manifest's lines: each output named after its
-    job (as without --ray), summary.json in --out-dir, a re-run skips the jobs finished with the same
-    recipe. Every job is checked before the first runs; a job whose image cannot be read is skipped
-    and named, the others run (exit code 1 when any was skipped)."""
+def batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Path | None, batch_as: str,
+               out_dir: Path | None, suffix: str, save_recipe: bool, layers: Layers, score: bool = True,
+               ray: str | None = None, bounds: WorkerBounds | None = None) -> None:
+    """generate's batch jobs as `kekong batch` runs a manifest's lines — in this process, or with
+    `ray` on the actor pool: each output named after its job, summary.json in --out-dir, a re-run
+    skips the jobs finished with the same recipe. Every job is checked before the first runs; a job
+    whose image cannot be read is skipped and named, the others run (exit code 1 when any was
+    skipped)."""
     from kekong.cli.batch import Bar
     from kekong.cli.ray_options import ray_pool
     from kekong.generation.batch import folder_images, jobs, read_prompts
     from kekong.scale.manifest import job_line
-    from kekong.scale.run import Options, plan_counts, run_batch
+    from kekong.scale.run import Local, Options, plan_counts, run_batch
 
     if out_dir is None:
         raise ParameterError("--prompts-file / --batch-dir need --out-dir (outputs are named after each job)")
@@ -59,8 +59,9 @@ def jobs_on_ray(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Pa
              for number, (name, job) in enumerate(jobs(fields, prompts, images, batch_as), start=1)]
     names = {line.number: line.name for line in lines}
     counts = plan_counts(lines, options)
+    where = f" (Ray: {bounds.workers} workers)" if ray is not None and bounds is not None else ""
     typer.echo(f"{len(lines)} jobs — {counts['to_run']} to run, {counts['finished']} finished before, "
-               f"{counts['refused']} refused (Ray: {bounds.workers} workers)")
+               f"{counts['refused']} refused{where}")
 
     def failure(entry: dict[str, Any]) -> str:
         return f"skipped {names[entry['line']]}: {entry.get('error')}"
@@ -72,11 +73,14 @@ def jobs_on_ray(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Pa
         bar(entry)
 
     source = prompts_file or batch_dir or out_dir
-    if counts["to_run"]:
-        with ray_pool(ray, bounds) as pool, Bar(counts["to_run"], "jobs", failure) as bar:
-            summary = run_batch(source, options, pool, progress=wrote, lines=lines)
-    else:  # nothing to run: no Ray to start
+    if not counts["to_run"]:  # nothing to run: no Ray to start
         summary = run_batch(source, options, None, lines=lines)
+    elif ray is None:
+        with Bar(counts["to_run"], "jobs", failure) as bar:
+            summary = run_batch(source, options, Local(), progress=wrote, lines=lines)
+    else:
+        with ray_pool(ray, bounds or WorkerBounds()) as pool, Bar(counts["to_run"], "jobs", failure) as bar:
+            summary = run_batch(source, options, pool, progress=wrote, lines=lines)
     for entry in summary["lines"]:  # refused before running (an image that cannot be read)
         if entry["status"] == "failed" and not entry.get("attempts"):
             typer.echo(failure(entry), err=True)
@@ -108,6 +112,6 @@ def on_ray(options: dict[str, Any], fields: dict[str, Any], layers: Layers) -> b
     if o("prompts_file") is None and o("batch_dir") is None:
         raise ParameterError("--ray runs grids (--x/--y/--z) and batch jobs (--prompts-file/--batch-dir) on Ray "
                              "actors; one image is made here (leave --ray out, or use kekong batch)")
-    jobs_on_ray(fields, o("prompts_file"), o("batch_dir"), o("batch_as"), o("out_dir"), out.suffix, o("save_recipe"),
-                layers, score, o("ray"), bounds)
+    batch_jobs(fields, o("prompts_file"), o("batch_dir"), o("batch_as"), o("out_dir"), out.suffix, o("save_recipe"),
+               layers, score, o("ray"), bounds)
     return True

@@ -27,7 +27,8 @@ def cell_tasks(cells: list[Cell], folder: Path, layers: Layers, score: bool = Tr
     tasks = []
     for number, cell in enumerate(cells, start=1):
         request = cell.request.model_copy(update={"batch_size": 1, "batch_count": 1})
-        tasks.append(Task(number, request.model_dump(mode="json"), [str(folder / f"{cell_name(cell)}.png")], "",
+        fields = request.model_dump(mode="json", exclude_unset=True)  # unset: the model's recommendation applies
+        tasks.append(Task(number, fields, [str(folder / f"{cell_name(cell)}.png")], "",
                           request.model or DEFAULT_BASE, asdict(layers), score, keep=True))
     return tasks
 

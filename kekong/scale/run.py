@@ -34,13 +34,15 @@ class Executor(Protocol):
 
 @dataclass
 class Local:
-    """Lines one after another in this process (the default, no Ray)."""
+    """Lines one after another in this process (the default, no Ray); `on_step` after each
+    denoising step (a step progress bar)."""
 
     threads: int | None = None
+    on_step: Callable[[Any], Any] | None = None
 
     def run(self, tasks: list[Task], done: Done) -> None:
         for task in tasks:
-            done({**run_task(task, self.threads), "worker": "local"})
+            done({**run_task(task, self.threads, self.on_step), "worker": "local"})
 
 
 @dataclass

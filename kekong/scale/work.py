@@ -13,6 +13,7 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,12 @@ class Task:
     sidecar: bool = False  # image: the recipe JSON beside each (generate --save-recipe)
 
 
-def run_task(task: Task, threads: int | None = None) -> dict[str, Any]:
+def run_task(task: Task, threads: int | None = None, on_step: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """A summary entry: status done (outputs, seeds, fidelity) or failed (error); never raises
-    for a bad request or input."""
+    for a bad request or input. `on_step`: called after each denoising step (a progress bar)."""
     started = time.perf_counter()
     try:
-        entry = _generate(task, threads)
+        entry = _generate(task, threads, on_step)
     except KekongError as error:
         entry = {"status": "failed", "error": str(error)}
     except Exception as error:  # a bug in one line must not end the batch
@@ -53,7 +54,7 @@ def run_task(task: Task, threads: int | None = None) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 3), "attempts": task.attempts + 1}
 
 
-def _generate(task: Task, threads: int | None) -> dict[str, Any]:
+def _generate(task: Task, threads: int | None, on_step: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     import torch
 
     from kekong.generation.pipeline import generate
@@ -63,7 +64,7 @@ def _generate(task: Task, threads: int | None) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(threads)
     request = build_request(**task.fields)
-    results = generate(request)
+    results = generate(request, on_step=on_step)
     if len(results) != len(task.outputs):
         raise KekongError(f"made {len(results)} images, expected {len(task.outputs)}")
     if task.kind == "frame":
