@@ -49,6 +49,9 @@ bench: setup
 	# Issue 28's table: stock vs exact vs fast, fp32 vs fp16/bf16 storage, FLOP efficiency, then start-up
 	# (benchmarks/startup.py); exact mode's headroom (channels_last, jit.freeze + oneDNN, torch.compile); fast mode's IoU.
 	$(PY) benchmarks/speed.py --sizes 256 512 --units 1 2 --ends 1.0 0.5 --startup
+	# fp32 vs fp16/bf16 storage vs bf16 arithmetic, one UNet call at SD 1.5 and SDXL size, 256² and 512².
+	$(PY) benchmarks/precision.py --latent 32
+	$(PY) benchmarks/precision.py --latent 64 --calls 1
 	$(PY) benchmarks/headroom.py --size 512
 	$(PY) benchmarks/fast_fidelity.py --count 60
 	# The fidelity score separates followed from ignored controls (AUC) and tracks the shapes IoU (Spearman).
