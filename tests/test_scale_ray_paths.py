@@ -41,12 +41,11 @@ def files(folder, pattern: str = "*.png") -> dict[str, bytes]:
 
 
 def test_a_grid_on_two_actors_is_the_grid_made_in_one_process(cluster, tmp_path):
-    from kekong.cli.generate import run_grid
-    from kekong.cli.on_ray import grid_on_ray
+    from kekong.cli.batch_path import grid
 
     axes = ["CFG Scale:3,7", "Prompt S/R:red,blue"]
-    run_grid(dict(FIELDS), axes, tmp_path / "alone", LAYERS, True)
-    grid_on_ray(dict(FIELDS), axes, tmp_path / "ray", LAYERS, True, "local", TWO)
+    grid(dict(FIELDS), axes, tmp_path / "alone", LAYERS, True)  # no Ray
+    grid(dict(FIELDS), axes, tmp_path / "ray", LAYERS, True, "local", TWO)
     alone, spread = files(tmp_path / "alone"), files(tmp_path / "ray")
     assert sorted(spread) == ["cell-0-0-0.png", "cell-0-1-0.png", "cell-1-0-0.png", "cell-1-1-0.png", "grid.png"]
     assert alone == spread  # the cells and the stamped sheet, byte for byte
@@ -82,7 +81,7 @@ def test_video_frames_on_two_actors_are_the_frames_made_in_one_process(cluster, 
 
 
 def test_prompts_file_jobs_on_ray_are_named_as_locally_and_a_rerun_skips_them(cluster, tmp_path, capsys):
-    from kekong.cli.on_ray import batch_jobs
+    from kekong.cli.batch_path import batch_jobs
     from kekong.io import save_image
 
     prompts = tmp_path / "prompts.txt"

@@ -161,13 +161,15 @@ def generate(
         raise ParameterError(f"{out}: generated images are written as .png, .jpg or .webp")
     layers = Layers(metadata=not no_metadata, watermark=not no_watermark, c2pa=not no_c2pa,
                     c2pa_thumbnails=c2pa_thumbnails, record_paths=record_paths)
-    if ray is not None or cpus_per_worker is not None:  # grids and batch jobs on Ray actors: kekong.cli.on_ray
-        from kekong.cli.on_ray import on_ray
+    if ray is not None or cpus_per_worker is not None:  # grids and batch jobs on Ray actors: kekong.cli.batch_path
+        from kekong.cli.batch_path import on_ray
 
         if on_ray(locals(), fields, layers):
             return
     if x or y or z:
-        run_grid(fields, [a for a in (x, y, z) if a], out_dir or out.with_suffix(""), layers, not no_score)
+        from kekong.cli.batch_path import grid
+
+        grid(fields, [a for a in (x, y, z) if a], out_dir or out.with_suffix(""), layers, not no_score)
         return
     if prompts_file is None and batch_dir is None:
         from kekong.cli import via_server
@@ -176,7 +178,7 @@ def generate(
             return  # a `kekong serve` on this machine made it (this process imported no torch)
         run_and_write(build_request(**fields), out, save_maps, save_recipe, layers, not no_score)
         return
-    from kekong.cli.on_ray import batch_jobs  # resumable, with summary.json, as with --ray
+    from kekong.cli.batch_path import batch_jobs  # resumable, with summary.json, as with --ray
 
     batch_jobs(fields, prompts_file, batch_dir, batch_as, out_dir, out.suffix, save_recipe, layers, not no_score)
 
@@ -209,26 +211,6 @@ def request_fields(options: dict[str, Any]) -> dict[str, Any]:
     if o("hr_resize") is not None:
         fields["hr_resize_x"], fields["hr_resize_y"] = parse_size("--hr-resize", o("hr_resize"))
     return fields
-
-
-def run_grid(fields: dict[str, Any], axes_text: list[str], folder: Path, layers: Layers, score: bool) -> None:
-    """Plan every cell (all checked first), make them through the batch path in this process (as
-    `--ray` makes them on actors: kekong.scale.cells) with one progress bar, write the grid."""
-    from kekong.generation.grid import fix_seeds, parse_axis, plan
-    from kekong.generation.pipeline import steps_per_batch
-    from kekong.provenance.grid_record import write_grid
-    from kekong.scale.cells import run_cells
-    from kekong.scale.run import Local
-
-    fields, axes = fix_seeds(fields, [parse_axis(text) for text in axes_text])  # the sheet names the seeds drawn
-    cells = plan(fields, axes)
-    typer.echo(f"grid: {' × '.join(str(len(a.values)) for a in axes)} = {len(cells)} cells into {folder}")
-    single = [c.request.model_copy(update={"batch_size": 1, "batch_count": 1}) for c in cells]  # as cells run
-    with StepBar(sum(steps_per_batch(request) for request in single)) as bar:
-        results = run_cells(cells, Local(on_step=bar), folder, layers, score)
-    summary = write_grid(cells, results, axes, folder, layers)
-    typer.echo(f"wrote {folder / summary['sheet']} ({len(cells)} cells, grid.json, grid.csv"
-               f"{', ' + summary['plot'] if 'plot' in summary else ''})")
 
 
 def parse_size(flag: str, text: str | None) -> tuple[int, int]:

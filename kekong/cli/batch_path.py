@@ -4,6 +4,7 @@ actor pool: the same files either way."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,22 +16,30 @@ from kekong.provenance.stamp import Layers
 from kekong.scale.bounds import WorkerBounds
 
 
-def grid_on_ray(fields: dict[str, Any], axes_text: list[str], folder: Path, layers: Layers, score: bool, ray: str,
-                bounds: WorkerBounds) -> None:
-    """Every cell checked first, then made on the actors (stamped there, into `folder`); the sheet
-    and grid.json written here, as `generate.run_grid` writes them."""
+def grid(fields: dict[str, Any], axes_text: list[str], folder: Path, layers: Layers, score: bool,
+         ray: str | None = None, bounds: WorkerBounds | None = None) -> None:
+    """Every cell checked first, then made through the batch path (stamped where it runs, into
+    `folder`) — in this process with a bar over every step, or with `ray` on the actors with a bar
+    over the cells; the sheet and grid.json written here."""
     from kekong.cli.batch import Bar
+    from kekong.cli.output import StepBar
     from kekong.cli.ray_options import ray_pool
     from kekong.generation.grid import fix_seeds, parse_axis, plan
+    from kekong.generation.pipeline import steps_per_batch
     from kekong.provenance.grid_record import write_grid
     from kekong.scale.cells import run_cells
+    from kekong.scale.run import Local
 
     fields, axes = fix_seeds(fields, [parse_axis(text) for text in axes_text])  # the sheet names the seeds drawn
     cells = plan(fields, axes)
-    typer.echo(f"grid: {' × '.join(str(len(a.values)) for a in axes)} = {len(cells)} cells into {folder} "
-               f"(Ray: {bounds.workers} workers)")
-    with ray_pool(ray, bounds) as pool, Bar(len(cells), "cells") as bar:
-        results = run_cells(cells, pool, folder, layers, score, progress=bar)
+    where = f" (Ray: {bounds.workers} workers)" if ray is not None and bounds is not None else ""
+    typer.echo(f"grid: {' × '.join(str(len(a.values)) for a in axes)} = {len(cells)} cells into {folder}{where}")
+    if ray is None:
+        with StepBar(sum(steps_per_batch(c.request) for c in cells)) as bar:
+            results = run_cells(cells, Local(on_step=bar), folder, layers, score)
+    else:
+        with ray_pool(ray, bounds or WorkerBounds()) as pool, Bar(len(cells), "cells") as bar:
+            results = run_cells(cells, pool, folder, layers, score, progress=bar)
     summary = write_grid(cells, results, axes, folder, layers)
     typer.echo(f"wrote {folder / summary['sheet']} ({len(cells)} cells, grid.json, grid.csv"
                f"{', ' + summary['plot'] if 'plot' in summary else ''})")
@@ -75,11 +84,9 @@ def batch_jobs(fields: dict[str, Any], prompts_file: Path | None, batch_dir: Pat
     source = prompts_file or batch_dir or out_dir
     if not counts["to_run"]:  # nothing to run: no Ray to start
         summary = run_batch(source, options, None, lines=lines)
-    elif ray is None:
-        with Bar(counts["to_run"], "jobs", failure) as bar:
-            summary = run_batch(source, options, Local(), progress=wrote, lines=lines)
     else:
-        with ray_pool(ray, bounds or WorkerBounds()) as pool, Bar(counts["to_run"], "jobs", failure) as bar:
+        executor = nullcontext(Local()) if ray is None else ray_pool(ray, bounds or WorkerBounds())
+        with executor as pool, Bar(counts["to_run"], "jobs", failure) as bar:
             summary = run_batch(source, options, pool, progress=wrote, lines=lines)
     for entry in summary["lines"]:  # refused before running (an image that cannot be read)
         if entry["status"] == "failed" and not entry.get("attempts"):
@@ -106,8 +113,8 @@ def on_ray(options: dict[str, Any], fields: dict[str, Any], layers: Layers) -> b
         return False
     out, score = o("out"), not o("no_score")
     if o("x") or o("y") or o("z"):
-        grid_on_ray(fields, [a for a in (o("x"), o("y"), o("z")) if a], o("out_dir") or out.with_suffix(""), layers,
-                    score, o("ray"), bounds)
+        grid(fields, [a for a in (o("x"), o("y"), o("z")) if a], o("out_dir") or out.with_suffix(""), layers, score,
+             o("ray"), bounds)
         return True
     if o("prompts_file") is None and o("batch_dir") is None:
         raise ParameterError("--ray runs grids (--x/--y/--z) and batch jobs (--prompts-file/--batch-dir) on Ray "
