@@ -17,6 +17,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -255,3 +256,39 @@ def test_a_wait_times_out_and_unsubscribes_and_a_finished_job_needs_no_wait(tmp_
     started = time.perf_counter()
     assert services.worker.finished_event(job.id).is_set() and wait(services, job.id).status == JobStatus.DONE
     assert time.perf_counter() - started < 0.5
+
+
+class SlowClaimStore(JobStore):
+    """Pauses once a claimed job's row says running, before the worker has it in hand."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.claimed = threading.Event()
+
+    def claim_next(self):
+        job = super().claim_next()
+        if job is not None:
+            self.claimed.set()
+            time.sleep(0.3)
+        return job
+
+
+def test_a_job_cancelled_while_it_is_being_claimed_is_still_cancelled(tmp_path):
+    # DELETE answered 409 when it came between the store's claim and the worker's hold on the job
+    from kekong.generation.loop import Cancelled
+
+    gate = threading.Event()
+
+    def one_step(job, request, out_dir, on_step) -> dict:
+        assert gate.wait(10)  # the job runs until the test has asked it to stop
+        if on_step(SimpleNamespace(shown=None)) is False:  # as the denoising loop does
+            raise Cancelled
+        return {"images": [], "maps": [], "request": {}, "model": None, "vae": None}
+
+    services = make(tmp_path, one_step, store_class=SlowClaimStore)
+    job, _ = services.submit(fields(), "generate")
+    assert services.store.claimed.wait(10)
+    assert services.worker.cancel(job.id)  # waits for the claim to finish, then stops the run
+    gate.set()
+    assert wait(services, job.id).status == JobStatus.CANCELLED
+    services.worker.stop()

@@ -59,6 +59,9 @@ class Worker:
         self.runs: dict[str, Running] = {}  # job id → what runs, oldest first
         self._threads: list[threading.Thread] = []
         self._wake = threading.Condition()
+        # held from claiming a job in the store until it is in self.runs: a cancel in between would
+        # find it neither queued nor running
+        self._claiming = threading.Lock()
         self._stop = False
         self._thread: threading.Thread | None = None
         self._waiters: dict[str, list[Callable[[], None]]] = {}  # job id → called once it has finished
@@ -114,10 +117,12 @@ class Worker:
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job; False when it has already finished."""
-        if self.store.cancel_queued(job_id):
+        with self._claiming:
+            cancelled = self.store.cancel_queued(job_id)
+            running = self.runs.get(job_id)
+        if cancelled:
             self._signal(job_id)
             return True
-        running = self.runs.get(job_id)
         if running is not None:
             running.cancel = True
             return True
@@ -155,16 +160,18 @@ class Worker:
                 if len(self.runs) >= self.slots:  # every slot busy: the queue waits in the store
                     self._wake.wait(timeout=1.0)
                     continue
-            job = self.store.claim_next()
+            with self._claiming:
+                job = self.store.claim_next()
+                if job is not None:
+                    running = Running(job.id, model=job.payload["request"].get("model"),
+                                      vae=job.payload["request"].get("vae"), total=job.total,
+                                      started=time.time(), stopped=[])
+                    self.runs[job.id] = running
             if job is None:
                 with self._wake:
                     if not self._stop:
                         self._wake.wait(timeout=1.0)
                 continue
-            running = Running(job.id, model=job.payload["request"].get("model"),
-                              vae=job.payload["request"].get("vae"), total=job.total, started=time.time(),
-                              stopped=[])
-            self.runs[job.id] = running
             if self.slots == 1:
                 self._run(job, running)
                 continue
