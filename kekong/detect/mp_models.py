@@ -3,8 +3,8 @@
 mediapipe graphs are not thread-safe, so every call goes through one lock per solution.
 mediapipe's C++ side (TF Lite, absl) logs straight to file descriptor 2 — "Created TensorFlow Lite
 XNNPACK delegate", absl's "before InitializeLog" notice, `W0000 … inference_feedback_manager` — from
-its graph threads while a graph starts, whatever GLOG_minloglevel says; so fd 2 is captured while a
-solution is made and runs its first image, and every other line is written back afterwards.
+its graph threads while a graph starts, whatever GLOG_minloglevel says; so fd 2 is captured from
+making a solution to the end of its first image, and every other line is written back afterwards.
 Only model complexity 1 is used for pose: 0.10.14 ships pose_landmark_full alone and the
 other complexities try to download their model, which fails offline.
 """
@@ -59,21 +59,24 @@ def quiet_native_stderr() -> Iterator[None]:
 
 
 class Solution:
-    """A mediapipe solution with a lock around `process`."""
+    """A mediapipe solution with a lock around `process`, made at its first image."""
 
     def __init__(self, make: Callable[[], Any]) -> None:
-        with quiet_native_stderr():
-            self._solution = make()
+        self._make = make
+        self._solution: Any = None
         self._lock = threading.Lock()
-        self._started = False  # the graph's calculators open (and log) by the end of the first image
 
     def process(self, image: np.ndarray) -> Any:
         with self._lock:
-            if self._started:
+            if self._solution is not None:
                 return self._solution.process(np.ascontiguousarray(image))
+            # One capture from making the graph to the end of its first image: the graph's
+            # calculators open (and log) on its own threads after the constructor has returned,
+            # so a capture of the constructor alone missed lines now and then.
             with quiet_native_stderr():
-                result = self._solution.process(np.ascontiguousarray(image))
-            self._started = True
+                solution = self._make()
+                result = solution.process(np.ascontiguousarray(image))
+            self._solution = solution
             return result
 
 
