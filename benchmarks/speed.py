@@ -120,7 +120,7 @@ def main() -> None:
     if args.child:
         size, dtype_name, end, units, names, save = args.child
         print(json.dumps(alternate(int(size), args.steps, args.repeat, dtype_name, float(end), int(units),
-                                   names.split(","), Path(save))))
+                                   names.split("|"), Path(save))))
         return
     if args.flops:
         print(json.dumps(flops(args.flops)))
@@ -143,7 +143,7 @@ def main() -> None:
                     names = list(VARIANTS) if dtype_name == "fp32" else ["exact", "fast (both)"]
                     names = [n for n in names if n in args.variants] if args.variants else names
                     result = child("--steps", str(args.steps), "--repeat", str(args.repeat), "--child", str(size),
-                                   dtype_name, str(end), str(units), ",".join(names), str(save))
+                                   dtype_name, str(end), str(units), "|".join(names), str(save))
                     if dtype_name == "fp32":
                         fp32 = result
                     stock = fp32.get("stock")
