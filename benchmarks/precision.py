@@ -3,10 +3,12 @@
 One UNet call (CFG batch of 2, a 32² latent = 256² images) at SD 1.5 size and SDXL size, random
 weights (cost does not depend on their values), for each choice: fp32 (`KEKONG_WEIGHTS=fp32`, as
 `auto` would store SDXL in fp16); fp16 or bf16 storage with fp32 arithmetic (`KEKONG_WEIGHTS`,
-widened once per layer call); bf16 storage and arithmetic (`KEKONG_COMPUTE=bf16`, only on a CPU
-with bf16 instructions). Each choice runs in its own process (an SDXL UNet is 10 GB in fp32), in the
-order A B C D then D C B A, so drift on a shared machine hits all alike; the median call is reported
-with its ratio to fp32 and the relative L2 error of its output against fp32's.
+widened once per layer call, big weights into a per-thread scratch buffer — and, to show what that
+buffer saves, fp16 with every widened weight a new tensor); bf16 storage and arithmetic
+(`KEKONG_COMPUTE=bf16`, only on a CPU with bf16 instructions). Each choice runs in its own process
+(an SDXL UNet is 10 GB in fp32), in the order A B C D then D C B A, so drift on a shared machine
+hits all alike; the median call is reported with its ratio to fp32 and the relative L2 error of its
+output against fp32's.
 
     .venv/bin/python benchmarks/precision.py [--latent 32] [--rounds 2] [--models sd15,sdxl]
 """
@@ -25,6 +27,8 @@ import time
 from pathlib import Path
 
 CHOICES = {"fp32": {"KEKONG_WEIGHTS": "fp32"}, "fp16 storage": {"KEKONG_WEIGHTS": "fp16"},
+           # before the per-thread scratch buffer: every widened weight a new tensor (this script's own switch)
+           "fp16 storage, new tensor per call": {"KEKONG_WEIGHTS": "fp16", "BENCH_NO_SCRATCH": "1"},
            "bf16 storage": {"KEKONG_WEIGHTS": "bf16"}, "bf16 compute": {"KEKONG_COMPUTE": "bf16"}}
 
 
@@ -35,6 +39,8 @@ def child(model: str, latent: int, calls: int, out: str) -> None:
     from kekong.models import precision
     from kekong.models.single_file import CONFIGS
 
+    if os.environ.get("BENCH_NO_SCRATCH"):
+        precision.SCRATCH_MIN = 2**62
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(CONFIGS / model / "unet")).eval()
     unet = precision.for_denoiser(unet, precision.storage_dtype(precision.model_fp32_bytes(unet)))

@@ -71,14 +71,18 @@ def test_sizes_come_from_the_file_headers(folders):
     assert precision.safetensors_fp32_bytes(Path(folders[0]) / "unet") == precision.model_fp32_bytes(unet)
 
 
+@pytest.mark.parametrize("scratch", [False, True])
 @pytest.mark.parametrize(("dtype", "bound"), [(torch.float16, 2e-3), (torch.bfloat16, 2e-2)])
-def test_half_storage_computes_in_fp32_from_the_rounded_weights(dtype, bound):
+def test_half_storage_computes_in_fp32_from_the_rounded_weights(dtype, bound, scratch, monkeypatch):
     """The widen-once path is exactly fp32 arithmetic on the stored (rounded) weights, leaves the
-    stored weights as they were, and stays within a measured bound of the fp32 model."""
+    stored weights as they were, and stays within a measured bound of the fp32 model — also when
+    every weight is widened into the one scratch buffer (there only weights of a million elements are)."""
     import copy
 
     from tests.tiny_models import tiny_unet
 
+    if scratch:
+        monkeypatch.setattr(precision, "SCRATCH_MIN", 0)
     unet = tiny_unet().eval()
     rounded = copy.deepcopy(unet)
     for module in rounded.modules():
@@ -93,6 +97,49 @@ def test_half_storage_computes_in_fp32_from_the_rounded_weights(dtype, bound):
     assert torch.equal(got, expected)  # fp32 arithmetic, nothing else differs
     assert stored.conv_in.weight.dtype == dtype and stored.conv_in.bias.dtype == torch.float32  # state unchanged
     assert ((got - full).norm() / full.norm()).item() < bound  # the rounding of the weights is all it costs
+
+
+def test_the_scratch_buffer_serves_each_mode_and_thread_and_stays_out_of_autograd(monkeypatch):
+    import copy
+    import threading
+
+    from tests.tiny_models import tiny_unet
+
+    monkeypatch.setattr(precision, "SCRATCH_MIN", 0)
+    unet = tiny_unet().eval()
+    stored = precision.keep_in(copy.deepcopy(unet), torch.float16)
+    x, e = torch.randn(2, 4, 16, 16), torch.randn(2, 7, 32)
+    with torch.no_grad():
+        expected = stored(x, 400, encoder_hidden_states=e).sample
+    with torch.inference_mode():  # its own buffer: an inference tensor cannot be written outside it
+        assert torch.equal(stored(x, 400, encoder_hidden_states=e).sample, expected)
+    with torch.no_grad():
+        assert torch.equal(stored(x, 400, encoder_hidden_states=e).sample, expected)
+    results = [None, None]
+
+    def run(index: int) -> None:
+        with torch.no_grad():
+            for _ in range(3):
+                results[index] = stored(x, 400, encoder_hidden_states=e).sample
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(torch.equal(r, expected) for r in results)  # each thread widens into its own buffer
+    # with autograd on (a ControlNet trained through a half-stored UNet) each weight is a tensor of its own,
+    # since backward keeps it: gradients flow and equal the fp32-rounded model's
+    rounded = copy.deepcopy(unet)
+    for module in rounded.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            module.weight.data = module.weight.data.half().float()
+    grads = []
+    for model in (stored, rounded):
+        inputs = x.clone().requires_grad_(True)
+        model(inputs, 400, encoder_hidden_states=e).sample.square().sum().backward()
+        grads.append(inputs.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
 
 
 def test_half_storage_reports_fp32_compute_and_survives_diffusers_casting_to_it():

@@ -2,7 +2,7 @@
 
 Checkpoints ship in fp16. Kept as they are — instead of widened to fp32 — a component takes half
 the memory; each Linear/Conv layer's weights are widened just for its own forward pass (into a
-temporary fp32 tensor: `keep_in`) and the arithmetic stays fp32, which CPUs run fastest and
+per-thread fp32 scratch buffer: `keep_in`, `widened`) and the arithmetic stays fp32, which CPUs run fastest and
 which keeps the results as exact as fp32 weights of fp16 values can be. Norms, embeddings and
 biases of other layers are small and stay fp32.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import types
 from pathlib import Path
 
@@ -152,10 +153,11 @@ def keep_in(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Modul
     """Store the Linear/Conv weights of `model` in `dtype` and compute in fp32; None: plain fp32.
 
     Linear and Conv2d layers (all of a UNet's, ControlNet's and VAE's weight) widen their weight once
-    per forward into a temporary fp32 tensor and drop it after — one copy, nothing written back, and
-    no state changed, so concurrent calls are safe. diffusers' layerwise-casting hooks, which the
-    rarer layer types keep, cast the whole layer up and back down around every call (weight and
-    bias, two copies each): that round trip was a third of an fp16-stored SD 1.5 step."""
+    per forward into fp32 (a big one into a per-thread scratch buffer: `widened`) — one copy, nothing
+    written back, and no shared state changed, so concurrent calls are safe. diffusers'
+    layerwise-casting hooks, which the rarer layer types keep, cast the whole layer up and back
+    down around every call (weight and bias, two copies each): that round trip was a third of an
+    fp16-stored SD 1.5 step."""
     if dtype is None:
         return model.float()
     rare = []
@@ -190,11 +192,36 @@ def keep_in(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Modul
 
 
 def _wide_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.linear(x, self.weight.float(), self.bias)
+    return torch.nn.functional.linear(x, widened(self.weight), self.bias)
 
 
 def _wide_conv(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    return self._conv_forward(x, self.weight.float(), self.bias)
+    return self._conv_forward(x, widened(self.weight), self.bias)
+
+
+# A weight of at least this many elements is widened into a scratch buffer kept per thread: a new
+# fp32 tensor over glibc's 32 MB mmap threshold is fresh pages every call, and their faults were
+# most of half storage's fixed cost (a 1280×1280×3×3 weight: 34 ms allocated anew, 5 ms into the
+# buffer; BENCHMARKS.md). Smaller ones come from the allocator's free lists as fast.
+SCRATCH_MIN = 1 << 20
+_scratch = threading.local()
+
+
+def widened(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` in fp32 for one layer call. Without autograd, a big CPU weight lands in this thread's
+    scratch buffer, valid until the thread widens the next one (a layer call uses it and is done);
+    with autograd a new tensor, which backward may keep."""
+    if weight.dtype == torch.float32:
+        return weight
+    if (weight.numel() < SCRATCH_MIN or torch.is_grad_enabled() or weight.device.type != "cpu"
+            or not weight.is_contiguous()):
+        return weight.float()
+    key = "inference" if torch.is_inference_mode_enabled() else "plain"  # an inference tensor serves only there
+    buffer = getattr(_scratch, key, None)
+    if buffer is None or buffer.numel() < weight.numel():
+        buffer = torch.empty(weight.numel(), dtype=torch.float32)
+        setattr(_scratch, key, buffer)
+    return buffer[: weight.numel()].view(weight.shape).copy_(weight)
 
 
 def stored_as(model: torch.nn.Module) -> torch.dtype:
