@@ -157,3 +157,16 @@ def test_a_free_worker_takes_its_model_and_switches_only_for_a_backlog():
     assert pool.pick(b1, queues(A=2)) is None  # A's two holders run 2 lines in one round: b1 waits
     assert pool.pick(b1, queues(A=3)).model == "A"  # a backlog beyond one round: b1 switches
     assert pool.pick(a1, queues()) is None
+
+
+def test_the_record_names_paths_relative_to_the_manifest_the_working_folder_or_home(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from kekong.scale.run import scrub_paths
+
+    monkeypatch.setattr(Path, "home", lambda: Path("/home/ada"))
+    monkeypatch.chdir(tmp_path)
+    text = (f"cannot read {tmp_path}/jobs/in/a.png; cannot read {tmp_path}/b.png; "
+            "cannot read /home/ada/photos/c.png; cannot read /srv/d.png")
+    assert scrub_paths(text, [f"{tmp_path}/jobs", str(Path.cwd())]) == \
+        "cannot read in/a.png; cannot read b.png; cannot read ~/photos/c.png; cannot read /srv/d.png"

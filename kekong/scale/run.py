@@ -132,8 +132,17 @@ class Summary:
         return data
 
     def _clean(self, text: str) -> str:
-        """No local folder in the record: paths under the manifest's folder shown relative."""
-        return text.replace(self.scrub.rstrip("/") + "/", "") if self.scrub else text
+        """No local folder in the record: paths under the manifest's folder or the working folder
+        shown relative to it, any other path in the home folder from `~`."""
+        return scrub_paths(text, [self.scrub, str(Path.cwd())] if self.scrub else [str(Path.cwd())])
+
+
+def scrub_paths(text: str, folders: list[str]) -> str:
+    """`text` with each of `folders` (deepest first) cut from the paths it names, then the home folder as `~`."""
+    for folder in sorted({f.rstrip("/") for f in folders if f.strip("/")}, key=len, reverse=True):
+        text = text.replace(folder + "/", "")
+    home = str(Path.home()).rstrip("/")
+    return text.replace(home + "/", "~/") if home else text
 
 
 def previous_entries(path: Path) -> dict[int, dict[str, Any]]:

@@ -23,7 +23,7 @@ import torch
 
 from kekong.detect.learned import WEIGHTS_PARAM
 from kekong.detect.learned.dsine_net import DSINE, DSINE_B5, DsineConfig
-from kekong.detect.learned.strict import load_strictly, strip_prefix
+from kekong.detect.learned.strict import load_strictly, strip_prefix, unwrap
 from kekong.detect.registry import Param, detector
 from kekong.models.weights import find_annotator, load_state_dict
 
@@ -53,9 +53,7 @@ def intrinsics_from_fov(fov: float, height: int, width: int) -> torch.Tensor:
 
 @lru_cache(maxsize=2)
 def _dsine(path: str, stamp: int, config: DsineConfig) -> DSINE:
-    state = load_state_dict(path)
-    if isinstance(state.get("model"), dict):
-        state = state["model"]
+    state = unwrap(load_state_dict(path))
     network = DSINE(config)
     load_strictly(network, strip_prefix(state, "module."), path, "DSINE (EfficientNet-B5)")
     return network.eval()

@@ -26,3 +26,9 @@ def strip_prefix(state: dict, prefix: str) -> dict:
     if state and all(key.startswith(prefix) for key in state):
         return {key[len(prefix) :]: value for key, value in state.items()}
     return state
+
+
+def unwrap(state: dict, key: str = "model") -> dict:
+    """The weights of a training checkpoint that keeps them under `key` (DSINE's, ZoeDepth's), else `state`."""
+    inner = state.get(key)
+    return inner if isinstance(inner, dict) else state

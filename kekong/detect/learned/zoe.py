@@ -24,7 +24,7 @@ from torch import nn
 
 from kekong.detect.depth import DEPTH_MODELS, NO_OFFLINE_DEPTH
 from kekong.detect.learned import WEIGHTS_PARAM
-from kekong.detect.learned.strict import load_strictly
+from kekong.detect.learned.strict import load_strictly, unwrap
 from kekong.detect.learned.zoe_beit import BEIT_L_384, BeitConfig, DPTBeit
 from kekong.detect.registry import detector
 from kekong.models.weights import find_annotator, load_state_dict
@@ -222,9 +222,7 @@ def encode(depth: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=2)
 def _zoe(path: str, stamp: int, config: ZoeConfig) -> ZoeDepth:
-    state = load_state_dict(path)
-    if isinstance(state.get("model"), dict):
-        state = state["model"]
+    state = unwrap(load_state_dict(path))
     network = ZoeDepth(config)
     load_strictly(network, state, path, "ZoeDepth (ZoeD-N, BEiT-L/384)")
     return network.eval()
